@@ -1,0 +1,99 @@
+//! The LoadBalancer pool and L2 announcement policy a Talos-in-Docker cluster gets, as typed
+//! objects in the apiVersions the cell's Cilium serves.
+
+use crate::errors::InputError;
+use crate::profile::overlay::Overlay;
+use crate::version::CiliumVersion;
+use serde::Serialize;
+use std::net::Ipv4Addr;
+
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct ObjectMeta {
+    pub name: String,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct Block {
+    pub cidr: String,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct PoolSpec {
+    pub blocks: Vec<Block>,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct LoadBalancerIpPool {
+    pub api_version: String,
+    pub kind: &'static str,
+    pub metadata: ObjectMeta,
+    pub spec: PoolSpec,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct L2PolicySpec {
+    pub load_balancer_i_ps: bool,
+    pub interfaces: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct L2AnnouncementPolicy {
+    pub api_version: &'static str,
+    pub kind: &'static str,
+    pub metadata: ObjectMeta,
+    pub spec: L2PolicySpec,
+}
+
+/// The harness's pool and policy for a cluster on `subnet`.
+pub fn objects(
+    overlay: &Overlay,
+    subnet: (Ipv4Addr, u8),
+    cilium: &CiliumVersion,
+) -> Result<(LoadBalancerIpPool, L2AnnouncementPolicy), InputError> {
+    let (ip, len) = overlay.pool_block(subnet)?;
+    let pool = LoadBalancerIpPool {
+        api_version: cilium.release()?.lb_pool_api_version.to_string(),
+        kind: "CiliumLoadBalancerIPPool",
+        metadata: ObjectMeta {
+            name: "harness-docker-subnet".into(),
+        },
+        spec: PoolSpec {
+            blocks: vec![Block {
+                cidr: format!("{ip}/{len}"),
+            }],
+        },
+    };
+    let policy = L2AnnouncementPolicy {
+        api_version: "cilium.io/v2alpha1",
+        kind: "CiliumL2AnnouncementPolicy",
+        metadata: ObjectMeta {
+            name: "harness-docker-subnet".into(),
+        },
+        spec: L2PolicySpec {
+            load_balancer_i_ps: true,
+            interfaces: overlay.lb_pool.interfaces.clone(),
+        },
+    };
+    Ok((pool, policy))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn l2_policy_field_is_spelled_as_the_crd_spells_it() {
+        let (_, policy) = objects(
+            &Overlay::embedded(),
+            (Ipv4Addr::new(10, 5, 0, 0), 24),
+            &CiliumVersion::parse("1.18.4").unwrap(),
+        )
+        .unwrap();
+        let v = serde_json::to_value(policy).unwrap();
+        assert_eq!(v["spec"]["loadBalancerIPs"], serde_json::json!(true));
+    }
+}

@@ -1,0 +1,13 @@
+//! The Talos + Cilium conformance harness as a library: the CLI in `main.rs` is a thin shell
+//! over these modules, and the benches and tests drive them directly.
+
+pub mod cli;
+pub mod errors;
+pub mod lb_ipam;
+pub mod matrix;
+pub mod plan;
+pub mod profile;
+pub mod render;
+pub mod report;
+pub mod values;
+pub mod version;

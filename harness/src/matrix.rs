@@ -1,0 +1,274 @@
+//! The version matrix: profiles x Cilium x Talos x Kubernetes, from a file, flags, or the
+//! embedded default.
+
+use crate::errors::InputError;
+use crate::profile::Catalog;
+use crate::version::{CiliumVersion, KubernetesVersion, TalosVersion};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+pub const DEFAULT: &str = include_str!("../../profiles/matrix/default.yaml");
+
+/// A matrix as written. An empty Cilium axis means each profile's own version; an empty
+/// Kubernetes axis means each Talos release's default.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct MatrixSpec {
+    pub profiles: Vec<String>,
+    #[serde(default)]
+    pub cilium_versions: Vec<String>,
+    #[serde(default)]
+    pub talos_versions: Vec<String>,
+    #[serde(default)]
+    pub kubernetes_versions: Vec<String>,
+}
+
+/// Axes given on the command line; each non-empty one replaces the file's.
+#[derive(Clone, Debug, Default)]
+pub struct AxisFlags {
+    pub profiles: Vec<String>,
+    pub cilium_versions: Vec<String>,
+    pub talos_versions: Vec<String>,
+    pub kubernetes_versions: Vec<String>,
+}
+
+impl MatrixSpec {
+    pub fn parse(file: &str, text: &str) -> Result<Self, InputError> {
+        serde_saphyr::from_str(text).map_err(|e| InputError::yaml(file, &e))
+    }
+
+    pub fn embedded_default() -> Self {
+        Self::parse("profiles/matrix/default.yaml", DEFAULT)
+            .expect("embedded default matrix is valid")
+    }
+
+    /// The matrix from `--matrix FILE` (or the default), with flag axes laid over it.
+    pub fn load(file: Option<&Path>, flags: AxisFlags) -> Result<Self, InputError> {
+        let mut spec = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| InputError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+                Self::parse(&path.display().to_string(), &text)?
+            }
+            None => Self::embedded_default(),
+        };
+        let replace = |axis: &mut Vec<String>, given: Vec<String>| {
+            if !given.is_empty() {
+                *axis = given;
+            }
+        };
+        replace(&mut spec.profiles, flags.profiles);
+        replace(&mut spec.cilium_versions, flags.cilium_versions);
+        replace(&mut spec.talos_versions, flags.talos_versions);
+        replace(&mut spec.kubernetes_versions, flags.kubernetes_versions);
+        Ok(spec)
+    }
+}
+
+/// One (profile, Cilium, Talos, Kubernetes) combination.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+pub struct Cell {
+    pub profile: String,
+    pub cilium: CiliumVersion,
+    pub talos: TalosVersion,
+    pub kubernetes: KubernetesVersion,
+}
+
+impl Cell {
+    /// A name safe for file paths and JUnit classnames.
+    pub fn id(&self) -> String {
+        format!(
+            "{}_cilium-{}_talos-{}_k8s-{}",
+            self.profile, self.cilium, self.talos, self.kubernetes
+        )
+    }
+}
+
+/// A combination the matrix names but that cannot run, and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Excluded {
+    pub cell: Cell,
+    pub reason: String,
+}
+
+fn parse_all<T: PartialEq>(
+    given: &[String],
+    parse: fn(&str) -> Result<T, InputError>,
+) -> Result<Vec<T>, InputError> {
+    given
+        .iter()
+        .map(|g| parse(g))
+        .collect::<Result<Vec<T>, _>>()
+        .map(dedup)
+}
+
+fn dedup<T: PartialEq>(items: Vec<T>) -> Vec<T> {
+    let mut out: Vec<T> = Vec::with_capacity(items.len());
+    for i in items {
+        if !out.contains(&i) {
+            out.push(i);
+        }
+    }
+    out
+}
+
+/// Expand a matrix into cells, in profile-major order.
+pub fn expand(
+    spec: &MatrixSpec,
+    catalog: &Catalog,
+) -> Result<(Vec<Cell>, Vec<Excluded>), InputError> {
+    if spec.profiles.is_empty() {
+        return Err(InputError::EmptyMatrix(
+            "it names no profile; give --profile NAME or a matrix file with `profiles:`".into(),
+        ));
+    }
+    let cilium: Vec<CiliumVersion> = parse_all(&spec.cilium_versions, CiliumVersion::parse)?;
+    let talos: Vec<TalosVersion> = parse_all(&spec.talos_versions, TalosVersion::parse)?;
+    let kubernetes: Vec<KubernetesVersion> =
+        parse_all(&spec.kubernetes_versions, KubernetesVersion::parse)?;
+    if talos.is_empty() {
+        return Err(InputError::EmptyMatrix(
+            "it names no Talos version; give --talos-version (e.g. v1.11.5)".into(),
+        ));
+    }
+    for t in &talos {
+        t.release()?;
+    }
+    for c in &cilium {
+        c.release()?;
+    }
+
+    let mut cells = Vec::new();
+    let mut excluded = Vec::new();
+    for name in dedup(spec.profiles.clone()) {
+        let profile = catalog.get(&name)?;
+        let cilium_axis = if cilium.is_empty() {
+            let own = CiliumVersion::parse(&profile.cilium_version)?;
+            own.release()?;
+            vec![own]
+        } else {
+            cilium.clone()
+        };
+        for c in &cilium_axis {
+            for t in &talos {
+                let k8s_axis = if kubernetes.is_empty() {
+                    vec![t.default_kubernetes()?]
+                } else {
+                    kubernetes.clone()
+                };
+                for k in k8s_axis {
+                    let cell = Cell {
+                        profile: name.clone(),
+                        cilium: c.clone(),
+                        talos: t.clone(),
+                        kubernetes: k.clone(),
+                    };
+                    match t.refuses(&k)? {
+                        Some(reason) => excluded.push(Excluded { cell, reason }),
+                        None => cells.push(cell),
+                    }
+                }
+            }
+        }
+    }
+    if cells.is_empty() {
+        let reasons: Vec<String> = dedup(excluded.iter().map(|e| e.reason.clone()).collect());
+        return Err(InputError::EmptyMatrix(format!(
+            "every combination is excluded: {}",
+            reasons.join("; ")
+        )));
+    }
+    Ok((cells, excluded))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flags(profiles: &[&str], cilium: &[&str], talos: &[&str], k8s: &[&str]) -> AxisFlags {
+        let v = |x: &[&str]| x.iter().map(|s| s.to_string()).collect();
+        AxisFlags {
+            profiles: v(profiles),
+            cilium_versions: v(cilium),
+            talos_versions: v(talos),
+            kubernetes_versions: v(k8s),
+        }
+    }
+
+    #[test]
+    fn default_matrix_is_seven_profiles_by_two_cilium_versions() {
+        let spec = MatrixSpec::embedded_default();
+        let (cells, excluded) = expand(&spec, &Catalog::embedded()).unwrap();
+        assert_eq!(cells.len(), 14);
+        assert!(excluded.is_empty());
+        assert!(
+            !spec.profiles.contains(&"service-mesh-spire".to_string()),
+            "SPIRE is opt-in"
+        );
+        assert_eq!(
+            cells[0].id(),
+            "talos-basic_cilium-1.18.4_talos-v1.11.5_k8s-1.34.1"
+        );
+    }
+
+    #[test]
+    fn flags_replace_axes_and_kubernetes_defaults_follow_talos() {
+        let spec = MatrixSpec::load(
+            None,
+            flags(&["k8s-local"], &["1.18.4"], &["v1.12.11", "v1.11.5"], &[]),
+        )
+        .unwrap();
+        assert!(spec.kubernetes_versions.is_empty());
+        let (cells, _) = expand(&spec, &Catalog::embedded()).unwrap();
+        let k8s: Vec<String> = cells.iter().map(|c| c.kubernetes.to_string()).collect();
+        assert_eq!(k8s, vec!["1.35.4", "1.34.1"]);
+    }
+
+    #[test]
+    fn unsupported_combinations_are_excluded_with_a_reason() {
+        let spec = MatrixSpec::load(
+            None,
+            flags(
+                &["k8s-local"],
+                &["1.18.4"],
+                &["v1.11.5"],
+                &["1.34.1", "1.35.0"],
+            ),
+        )
+        .unwrap();
+        let (cells, excluded) = expand(&spec, &Catalog::embedded()).unwrap();
+        assert_eq!(cells.len(), 1);
+        assert_eq!(
+            excluded[0].reason,
+            "Talos v1.11.5 supports Kubernetes 1.29 to 1.34, not 1.35.0"
+        );
+    }
+
+    #[test]
+    fn all_excluded_is_an_error() {
+        let spec =
+            MatrixSpec::load(None, flags(&["k8s-local"], &[], &["v1.11.5"], &["1.36.0"])).unwrap();
+        let err = expand(&spec, &Catalog::embedded()).unwrap_err().to_string();
+        assert!(err.contains("every combination is excluded"), "{err}");
+    }
+
+    #[test]
+    fn malformed_and_unknown_inputs_fail() {
+        let spec = MatrixSpec::load(None, flags(&[], &["1.18"], &[], &[])).unwrap();
+        assert!(matches!(
+            expand(&spec, &Catalog::embedded()),
+            Err(InputError::MalformedVersion { .. })
+        ));
+        let spec = MatrixSpec::load(None, flags(&["nope"], &[], &[], &[])).unwrap();
+        assert!(matches!(
+            expand(&spec, &Catalog::embedded()),
+            Err(InputError::UnknownProfile { .. })
+        ));
+        let err = MatrixSpec::parse("m.yaml", "profiles: [a]\ncilium: [1]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("m.yaml:2:1:"), "{err}");
+    }
+}

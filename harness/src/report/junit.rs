@@ -1,0 +1,122 @@
+//! Writing a [`RunReport`] as JUnit XML with quick-junit, atomically.
+
+use super::redact::redact;
+use super::{CellReport, Outcome, RunReport};
+use crate::errors::InputError;
+use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestSuite};
+use std::io::Write;
+use std::path::Path;
+use std::time::Duration;
+
+fn status(outcome: &Outcome) -> TestCaseStatus {
+    match outcome {
+        Outcome::Passed => TestCaseStatus::success(),
+        Outcome::Failed { message, detail } | Outcome::Error { message, detail } => {
+            let kind = if matches!(outcome, Outcome::Failed { .. }) {
+                NonSuccessKind::Failure
+            } else {
+                NonSuccessKind::Error
+            };
+            let mut s = TestCaseStatus::non_success(kind);
+            s.set_message(redact(message));
+            if !detail.is_empty() {
+                s.set_description(redact(detail));
+            }
+            s
+        }
+        Outcome::Skipped { reason } => {
+            let mut s = TestCaseStatus::skipped();
+            s.set_message(reason.as_str());
+            s
+        }
+    }
+}
+
+fn properties(cell: &CellReport, interrupted: Option<&str>) -> Vec<Property> {
+    let mut props = vec![
+        Property::new("profile", cell.cell.profile.as_str()),
+        Property::new("cilium.version", cell.cell.cilium.to_string()),
+        Property::new("talos.version", cell.cell.talos.to_string()),
+        Property::new("kubernetes.version", cell.cell.kubernetes.to_string()),
+        Property::new("seed", cell.seed.as_str()),
+    ];
+    for p in &cell.phases {
+        props.push(Property::new(
+            format!("phase.{}.seconds", p.name.as_str()),
+            format!("{:.3}", p.duration.as_secs_f64()),
+        ));
+    }
+    if let Some(signal) = interrupted {
+        props.push(Property::new("interrupted", signal));
+    }
+    props
+}
+
+/// Build the quick-junit report.
+pub fn to_junit(run: &RunReport) -> Report {
+    let mut report = Report::new(format!("talos-cilium-harness {}", run.run_id));
+    for cell in &run.cells {
+        let id = cell.cell.id();
+        let props = properties(cell, run.interrupted.as_deref());
+
+        let mut phases = TestSuite::new(format!("{id}::phases"));
+        phases.add_properties(props.clone());
+        let mut total = Duration::ZERO;
+        for p in &cell.phases {
+            let mut case = TestCase::new(format!("phase::{}", p.name.as_str()), status(&p.outcome));
+            case.set_classname(id.as_str()).set_time(p.duration);
+            total += p.duration;
+            phases.add_test_case(case);
+        }
+        phases.set_time(total);
+        report.add_test_suite(phases);
+
+        for suite in &cell.suites {
+            let mut ts = TestSuite::new(format!("{id}::{}", suite.suite));
+            ts.add_properties(props.clone());
+            let mut total = Duration::ZERO;
+            for check in &suite.checks {
+                let mut case = TestCase::new(check.name.as_str(), status(&check.outcome));
+                case.set_classname(id.as_str()).set_time(check.duration);
+                if !check.transcript.is_empty() {
+                    case.set_system_out(redact(&check.transcript));
+                }
+                total += check.duration;
+                ts.add_test_case(case);
+            }
+            ts.set_time(total);
+            report.add_test_suite(ts);
+        }
+    }
+    report
+}
+
+/// Write `report` to `path` through a temporary file in the same directory and a rename, so a
+/// reader never sees half a file, even if the run dies while writing.
+pub fn write_atomically(report: &Report, path: &Path) -> Result<(), InputError> {
+    let io = |source| InputError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    std::fs::create_dir_all(dir).map_err(io)?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".junit-")
+        .suffix(".xml.tmp")
+        .tempfile_in(dir)
+        .map_err(io)?;
+    report
+        .serialize(&mut tmp)
+        .map_err(|e| InputError::Report(format!("cannot serialise the JUnit report: {e}")))?;
+    tmp.flush().map_err(io)?;
+    tmp.as_file().sync_all().map_err(io)?;
+    tmp.persist(path).map_err(|e| io(e.error))?;
+    Ok(())
+}
+
+pub fn write(run: &RunReport, path: &Path) -> Result<(), InputError> {
+    write_atomically(&to_junit(run), path)
+}

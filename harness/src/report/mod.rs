@@ -1,0 +1,89 @@
+//! Run results and their JUnit form: one testsuite per (cell, suite), one testcase per check,
+//! plus a `phases` testsuite per cell carrying the time each phase took.
+
+pub mod junit;
+pub mod merge;
+pub mod redact;
+
+use crate::matrix::Cell;
+use std::time::Duration;
+
+/// How one check, or one phase, ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Passed,
+    /// The cluster did not behave: the message says what was expected and what was seen.
+    Failed {
+        message: String,
+        detail: String,
+    },
+    /// The harness could not observe (API error, timeout setting up the probe).
+    Error {
+        message: String,
+        detail: String,
+    },
+    Skipped {
+        reason: String,
+    },
+}
+
+/// A stage of a cell's run, timed on its own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PhaseName {
+    Provision,
+    Install,
+    Suites,
+    Collect,
+    Destroy,
+}
+
+impl PhaseName {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PhaseName::Provision => "provision",
+            PhaseName::Install => "install",
+            PhaseName::Suites => "suites",
+            PhaseName::Collect => "collect",
+            PhaseName::Destroy => "destroy",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct PhaseReport {
+    pub name: PhaseName,
+    pub duration: Duration,
+    pub outcome: Outcome,
+}
+
+#[derive(Clone, Debug)]
+pub struct CheckReport {
+    /// `suite::check`.
+    pub name: String,
+    pub duration: Duration,
+    pub outcome: Outcome,
+    /// The probes' commands, exit codes, output and timings.
+    pub transcript: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct SuiteReport {
+    pub suite: String,
+    pub checks: Vec<CheckReport>,
+}
+
+#[derive(Clone, Debug)]
+pub struct CellReport {
+    pub cell: Cell,
+    pub seed: String,
+    pub phases: Vec<PhaseReport>,
+    pub suites: Vec<SuiteReport>,
+}
+
+#[derive(Clone, Debug)]
+pub struct RunReport {
+    pub run_id: String,
+    /// Set when a signal cut the run short, e.g. "SIGINT".
+    pub interrupted: Option<String>,
+    pub cells: Vec<CellReport>,
+}

@@ -1,0 +1,126 @@
+//! Selecting checks by suite name and by `suite::check` glob, the way `cilium connectivity test
+//! --test` selects tests: a pattern starting with `!` excludes.
+
+use crate::catalog::{CATALOG, SuiteDecl, all_check_names};
+use glob::Pattern;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum FilterError {
+    #[error("unknown suite '{given}'; known suites: {known}")]
+    UnknownSuite { given: String, known: String },
+    #[error("check filter '{given}' is not a valid glob: {reason}")]
+    BadPattern { given: String, reason: String },
+    #[error(
+        "check filter '{given}' matches no check; use `suite::check` globs such as 'dns::*' or '!connectivity::pod-to-world' (see `harness plan` for every name)"
+    )]
+    NoMatch { given: String },
+}
+
+/// Which checks a run selects. Empty means all.
+#[derive(Default)]
+pub struct CheckFilter {
+    suites: Vec<String>,
+    includes: Vec<Pattern>,
+    excludes: Vec<Pattern>,
+}
+
+impl CheckFilter {
+    pub fn new(suites: &[String], checks: &[String]) -> Result<Self, FilterError> {
+        let known: Vec<&str> = CATALOG.iter().map(|s| s.name.as_str()).collect();
+        for s in suites {
+            if !known.contains(&s.as_str()) {
+                return Err(FilterError::UnknownSuite {
+                    given: s.clone(),
+                    known: known.join(", "),
+                });
+            }
+        }
+        let mut filter = CheckFilter {
+            suites: suites.to_vec(),
+            ..Default::default()
+        };
+        for raw in checks {
+            let (negate, body) = match raw.strip_prefix('!') {
+                Some(rest) => (true, rest),
+                None => (false, raw.as_str()),
+            };
+            // A bare word matches a whole suite or a check in any suite.
+            let body = if body.contains("::") {
+                body.to_string()
+            } else {
+                format!("*{body}*")
+            };
+            let pattern = Pattern::new(&body).map_err(|e| FilterError::BadPattern {
+                given: raw.clone(),
+                reason: e.msg.to_string(),
+            })?;
+            if !all_check_names().any(|n| pattern.matches(&n)) {
+                return Err(FilterError::NoMatch { given: raw.clone() });
+            }
+            if negate {
+                filter.excludes.push(pattern);
+            } else {
+                filter.includes.push(pattern);
+            }
+        }
+        Ok(filter)
+    }
+
+    pub fn selects(&self, suite: &SuiteDecl, check: &str) -> bool {
+        if !self.suites.is_empty() && !self.suites.iter().any(|s| s == suite.name.as_str()) {
+            return false;
+        }
+        let full = format!("{}::{}", suite.name, check);
+        let included = self.includes.is_empty() || self.includes.iter().any(|p| p.matches(&full));
+        included && !self.excludes.iter().any(|p| p.matches(&full))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::SuiteName;
+
+    fn suite(name: SuiteName) -> &'static SuiteDecl {
+        CATALOG.iter().find(|s| s.name == name).unwrap()
+    }
+
+    #[test]
+    fn unknown_suite_lists_known_ones() {
+        let err = CheckFilter::new(&["dnss".into()], &[]).err().unwrap();
+        assert_eq!(
+            err.to_string(),
+            "unknown suite 'dnss'; known suites: connectivity, dns, pod-security, gateway-api, wireguard, lb-ipam"
+        );
+    }
+
+    #[test]
+    fn pattern_matching_nothing_is_an_error() {
+        let err = CheckFilter::new(&[], &["dns::nope".into()]).err().unwrap();
+        assert!(matches!(err, FilterError::NoMatch { .. }));
+    }
+
+    #[test]
+    fn negation_excludes_and_globs_include() {
+        let f = CheckFilter::new(&[], &["dns::*".into(), "!dns::external-name".into()]).unwrap();
+        let dns = suite(SuiteName::Dns);
+        assert!(f.selects(dns, "pod-a-record"));
+        assert!(!f.selects(dns, "external-name"));
+        assert!(!f.selects(suite(SuiteName::Connectivity), "pod-to-host"));
+    }
+
+    #[test]
+    fn only_negations_keep_everything_else() {
+        let f = CheckFilter::new(&[], &["!pod-to-world".into()]).unwrap();
+        let c = suite(SuiteName::Connectivity);
+        assert!(!f.selects(c, "pod-to-world"));
+        assert!(f.selects(c, "pod-to-host"));
+    }
+
+    #[test]
+    fn suite_restriction_applies() {
+        let f = CheckFilter::new(&["wireguard".into()], &[]).unwrap();
+        assert!(f.selects(suite(SuiteName::Wireguard), "peer-count"));
+        assert!(!f.selects(suite(SuiteName::Dns), "pod-a-record"));
+    }
+}
