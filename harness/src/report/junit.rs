@@ -91,6 +91,41 @@ pub fn to_junit(run: &RunReport) -> Report {
     report
 }
 
+/// The serialised report, minus the one attribute quick-junit writes that the Jenkins JUnit
+/// schema does not allow: `skipped` on the root `<testsuites>` (each `<testsuite>` keeps its own).
+pub fn to_xml(report: &Report) -> Result<Vec<u8>, InputError> {
+    use quick_xml::events::{BytesStart, Event};
+    let mut raw = Vec::new();
+    report
+        .serialize(&mut raw)
+        .map_err(|e| InputError::Report(format!("cannot serialise the JUnit report: {e}")))?;
+    let bad =
+        |e: quick_xml::Error| InputError::Report(format!("cannot rewrite the JUnit report: {e}"));
+    let mut reader = quick_xml::Reader::from_reader(raw.as_slice());
+    let mut writer = quick_xml::Writer::new(Vec::with_capacity(raw.len()));
+    let mut buf = Vec::new();
+    loop {
+        let event = reader.read_event_into(&mut buf).map_err(bad)?;
+        match event {
+            Event::Eof => break,
+            Event::Start(e) if e.name().as_ref() == b"testsuites" => {
+                let mut root = BytesStart::new("testsuites");
+                for attr in e.attributes().flatten() {
+                    if attr.key.as_ref() != b"skipped" {
+                        root.push_attribute(attr);
+                    }
+                }
+                writer
+                    .write_event(Event::Start(root))
+                    .map_err(|e| bad(e.into()))?;
+            }
+            other => writer.write_event(other).map_err(|e| bad(e.into()))?,
+        }
+        buf.clear();
+    }
+    Ok(writer.into_inner())
+}
+
 /// Write `report` to `path` through a temporary file in the same directory and a rename, so a
 /// reader never sees half a file, even if the run dies while writing.
 pub fn write_atomically(report: &Report, path: &Path) -> Result<(), InputError> {
@@ -108,9 +143,7 @@ pub fn write_atomically(report: &Report, path: &Path) -> Result<(), InputError> 
         .suffix(".xml.tmp")
         .tempfile_in(dir)
         .map_err(io)?;
-    report
-        .serialize(&mut tmp)
-        .map_err(|e| InputError::Report(format!("cannot serialise the JUnit report: {e}")))?;
+    tmp.write_all(&to_xml(report)?).map_err(io)?;
     tmp.flush().map_err(io)?;
     tmp.as_file().sync_all().map_err(io)?;
     tmp.persist(path).map_err(|e| io(e.error))?;

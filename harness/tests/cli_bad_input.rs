@@ -1,0 +1,232 @@
+//! Every bad input exits 2 with one message naming the problem and the fix, and leaves no files.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn harness(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_harness"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("HARNESS_PROFILES_DIR")
+        .output()
+        .expect("the harness binary runs")
+}
+
+/// Run in an empty directory, expect exit 2 with `needle` in stderr, and nothing left behind.
+fn refuses(args: &[&str], files: &[(&str, &str)], needle: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in files {
+        std::fs::write(dir.path().join(name), text).unwrap();
+    }
+    let before = listing(dir.path());
+    let out = harness(dir.path(), args);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "args {args:?}\nstderr: {stderr}"
+    );
+    assert!(stderr.contains(needle), "expected {needle:?} in:\n{stderr}");
+    assert!(
+        out.stdout.is_empty(),
+        "nothing on stdout for a refused input"
+    );
+    assert_eq!(listing(dir.path()), before, "no files may be left behind");
+    stderr
+}
+
+fn listing(dir: &Path) -> Vec<String> {
+    let mut out: Vec<String> = walk(dir)
+        .into_iter()
+        .map(|p| p.strip_prefix(dir).unwrap().display().to_string())
+        .collect();
+    out.sort();
+    out
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        }
+        out.push(p);
+    }
+    out
+}
+
+#[test]
+fn unknown_profile_lists_the_known_ones() {
+    let err = refuses(
+        &["plan", "--profile", "talos-basics", "--render", "out"],
+        &[],
+        "unknown profile 'talos-basics'",
+    );
+    assert!(
+        err.contains("known profiles: k8s-local, native-routing-gateway, service-mesh-spire"),
+        "{err}"
+    );
+}
+
+#[test]
+fn malformed_profile_yaml_gives_file_line_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let pdir = dir.path().join("profiles");
+    std::fs::create_dir(&pdir).unwrap();
+    std::fs::write(
+        pdir.join("broken.yaml"),
+        "name: broken\ndescription: x\nsource:\n  seed: s\n  section: [oops\n",
+    )
+    .unwrap();
+    let out = harness(
+        dir.path(),
+        &["plan", "--profiles-dir", "profiles", "--profile", "broken"],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr.starts_with("error: profiles/broken.yaml:"),
+        "{stderr}"
+    );
+    let pos: Vec<&str> = stderr["error: profiles/broken.yaml:".len()..]
+        .splitn(3, ':')
+        .collect();
+    assert!(
+        pos[0].parse::<u32>().is_ok() && pos[1].parse::<u32>().is_ok(),
+        "file:line:column in {stderr}"
+    );
+}
+
+#[test]
+fn malformed_matrix_yaml_gives_file_line_column() {
+    refuses(
+        &["plan", "--matrix", "m.yaml"],
+        &[(
+            "m.yaml",
+            "profiles: [talos-basic]\ncilium_versions: [1.18.4\n",
+        )],
+        "m.yaml:",
+    );
+}
+
+#[test]
+fn contradictory_values_name_the_key_and_the_fix() {
+    let err = refuses(
+        &[
+            "plan",
+            "--profile",
+            "talos-basic",
+            "--values",
+            "v.yaml",
+            "--render",
+            "out",
+        ],
+        &[(
+            "v.yaml",
+            "kubeProxyReplacement: false\ngatewayAPI:\n  enabled: true\n",
+        )],
+        "gatewayAPI.enabled:",
+    );
+    assert!(err.contains("fix: set kubeProxyReplacement: true"), "{err}");
+    assert!(
+        err.contains("talos-basic + talos-in-docker overlay"),
+        "{err}"
+    );
+}
+
+#[test]
+fn removed_tunnel_key_is_refused_with_its_fix() {
+    let err = refuses(
+        &[
+            "plan",
+            "--profile",
+            "native-routing-gateway",
+            "--values",
+            "v.yaml",
+        ],
+        &[("v.yaml", "tunnel: disabled\n")],
+        "tunnel: removed in Cilium 1.15",
+    );
+    assert!(err.contains("routingMode: native"), "{err}");
+}
+
+#[test]
+fn unknown_suite_and_check_filters() {
+    refuses(
+        &["plan", "--suite", "dnss"],
+        &[],
+        "unknown suite 'dnss'; known suites: connectivity, dns",
+    );
+    refuses(
+        &["plan", "--check", "dns::nope"],
+        &[],
+        "check filter 'dns::nope' matches no check",
+    );
+}
+
+#[test]
+fn malformed_versions() {
+    refuses(
+        &["plan", "--cilium-version", "1.18"],
+        &[],
+        "Cilium version '1.18' is malformed: it needs major.minor.patch; write it like 1.18.4",
+    );
+    refuses(
+        &["plan", "--talos-version", "v1.eleven.5"],
+        &[],
+        "Talos version 'v1.eleven.5' is malformed",
+    );
+    refuses(
+        &["plan", "--kubernetes-version", "latest"],
+        &[],
+        "Kubernetes version 'latest' is malformed",
+    );
+    refuses(
+        &["plan", "--talos-version", "v1.14.0"],
+        &[],
+        "Talos v1.14.0 is not supported",
+    );
+}
+
+#[test]
+fn incompatible_talos_and_kubernetes() {
+    refuses(
+        &[
+            "plan",
+            "--talos-version",
+            "v1.11.5",
+            "--kubernetes-version",
+            "1.36.0",
+        ],
+        &[],
+        "Talos v1.11.5 supports Kubernetes 1.29 to 1.34, not 1.36.0",
+    );
+}
+
+#[test]
+fn lint_reports_the_seed_pool_and_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("pool.yaml"),
+        "apiVersion: cilium.io/v2alpha1\nkind: CiliumLoadBalancerIPPool\nmetadata:\n  name: pool-1\nspec:\n  cidrs:\n  - cidr: 192.168.1.200/29\n",
+    )
+    .unwrap();
+    let out = harness(dir.path(), &["lint", "pool.yaml"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stdout.contains("pool.yaml: error: spec.cidrs:"), "{stdout}");
+    assert!(
+        stdout.contains("rename spec.cidrs to spec.blocks"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn report_merge_of_a_non_junit_file() {
+    refuses(
+        &["report", "merge", "a.xml", "-o", "out.xml"],
+        &[("a.xml", "not xml at all")],
+        "a.xml: is not a JUnit report",
+    );
+}
