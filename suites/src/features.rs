@@ -25,7 +25,7 @@ impl Routing {
 /// Cilium features the checks depend on. Every field is derived from Helm values, never typed
 /// a second time in a profile.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
+#[serde(rename_all = "snake_case")]
 pub struct Features {
     pub kube_proxy_replacement: bool,
     pub gateway_api: bool,
@@ -71,7 +71,7 @@ impl Features {
 
 /// Facts about a run that decide applicability besides the features.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
+#[serde(rename_all = "snake_case")]
 pub struct RunContext {
     pub features: Features,
     /// Schedulable nodes the cluster will have; cross-node checks need two.
