@@ -25,7 +25,10 @@ fn default_matrix_plan_text() {
 
 #[test]
 fn plan_is_deterministic() {
-    assert_eq!(harness(&["plan", "--output", "json"]).1, harness(&["plan", "--output", "json"]).1);
+    assert_eq!(
+        harness(&["plan", "--output", "json"]).1,
+        harness(&["plan", "--output", "json"]).1
+    );
 }
 
 #[test]
@@ -50,7 +53,13 @@ fn two_cell_plan_json() {
 
 #[test]
 fn opt_in_spire_profile_plans_on_request() {
-    let (code, stdout, _) = harness(&["plan", "--profile", "service-mesh-spire", "--cilium-version", "1.18.4"]);
+    let (code, stdout, _) = harness(&[
+        "plan",
+        "--profile",
+        "service-mesh-spire",
+        "--cilium-version",
+        "1.18.4",
+    ]);
     assert_eq!(code, 0);
     assert!(stdout.contains("features    kube-proxy-replacement, wireguard, hubble, hubble-relay, hubble-ui, l2-announcements, l7-proxy, mutual-auth-spire; routing native"), "{stdout}");
     assert!(stdout.contains("host needs  kernel module wireguard"));
@@ -71,12 +80,21 @@ fn bad_input_messages() {
         &["plan", "--cilium-version", "1.30.0"],
         &["plan", "--suite", "gateway"],
         &["plan", "--check", "connectivity::pod-to-mars"],
-        &["plan", "--talos-version", "v1.11.5", "--kubernetes-version", "1.28.0"],
+        &[
+            "plan",
+            "--talos-version",
+            "v1.11.5",
+            "--kubernetes-version",
+            "1.28.0",
+        ],
     ];
     let mut text = String::new();
     for args in cases {
         let (code, _, stderr) = harness(args);
-        text.push_str(&format!("$ harness {}\nexit {code}\n{stderr}\n", args.join(" ")));
+        text.push_str(&format!(
+            "$ harness {}\nexit {code}\n{stderr}\n",
+            args.join(" ")
+        ));
     }
     insta::assert_snapshot!(text);
 }
