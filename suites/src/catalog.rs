@@ -38,12 +38,27 @@ impl fmt::Display for SuiteName {
 
 type Rule = fn(&RunContext) -> Applicability;
 
+/// Whether this version of the harness carries an observe step and a judge for a check.
+///
+/// Declaring a check before it is implemented keeps its name stable for filters and plans; the
+/// runner reports such a check as skipped with [`NOT_IMPLEMENTED`], never as passed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CheckStatus {
+    Implemented,
+    NotImplemented,
+}
+
+/// The skip reason a runner gives a declared but not implemented check.
+pub const NOT_IMPLEMENTED: &str = "not implemented in this version";
+
 /// One check, as declared.
 pub struct CheckDecl {
     pub name: &'static str,
     pub proves: &'static str,
     pub anchor: &'static str,
     pub applies: Rule,
+    pub status: CheckStatus,
 }
 
 /// One suite: its own applicability, then each check's.
@@ -61,6 +76,29 @@ impl SuiteDecl {
             skipped => skipped,
         }
     }
+
+    /// What a runner does with a check: its applicability first (a cell that does not need the
+    /// check says why), then whether this version can run it at all.
+    pub fn check_runnability(&self, check: &CheckDecl, ctx: &RunContext) -> Applicability {
+        match self.check_applicability(check, ctx) {
+            Applicability::Applies if check.status == CheckStatus::NotImplemented => {
+                Applicability::Skipped(NOT_IMPLEMENTED.into())
+            }
+            other => other,
+        }
+    }
+
+    pub fn check(&self, name: &str) -> Option<&'static CheckDecl> {
+        self.checks.iter().find(|c| c.name == name)
+    }
+}
+
+/// The declaration of one suite.
+pub fn suite(name: SuiteName) -> &'static SuiteDecl {
+    CATALOG
+        .iter()
+        .find(|s| s.name == name)
+        .expect("every SuiteName has a catalog entry (tested)")
 }
 
 fn always(_: &RunContext) -> Applicability {
@@ -115,16 +153,28 @@ fn l2_announcements(ctx: &RunContext) -> Applicability {
     }
 }
 
+/// `check!(name, proves, anchor[, rule])` declares an implemented check;
+/// `check!(pending: name, proves, anchor[, rule])` declares one this version cannot run yet.
 macro_rules! check {
+    (pending: $name:literal, $proves:literal, $anchor:literal) => {
+        check!(@decl $name, $proves, $anchor, always, CheckStatus::NotImplemented)
+    };
+    (pending: $name:literal, $proves:literal, $anchor:literal, $rule:expr) => {
+        check!(@decl $name, $proves, $anchor, $rule, CheckStatus::NotImplemented)
+    };
     ($name:literal, $proves:literal, $anchor:literal) => {
-        check!($name, $proves, $anchor, always)
+        check!(@decl $name, $proves, $anchor, always, CheckStatus::Implemented)
     };
     ($name:literal, $proves:literal, $anchor:literal, $rule:expr) => {
+        check!(@decl $name, $proves, $anchor, $rule, CheckStatus::Implemented)
+    };
+    (@decl $name:literal, $proves:literal, $anchor:literal, $rule:expr, $status:expr) => {
         CheckDecl {
             name: $name,
             proves: $proves,
             anchor: $anchor,
             applies: $rule,
+            status: $status,
         }
     };
 }
@@ -301,52 +351,52 @@ const POD_SECURITY: &[CheckDecl] = &[
 
 const GATEWAY_API: &[CheckDecl] = &[
     check!(
-        "gatewayclass-accepted",
+        pending: "gatewayclass-accepted",
         "GatewayClass cilium is Accepted by io.cilium/gateway-controller",
         "Gateway API conformance: GatewayClassObservedGenerationBump"
     ),
     check!(
-        "gateway-programmed",
+        pending: "gateway-programmed",
         "a Gateway is Accepted and Programmed with an address",
         "Gateway API conformance: GatewayWithAttachedRoutes"
     ),
     check!(
-        "httproute-accepted",
+        pending: "httproute-accepted",
         "an HTTPRoute's parent status is Accepted and ResolvedRefs",
         "Gateway API conformance: HTTPRouteSimpleSameNamespace"
     ),
     check!(
-        "path-prefix-routing",
+        pending: "path-prefix-routing",
         "PathPrefix matches whole segments (/v2 vs /v2example)",
         "Gateway API conformance: HTTPRouteMatching"
     ),
     check!(
-        "exact-path",
+        pending: "exact-path",
         "an Exact path match routes only that path",
         "Gateway API conformance: HTTPRouteExactPathMatching"
     ),
     check!(
-        "header-match",
+        pending: "header-match",
         "a header match routes by header value",
         "Gateway API conformance: HTTPRouteHeaderMatching"
     ),
     check!(
-        "hostname-match",
+        pending: "hostname-match",
         "exact and wildcard hostnames route; others get 404",
         "Gateway API conformance: HTTPRouteHostnameIntersection"
     ),
     check!(
-        "weighted-backends",
+        pending: "weighted-backends",
         "backend weights split traffic within tolerance",
         "Gateway API conformance: HTTPRouteWeight"
     ),
     check!(
-        "redirect",
+        pending: "redirect",
         "a RequestRedirect filter answers 301/302 with Location",
         "Gateway API conformance: HTTPRouteRedirectHostAndStatus"
     ),
     check!(
-        "request-header-modifier",
+        pending: "request-header-modifier",
         "a RequestHeaderModifier filter sets, adds and removes headers",
         "Gateway API conformance: HTTPRouteRequestHeaderModifier"
     ),
@@ -354,27 +404,27 @@ const GATEWAY_API: &[CheckDecl] = &[
 
 const WIREGUARD: &[CheckDecl] = &[
     check!(
-        "encryption-mode",
+        pending: "encryption-mode",
         "every agent reports encryption mode Wireguard",
         "cilium-dbg status -o json: .encryption.mode"
     ),
     check!(
-        "peer-count",
+        pending: "peer-count",
         "every agent has one peer per other node",
         "cilium-dbg status: wireguard peer-count"
     ),
     check!(
-        "peer-keys-match-nodes",
+        pending: "peer-keys-match-nodes",
         "every peer key is another node's network.cilium.io/wg-pub-key",
         "CiliumNode annotations"
     ),
     check!(
-        "allowed-ips-cover-pod-cidrs",
+        pending: "allowed-ips-cover-pod-cidrs",
         "each peer's allowed IPs cover that node's pod CIDR",
         "cilium-dbg encrypt status"
     ),
     check!(
-        "handshake-after-traffic",
+        pending: "handshake-after-traffic",
         "peers show a recent handshake after cross-node traffic",
         "cilium-dbg status: last-handshake-time"
     ),
@@ -382,32 +432,32 @@ const WIREGUARD: &[CheckDecl] = &[
 
 const LB_IPAM: &[CheckDecl] = &[
     check!(
-        "pool-ready",
+        pending: "pool-ready",
         "the CiliumLoadBalancerIPPool reports its IP counts and no conflict",
         "Cilium LB IPAM pool conditions"
     ),
     check!(
-        "service-gets-ip",
+        pending: "service-gets-ip",
         "a LoadBalancer Service gets an IP from the pool",
         "Cilium LB IPAM: cilium.io/IPAMRequestSatisfied"
     ),
     check!(
-        "requested-ip-annotation",
+        pending: "requested-ip-annotation",
         "lbipam.cilium.io/ips assigns the requested address",
         "Cilium LB IPAM service annotations"
     ),
     check!(
-        "sharing-key",
+        pending: "sharing-key",
         "two Services with one sharing key share an IP",
         "Cilium LB IPAM: lbipam.cilium.io/sharing-key"
     ),
     check!(
-        "pool-exhausted-pending",
+        pending: "pool-exhausted-pending",
         "a Service beyond the pool's size stays pending with reason out_of_ips",
         "Cilium LB IPAM: IPAMRequestSatisfied=False"
     ),
     check!(
-        "l2-reachable-from-host",
+        pending: "l2-reachable-from-host",
         "the LoadBalancer IP answers from the Docker host via L2 announcements",
         "Cilium CI (kind) L2 announcement tests",
         l2_announcements

@@ -8,7 +8,8 @@
 pub mod catalog;
 pub mod features;
 pub mod filter;
+pub mod kit;
 
-pub use catalog::{CATALOG, CheckDecl, SuiteDecl, SuiteName};
+pub use catalog::{CATALOG, CheckDecl, CheckStatus, NOT_IMPLEMENTED, SuiteDecl, SuiteName};
 pub use features::{Applicability, Features, Routing, RunContext};
 pub use filter::{CheckFilter, FilterError};

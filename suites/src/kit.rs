@@ -1,0 +1,25 @@
+//! The probe kit every suite shares: test namespaces, placed workloads, pinned images, probes run
+//! by exec with bounded retries, bounded watch-based waits, and the transcript that records it
+//! all for the report.
+
+pub mod check;
+pub mod errors;
+pub mod exec;
+pub mod images;
+pub mod namespace;
+pub mod probe;
+pub mod retry;
+pub mod topology;
+pub mod transcript;
+pub mod verdict;
+pub mod wait;
+pub mod workload;
+
+pub use check::{CheckCtx, CheckImpl, Env, Runnable, Timeouts};
+pub use errors::KitError;
+pub use exec::{ExecOutput, Executor, KubeExecutor, PodRef};
+pub use images::{ImageRef, Images};
+pub use namespace::{KeepNamespaces, PsaLabels, PsaLevel, RunId};
+pub use retry::{Leg, RetryPolicy, Series, Try};
+pub use transcript::{Peer, ProbeLabel, Transcript};
+pub use verdict::Verdict;

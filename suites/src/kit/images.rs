@@ -1,0 +1,265 @@
+//! The workload images, pinned in this one place by tag and digest.
+//!
+//! A tag says which release a person meant; the digest makes the pull reproducible and survives
+//! a re-pushed tag. Provenance of the pins (checked when written, 2026-11):
+//! - `client`, `echo`: cilium/cilium `cilium-cli/defaults/defaults.go`, map
+//!   `ConnectivityCheckImagesTest` (renovate-managed): the images `cilium connectivity test` uses.
+//!   Read from that file through a code index, not re-resolved against quay.io from here.
+//! - `dns`: agnhost, the image the Kubernetes DNS e2e tests probe with (it ships bind-tools, so
+//!   `dig`, and `pause`/`netexec` subcommands). Tag and digest as pinned in two unrelated public
+//!   repositories; NOT verified against registry.k8s.io from this machine (no registry access).
+//!
+//! The probes depend on what is inside the images (curl, iputils `ping -M`, `dig`, `/bin/sh`), so
+//! an override must carry the same tools. Overrides exist for registry mirrors and air-gapped
+//! clusters: `HARNESS_IMAGE_CLIENT`, `HARNESS_IMAGE_ECHO`, `HARNESS_IMAGE_DNS` replace one image;
+//! `HARNESS_IMAGE_REGISTRY` rewrites the registry host of every image, keeping path, tag and digest
+//! (a pull-through mirror serves the same manifest, so the digest still holds).
+
+use crate::kit::errors::KitError;
+use std::fmt;
+
+/// Used by `cilium connectivity test` as its client: curl, iputils (ping -M do), bind-tools.
+pub const CLIENT: &str = "quay.io/cilium/alpine-curl:v1.10.0@sha256:913e8c9f3d960dde03882defa0edd3a919d529c2eb167caa7f54194528bde364";
+/// Used by `cilium connectivity test` as echo-same-node/echo-other-node: json-server on $PORT.
+pub const ECHO: &str = "quay.io/cilium/json-mock:v1.3.9@sha256:c98b26177a5a60020e5aa404896d55f0ab573d506f42acfb4aa4f5705a5c6f56";
+/// Used by the Kubernetes DNS e2e tests. Digest not verified against the registry (see above).
+pub const DNS: &str = "registry.k8s.io/e2e-test-images/agnhost:2.56@sha256:352a050380078cb2a1c246357a0dfa2fcf243ee416b92ff28b44a01d1b4b0294";
+
+pub const ENV_CLIENT: &str = "HARNESS_IMAGE_CLIENT";
+pub const ENV_ECHO: &str = "HARNESS_IMAGE_ECHO";
+pub const ENV_DNS: &str = "HARNESS_IMAGE_DNS";
+pub const ENV_REGISTRY: &str = "HARNESS_IMAGE_REGISTRY";
+
+/// An image reference split into the parts a mirror rewrite and a pin check need.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImageRef {
+    /// Registry host (with port), e.g. `quay.io`; Docker Hub when the reference names none.
+    pub registry: String,
+    pub path: String,
+    pub tag: Option<String>,
+    pub digest: Option<String>,
+}
+
+impl ImageRef {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        if s.is_empty() {
+            return Err("empty image reference".into());
+        }
+        if s.chars().any(char::is_whitespace) {
+            return Err("an image reference has no spaces".into());
+        }
+        let (rest, digest) = match s.split_once('@') {
+            Some((r, d)) => {
+                let hex = d
+                    .strip_prefix("sha256:")
+                    .ok_or_else(|| format!("digest {d:?} is not sha256:<hex>"))?;
+                if hex.len() != 64 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+                    return Err(format!("digest {d:?} is not sha256 followed by 64 hex digits"));
+                }
+                (r, Some(d.to_string()))
+            }
+            None => (s, None),
+        };
+        // A tag is after the last ':' that follows the last '/', so a registry port is not a tag.
+        let last_slash = rest.rfind('/').map_or(0, |i| i + 1);
+        let (name, tag) = match rest[last_slash..].rfind(':') {
+            Some(i) => (
+                &rest[..last_slash + i],
+                Some(rest[last_slash + i + 1..].to_string()),
+            ),
+            None => (rest, None),
+        };
+        if tag.as_deref() == Some("") {
+            return Err("empty tag".into());
+        }
+        let (registry, path) = match name.split_once('/') {
+            Some((first, rest))
+                if first.contains('.') || first.contains(':') || first == "localhost" =>
+            {
+                (first.to_string(), rest.to_string())
+            }
+            _ => ("docker.io".to_string(), name.to_string()),
+        };
+        if path.is_empty() {
+            return Err("no repository path".into());
+        }
+        Ok(ImageRef {
+            registry,
+            path,
+            tag,
+            digest,
+        })
+    }
+
+    /// The same image served by another registry host, e.g. a pull-through mirror.
+    pub fn with_registry(&self, registry: &str) -> ImageRef {
+        ImageRef {
+            registry: registry.trim_end_matches('/').to_string(),
+            ..self.clone()
+        }
+    }
+
+    pub fn is_pinned_by_digest(&self) -> bool {
+        self.digest.is_some()
+    }
+}
+
+impl fmt::Display for ImageRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.registry, self.path)?;
+        if let Some(t) = &self.tag {
+            write!(f, ":{t}")?;
+        }
+        if let Some(d) = &self.digest {
+            write!(f, "@{d}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The three images every suite's workloads use.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Images {
+    /// Probe clients and the host-network pod: curl, ping, dig, sh.
+    pub client: ImageRef,
+    /// HTTP echo servers (port 8080, named `http`).
+    pub echo: ImageRef,
+    /// DNS prober and DNS backends.
+    pub dns: ImageRef,
+}
+
+impl Images {
+    pub fn pinned() -> Images {
+        Images {
+            client: ImageRef::parse(CLIENT).expect("pinned client image parses (tested)"),
+            echo: ImageRef::parse(ECHO).expect("pinned echo image parses (tested)"),
+            dns: ImageRef::parse(DNS).expect("pinned dns image parses (tested)"),
+        }
+    }
+
+    /// The pins with the process environment's overrides applied.
+    pub fn from_env() -> Result<Images, KitError> {
+        Images::with_overrides(|k| std::env::var(k).ok().filter(|v| !v.trim().is_empty()))
+    }
+
+    /// The pins with overrides looked up by variable name; a whole-image override wins over the
+    /// registry rewrite because a person who names an image means exactly that image.
+    pub fn with_overrides(lookup: impl Fn(&str) -> Option<String>) -> Result<Images, KitError> {
+        let pinned = Images::pinned();
+        let registry = lookup(ENV_REGISTRY);
+        if let Some(r) = &registry
+            && (r.contains('@') || r.chars().any(char::is_whitespace) || r.trim().is_empty())
+        {
+            return Err(KitError::Image {
+                var: ENV_REGISTRY.into(),
+                value: r.clone(),
+                reason: "expected a registry host with optional port and path, e.g. mirror.local:5000".into(),
+            });
+        }
+        let pick = |var: &str, pin: ImageRef| -> Result<ImageRef, KitError> {
+            match lookup(var) {
+                Some(v) => {
+                    let img = ImageRef::parse(&v).map_err(|reason| KitError::Image {
+                        var: var.into(),
+                        value: v.clone(),
+                        reason,
+                    })?;
+                    if img.tag.is_none() && img.digest.is_none() {
+                        return Err(KitError::Image {
+                            var: var.into(),
+                            value: v,
+                            reason: format!(
+                                "no tag and no digest, so every node could pull something different; pin it like {pin}"
+                            ),
+                        });
+                    }
+                    Ok(img)
+                }
+                None => Ok(match &registry {
+                    Some(r) => pin.with_registry(r),
+                    None => pin,
+                }),
+            }
+        };
+        Ok(Images {
+            client: pick(ENV_CLIENT, pinned.client)?,
+            echo: pick(ENV_ECHO, pinned.echo)?,
+            dns: pick(ENV_DNS, pinned.dns)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn every_pin_has_a_tag_and_a_digest() {
+        let i = Images::pinned();
+        for img in [&i.client, &i.echo, &i.dns] {
+            assert!(img.tag.is_some(), "{img}");
+            assert!(img.is_pinned_by_digest(), "{img}");
+        }
+        assert_eq!(i.client.to_string(), CLIENT);
+        assert_eq!(i.echo.to_string(), ECHO);
+        assert_eq!(i.dns.to_string(), DNS);
+    }
+
+    #[test]
+    fn parse_tells_registry_port_from_tag() {
+        let r = ImageRef::parse("mirror.local:5000/cilium/alpine-curl:v1.10.0").unwrap();
+        assert_eq!(r.registry, "mirror.local:5000");
+        assert_eq!(r.path, "cilium/alpine-curl");
+        assert_eq!(r.tag.as_deref(), Some("v1.10.0"));
+        assert_eq!(r.digest, None);
+        let hub = ImageRef::parse("coredns/coredns:1.12.2").unwrap();
+        assert_eq!(hub.registry, "docker.io");
+        assert_eq!(hub.to_string(), "docker.io/coredns/coredns:1.12.2");
+    }
+
+    #[test]
+    fn parse_refuses_a_malformed_digest() {
+        let e = ImageRef::parse("quay.io/cilium/alpine-curl@sha256:abc").unwrap_err();
+        assert!(e.contains("64 hex digits"), "{e}");
+    }
+
+    #[test]
+    fn registry_rewrite_keeps_path_tag_and_digest() {
+        let i = Images::with_overrides(env(&[(ENV_REGISTRY, "mirror.local:5000")])).unwrap();
+        assert_eq!(
+            i.client.to_string(),
+            "mirror.local:5000/cilium/alpine-curl:v1.10.0@sha256:913e8c9f3d960dde03882defa0edd3a919d529c2eb167caa7f54194528bde364"
+        );
+        assert_eq!(i.dns.registry, "mirror.local:5000");
+        assert_eq!(i.dns.path, "e2e-test-images/agnhost");
+    }
+
+    #[test]
+    fn a_named_image_wins_over_the_registry_rewrite() {
+        let i = Images::with_overrides(env(&[
+            (ENV_REGISTRY, "mirror.local"),
+            (ENV_ECHO, "mirror.local/echo/json-mock:v1.3.9"),
+        ]))
+        .unwrap();
+        assert_eq!(i.echo.to_string(), "mirror.local/echo/json-mock:v1.3.9");
+        assert_eq!(i.client.registry, "mirror.local");
+    }
+
+    #[test]
+    fn an_unpinned_override_is_refused_with_the_pin_to_copy() {
+        let e = Images::with_overrides(env(&[(ENV_CLIENT, "alpine")])).unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.starts_with("image HARNESS_IMAGE_CLIENT=\"alpine\" cannot be used: no tag and no digest"), "{msg}");
+        assert!(msg.contains(CLIENT), "{msg}");
+    }
+}
