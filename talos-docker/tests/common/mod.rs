@@ -1,0 +1,227 @@
+//! Shared by the Docker tests of talos-docker and of the harness CLI (included there by path).
+//!
+//! Each test gets its own cluster name, run id and temporary directory, and a guard that removes
+//! every object carrying its run id however the test ends, so tests can run in parallel.
+#![allow(dead_code)]
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use talos_docker::cleanup::{self, Inventory};
+use talos_docker::docker::Engine;
+use talos_docker::labels::Selector;
+use talos_docker::{ClusterSpec, Error, Readiness, ReadinessTarget, RunId, TalosVersion};
+
+pub const STANDIN_REPO: &str = "harness-test/talos-standin";
+pub const VERSIONS: [&str; 2] = ["v1.11.5", "v1.14.0"];
+
+pub fn fixtures() -> PathBuf {
+    Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../talos-docker/tests/fixtures"
+    ))
+    .to_path_buf()
+}
+
+pub fn standin(version: &str) -> String {
+    format!("{STANDIN_REPO}:{version}")
+}
+
+/// The engine, or `None` with the reason printed. Under CI a missing engine fails the test:
+/// the Docker tests must run there.
+pub async fn engine_or_skip(test: &str) -> Option<Engine> {
+    match Engine::connect(Duration::from_secs(10)).await {
+        Ok(engine) => {
+            ensure_standin();
+            Some(engine)
+        }
+        Err(e) if std::env::var_os("CI").is_some() => {
+            panic!("CI is set, so {test} needs the Docker engine, but: {e}")
+        }
+        Err(e) => {
+            eprintln!("skipping {test}: {e}");
+            None
+        }
+    }
+}
+
+/// [`engine_or_skip`] for tests that are not async.
+pub fn docker_or_skip(test: &str) -> bool {
+    let test = test.to_string();
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(engine_or_skip(&test))
+            .is_some()
+    })
+    .join()
+    .unwrap()
+}
+
+/// Builds the stand-in image once per machine; the lock keeps parallel test processes from
+/// importing it twice (which would leave a dangling image).
+pub fn ensure_standin() {
+    let lock_path = std::env::temp_dir().join("harness-talos-standin.lock");
+    let lock = fs::File::create(&lock_path).expect("create the stand-in lock file");
+    lock.lock().expect("lock the stand-in lock file");
+    let tags: Vec<String> = VERSIONS.iter().map(|v| standin(v)).collect();
+    let present = Command::new("docker")
+        .args(["image", "inspect"])
+        .args(&tags)
+        .output()
+        .expect("run docker image inspect")
+        .status
+        .success();
+    if !present {
+        let out = Command::new(fixtures().join("build-standin.sh"))
+            .args(&tags)
+            .output()
+            .expect("run build-standin.sh");
+        assert!(
+            out.status.success(),
+            "building the stand-in image failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// Short, unique, valid as a cluster name (and a run id).
+pub fn unique(prefix: &str) -> String {
+    let id = RunId::generate();
+    let tail = id.as_str().rsplit('-').next().unwrap_or_default();
+    format!("{prefix}-{:x}-{tail}", std::process::id())
+}
+
+/// Removes every object of a run id when dropped.
+pub struct RunGuard(pub String);
+
+impl Drop for RunGuard {
+    fn drop(&mut self) {
+        if let Err(e) = cleanup::remove_blocking(Selector::run(&self.0), Duration::from_secs(10)) {
+            eprintln!("test cleanup of run {}: {e}", self.0);
+        }
+    }
+}
+
+pub struct TestEnv {
+    pub name: String,
+    pub run_id: String,
+    pub tmp: tempfile::TempDir,
+    _guard: RunGuard,
+}
+
+impl TestEnv {
+    pub fn new(prefix: &str) -> TestEnv {
+        let name = unique(prefix);
+        let run_id = format!("test-{name}");
+        TestEnv {
+            _guard: RunGuard(run_id.clone()),
+            name,
+            run_id,
+            tmp: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        self.tmp.path().join("state")
+    }
+
+    pub fn log(&self) -> PathBuf {
+        self.tmp.path().join("talosctl.log")
+    }
+
+    /// A talosctl on a private path: the recording fixture with these settings
+    /// (`FAKE_TALOSCTL_*` without the prefix, e.g. `("FAIL_AT", "bootstrap")`).
+    pub fn talosctl(&self, settings: &[(&str, &str)]) -> PathBuf {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let bin = self
+            .tmp
+            .path()
+            .join(format!("bin{}", N.fetch_add(1, Ordering::Relaxed)));
+        fs::create_dir_all(&bin).unwrap();
+        let mut script = format!(
+            "#!/bin/sh\nexport FAKE_TALOSCTL_LOG='{}'\n",
+            self.log().display()
+        );
+        for (k, v) in settings {
+            script.push_str(&format!("export FAKE_TALOSCTL_{k}='{v}'\n"));
+        }
+        script.push_str(&format!(
+            "exec '{}' \"$@\"\n",
+            fixtures().join("talosctl").display()
+        ));
+        let path = bin.join("talosctl");
+        fs::write(&path, script).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+        path
+    }
+
+    /// Every talosctl call so far, one line of arguments each.
+    pub fn talosctl_calls(&self) -> Vec<String> {
+        fs::read_to_string(self.log())
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// A stand-in cluster: unprivileged, because test hosts whose dockerd runs in a container
+    /// cannot start privileged containers (the privileged shape has its own test).
+    pub fn spec(&self, version: &str, talosctl: PathBuf) -> ClusterSpec {
+        let mut spec = ClusterSpec::new(&self.name);
+        spec.talos_version = TalosVersion::parse(version).unwrap();
+        spec.image = Some(standin(version));
+        spec.talosctl = Some(talosctl);
+        spec.state_dir = self.state_dir();
+        spec.run_id = RunId::parse(&self.run_id).unwrap();
+        spec.privileged = false;
+        spec.cpus = 0.5;
+        spec.memory_mib = 1024;
+        spec.timeouts.bootstrap = Duration::from_secs(30);
+        spec.timeouts.kubeconfig = Duration::from_secs(30);
+        spec.timeouts.ready = Duration::from_secs(30);
+        spec
+    }
+}
+
+/// Every object still labelled with `run_id`.
+pub async fn leftovers(engine: &Engine, run_id: &str) -> Inventory {
+    cleanup::inventory(engine, &Selector::run(run_id))
+        .await
+        .unwrap()
+}
+
+pub fn describe(inv: &Inventory) -> String {
+    inv.objects()
+        .map(|o| format!("{:?} {}", o.kind, o.name))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Stands in for the API-server wait (stand-in nodes run no API server) and records its target.
+#[derive(Default)]
+pub struct RecordingReadiness(pub Mutex<Vec<ReadinessTarget>>);
+
+impl Readiness for RecordingReadiness {
+    fn wait<'a>(&'a self, target: &'a ReadinessTarget) -> BoxFuture<'a, Result<(), Error>> {
+        self.0.lock().unwrap().push(target.clone());
+        Box::pin(async { Ok(()) })
+    }
+}
+
+/// A readiness step that panics, to check that a panic mid-provisioning still cleans up.
+pub struct PanickingReadiness;
+
+impl Readiness for PanickingReadiness {
+    fn wait<'a>(&'a self, _: &'a ReadinessTarget) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async { panic!("readiness panicked on purpose") })
+    }
+}
