@@ -81,7 +81,8 @@ mod tests {
             "Forbidden",
         )
         .with_code(403);
-        let err = KitError::api("create namespace harness-dns-r1")(kube::Error::Api(status.boxed()));
+        let err =
+            KitError::api("create namespace harness-dns-r1")(kube::Error::Api(status.boxed()));
         assert_eq!(
             err.to_string(),
             "create namespace harness-dns-r1: namespaces \"harness-dns-r1\" is forbidden: User \"ci\" cannot create resource (403 Forbidden)"

@@ -14,8 +14,8 @@
 use crate::kit::errors::{KitError, describe_kube_error};
 use futures::future::BoxFuture;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, AttachParams};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Status;
+use kube::api::{Api, AttachParams};
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
 
@@ -76,8 +76,12 @@ impl KubeExecutor {
             .exec(&pod.name, argv.to_vec(), &params)
             .await
             .map_err(|e| fail(describe_kube_error(&e)))?;
-        let mut stdout = proc.stdout().ok_or_else(|| fail("no stdout stream".into()))?;
-        let mut stderr = proc.stderr().ok_or_else(|| fail("no stderr stream".into()))?;
+        let mut stdout = proc
+            .stdout()
+            .ok_or_else(|| fail("no stdout stream".into()))?;
+        let mut stderr = proc
+            .stderr()
+            .ok_or_else(|| fail("no stderr stream".into()))?;
         let status = proc
             .take_status()
             .ok_or_else(|| fail("no status channel".into()))?;

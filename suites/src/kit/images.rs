@@ -55,7 +55,9 @@ impl ImageRef {
                     .strip_prefix("sha256:")
                     .ok_or_else(|| format!("digest {d:?} is not sha256:<hex>"))?;
                 if hex.len() != 64 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
-                    return Err(format!("digest {d:?} is not sha256 followed by 64 hex digits"));
+                    return Err(format!(
+                        "digest {d:?} is not sha256 followed by 64 hex digits"
+                    ));
                 }
                 (r, Some(d.to_string()))
             }
@@ -154,7 +156,9 @@ impl Images {
             return Err(KitError::Image {
                 var: ENV_REGISTRY.into(),
                 value: r.clone(),
-                reason: "expected a registry host with optional port and path, e.g. mirror.local:5000".into(),
+                reason:
+                    "expected a registry host with optional port and path, e.g. mirror.local:5000"
+                        .into(),
             });
         }
         let pick = |var: &str, pin: ImageRef| -> Result<ImageRef, KitError> {
@@ -259,7 +263,12 @@ mod tests {
     fn an_unpinned_override_is_refused_with_the_pin_to_copy() {
         let e = Images::with_overrides(env(&[(ENV_CLIENT, "alpine")])).unwrap_err();
         let msg = e.to_string();
-        assert!(msg.starts_with("image HARNESS_IMAGE_CLIENT=\"alpine\" cannot be used: no tag and no digest"), "{msg}");
+        assert!(
+            msg.starts_with(
+                "image HARNESS_IMAGE_CLIENT=\"alpine\" cannot be used: no tag and no digest"
+            ),
+            "{msg}"
+        );
         assert!(msg.contains(CLIENT), "{msg}");
     }
 }

@@ -200,7 +200,10 @@ mod tests {
 
     #[test]
     fn run_ids_are_made_label_safe() {
-        assert_eq!(RunId::new("2026-11-22T10:00Z#1").unwrap().as_str(), "2026-11-22t10-00z-1");
+        assert_eq!(
+            RunId::new("2026-11-22T10:00Z#1").unwrap().as_str(),
+            "2026-11-22t10-00z-1"
+        );
         assert!(RunId::new("###").is_err());
         let long = RunId::new(&"a".repeat(100)).unwrap();
         assert_eq!(long.as_str().len(), 63);
@@ -211,7 +214,10 @@ mod tests {
         let run = RunId::new(&"r".repeat(63)).unwrap();
         let n = namespace_name(&run, SuiteName::PodSecurity, Some("restricted"));
         assert!(n.len() <= 63, "{n} is {} long", n.len());
-        assert!(n.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'));
+        assert!(
+            n.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        );
         assert_eq!(
             namespace_name(&RunId::new("r1").unwrap(), SuiteName::Dns, None),
             "harness-dns-r1"
@@ -221,7 +227,12 @@ mod tests {
     #[test]
     fn test_namespaces_are_privileged_and_name_the_run() {
         let run = RunId::new("r1").unwrap();
-        let ns = test_namespace("harness-dns-r1", &run, SuiteName::Dns, PsaLabels::PRIVILEGED);
+        let ns = test_namespace(
+            "harness-dns-r1",
+            &run,
+            SuiteName::Dns,
+            PsaLabels::PRIVILEGED,
+        );
         let labels = ns.metadata.labels.unwrap();
         assert_eq!(labels[PSA_ENFORCE], "privileged");
         assert_eq!(labels[PSA_AUDIT], "privileged");

@@ -108,10 +108,7 @@ pub fn judge_series<T>(s: &Series<T>, one: impl Fn(&T) -> Verdict) -> Verdict {
         return Verdict::Fail("no attempt was made".into());
     };
     if streak >= s.required {
-        return Verdict::Pass(format!(
-            "{} ({streak} in a row)",
-            last.message()
-        ));
+        return Verdict::Pass(format!("{} ({streak} in a row)", last.message()));
     }
     let successes = verdicts.iter().filter(|v| v.is_pass()).count();
     let tally = format!(
@@ -188,7 +185,10 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(s.tries.len(), 4);
-        assert_eq!(judge_series(&s, judge), Verdict::Pass("200 OK (3 in a row)".into()));
+        assert_eq!(
+            judge_series(&s, judge),
+            Verdict::Pass("200 OK (3 in a row)".into())
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -199,7 +199,7 @@ mod tests {
             || {
                 let i = n.get();
                 n.set(i + 1);
-                async move { Ok::<_, KitError>(i % 2 == 0) }
+                async move { Ok::<_, KitError>(i.is_multiple_of(2)) }
             },
             |b| judge(b).is_pass(),
         )
@@ -239,7 +239,11 @@ mod tests {
             required: 3,
             deadline: Duration::from_secs(60),
             elapsed: Duration::from_secs(59),
-            tries: vec![Try::Observed(false), Try::NotRun("exec refused".into()), Try::Observed(false)],
+            tries: vec![
+                Try::Observed(false),
+                Try::NotRun("exec refused".into()),
+                Try::Observed(false),
+            ],
         };
         assert_eq!(
             judge_series(&s, judge),

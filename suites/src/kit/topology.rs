@@ -27,8 +27,14 @@ impl PodInfo {
         let status = pod.status.as_ref().ok_or_else(|| missing("status"))?;
         Ok(PodInfo {
             container: container.into(),
-            ip: status.pod_ip.clone().ok_or_else(|| missing("status.podIP"))?,
-            host_ip: status.host_ip.clone().ok_or_else(|| missing("status.hostIP"))?,
+            ip: status
+                .pod_ip
+                .clone()
+                .ok_or_else(|| missing("status.podIP"))?,
+            host_ip: status
+                .host_ip
+                .clone()
+                .ok_or_else(|| missing("status.hostIP"))?,
             node: pod
                 .spec
                 .as_ref()
@@ -49,7 +55,10 @@ impl PodInfo {
 
     /// As a probe source: `ns/name (ip)`.
     pub fn source(&self) -> Peer {
-        Peer::new(format!("{}/{}", self.namespace, self.name), Some(self.ip.clone()))
+        Peer::new(
+            format!("{}/{}", self.namespace, self.name),
+            Some(self.ip.clone()),
+        )
     }
 
     /// As a probe destination on a port: `name (ip:port)`.
@@ -127,30 +136,57 @@ mod tests {
 
     #[test]
     fn pod_info_reads_ip_node_and_host_ip() {
-        let path = format!("{}/tests/fixtures/pod-client-ready.json", env!("CARGO_MANIFEST_DIR"));
+        let path = format!(
+            "{}/tests/fixtures/pod-client-ready.json",
+            env!("CARGO_MANIFEST_DIR")
+        );
         let pod: Pod = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
         let i = PodInfo::from_pod(&pod, "client").unwrap();
-        assert_eq!((i.ip.as_str(), i.node.as_str(), i.host_ip.as_str()), ("10.244.1.3", "w1", "10.5.0.3"));
-        assert_eq!(i.source().to_string(), "harness-connectivity-r1/client (10.244.1.3)");
+        assert_eq!(
+            (i.ip.as_str(), i.node.as_str(), i.host_ip.as_str()),
+            ("10.244.1.3", "w1", "10.5.0.3")
+        );
+        assert_eq!(
+            i.source().to_string(),
+            "harness-connectivity-r1/client (10.244.1.3)"
+        );
     }
 
     #[test]
     fn pod_info_refuses_a_pod_without_ip() {
-        let path = format!("{}/tests/fixtures/pod-unschedulable-anti-affinity.json", env!("CARGO_MANIFEST_DIR"));
+        let path = format!(
+            "{}/tests/fixtures/pod-unschedulable-anti-affinity.json",
+            env!("CARGO_MANIFEST_DIR")
+        );
         let pod: Pod = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-        assert!(PodInfo::from_pod(&pod, "echo").unwrap_err().to_string().contains("status.podIP"));
+        assert!(
+            PodInfo::from_pod(&pod, "echo")
+                .unwrap_err()
+                .to_string()
+                .contains("status.podIP")
+        );
     }
 
     #[test]
     fn nodes_take_the_internal_ip() {
-        let path = format!("{}/tests/fixtures/nodelist-two-nodes.json", env!("CARGO_MANIFEST_DIR"));
-        let list: k8s_openapi::List<Node> = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let path = format!(
+            "{}/tests/fixtures/nodelist-two-nodes.json",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let list: k8s_openapi::List<Node> =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
         let n = nodes(&list.items);
         assert_eq!(
             n,
             vec![
-                NodeInfo { name: "cp1".into(), internal_ip: "10.5.0.2".into() },
-                NodeInfo { name: "w1".into(), internal_ip: "10.5.0.3".into() },
+                NodeInfo {
+                    name: "cp1".into(),
+                    internal_ip: "10.5.0.2".into()
+                },
+                NodeInfo {
+                    name: "w1".into(),
+                    internal_ip: "10.5.0.3".into()
+                },
             ]
         );
     }

@@ -81,7 +81,7 @@ pub struct Attempt {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Record {
-    Attempt(Attempt),
+    Attempt(Box<Attempt>),
     Note(String),
 }
 
@@ -97,7 +97,7 @@ impl Transcript {
     }
 
     pub fn attempt(&mut self, a: Attempt) {
-        self.records.push(Record::Attempt(a));
+        self.records.push(Record::Attempt(Box::new(a)));
     }
 
     /// A step that is not a probe but explains the outcome, e.g. a wait or a placement.
@@ -111,7 +111,7 @@ impl Transcript {
 
     pub fn attempts(&self) -> impl Iterator<Item = &Attempt> {
         self.records.iter().filter_map(|r| match r {
-            Record::Attempt(a) => Some(a),
+            Record::Attempt(a) => Some(a.as_ref()),
             Record::Note(_) => None,
         })
     }
@@ -200,9 +200,8 @@ pub fn shell_words(argv: &[String]) -> String {
     argv.iter()
         .map(|a| {
             let plain = !a.is_empty()
-                && a.chars().all(|c| {
-                    c.is_ascii_alphanumeric() || "-_./:=@%+,".contains(c)
-                });
+                && a.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./:=@%+,".contains(c));
             if plain {
                 a.clone()
             } else {
@@ -240,9 +239,15 @@ mod tests {
 
     #[test]
     fn render_groups_attempts_under_one_heading() {
-        let argv: Vec<String> = ["curl", "--silent", "-w", "%{http_code} %{remote_ip}", "http://10.244.1.7:8080/"]
-            .map(String::from)
-            .to_vec();
+        let argv: Vec<String> = [
+            "curl",
+            "--silent",
+            "-w",
+            "%{http_code} %{remote_ip}",
+            "http://10.244.1.7:8080/",
+        ]
+        .map(String::from)
+        .to_vec();
         let mut t = Transcript::new();
         t.note("client on node w1, echo-same-node on node w1");
         t.attempt(Attempt {

@@ -26,7 +26,9 @@ pub async fn until<K>(
 where
     K: kube::Resource + Clone + Debug + Send + DeserializeOwned + 'static,
 {
-    let last = Arc::new(Mutex::new(String::from("nothing yet (no watch event arrived)")));
+    let last = Arc::new(Mutex::new(String::from(
+        "nothing yet (no watch event arrived)",
+    )));
     let seen = Arc::clone(&last);
     let cond = move |obj: Option<&K>| {
         if let Ok(mut l) = seen.lock() {
@@ -43,11 +45,15 @@ where
         Ok(Err(e)) => Err(KitError::Api {
             action: format!("watch for {what}"),
             detail: match e {
-                kube::runtime::wait::Error::ProbeFailed(kube::runtime::watcher::Error::InitialListFailed(k))
-                | kube::runtime::wait::Error::ProbeFailed(kube::runtime::watcher::Error::WatchStartFailed(k))
-                | kube::runtime::wait::Error::ProbeFailed(kube::runtime::watcher::Error::WatchFailed(k)) => {
-                    describe_kube_error(&k)
-                }
+                kube::runtime::wait::Error::ProbeFailed(
+                    kube::runtime::watcher::Error::InitialListFailed(k),
+                )
+                | kube::runtime::wait::Error::ProbeFailed(
+                    kube::runtime::watcher::Error::WatchStartFailed(k),
+                )
+                | kube::runtime::wait::Error::ProbeFailed(
+                    kube::runtime::watcher::Error::WatchFailed(k),
+                ) => describe_kube_error(&k),
                 other => other.to_string(),
             },
         }),
@@ -173,7 +179,10 @@ mod tests {
         let d = describe_pod(Some(&pod("pod-pending-imagepullbackoff.json")));
         assert!(d.starts_with("Pending; on node w1; ip 10.244.1.12; Ready=False (ContainersNotReady: containers with unready status: [client])"), "{d}");
         assert!(d.contains("container client waiting: ImagePullBackOff (Back-off pulling image \"quay.io/cilium/alpine-curl:v1.10.0@sha256:913e8c9f3d960dde03882defa0edd3a919d529c2eb167caa7f54194528bde364\")"), "{d}");
-        assert!(d.ends_with("point HARNESS_IMAGE_REGISTRY at a reachable mirror or override the image"), "{d}");
+        assert!(
+            d.ends_with("point HARNESS_IMAGE_REGISTRY at a reachable mirror or override the image"),
+            "{d}"
+        );
         assert!(!is_ready(&pod("pod-pending-imagepullbackoff.json")));
     }
 

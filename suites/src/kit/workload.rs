@@ -193,7 +193,10 @@ pub fn echo_service(name: &str, run_labels: &BTreeMap<String, String>, pod_name:
         },
         spec: Some(ServiceSpec {
             type_: Some("NodePort".into()),
-            selector: Some(BTreeMap::from([(LABEL_NAME.to_string(), pod_name.to_string())])),
+            selector: Some(BTreeMap::from([(
+                LABEL_NAME.to_string(),
+                pod_name.to_string(),
+            )])),
             ports: Some(vec![ServicePort {
                 name: Some(HTTP_PORT_NAME.into()),
                 port: HTTP_PORT,
@@ -241,12 +244,27 @@ mod tests {
 
     #[test]
     fn same_node_is_required_pod_affinity_on_hostname() {
-        let p = echo_pod("echo-same-node", &labels(), &img(), &Placement::SameNodeAs("client".into()));
+        let p = echo_pod(
+            "echo-same-node",
+            &labels(),
+            &img(),
+            &Placement::SameNodeAs("client".into()),
+        );
         let a = p.spec.unwrap().affinity.unwrap();
-        let terms = a.pod_affinity.unwrap().required_during_scheduling_ignored_during_execution.unwrap();
+        let terms = a
+            .pod_affinity
+            .unwrap()
+            .required_during_scheduling_ignored_during_execution
+            .unwrap();
         assert_eq!(terms[0].topology_key, "kubernetes.io/hostname");
         assert_eq!(
-            terms[0].label_selector.as_ref().unwrap().match_labels.as_ref().unwrap()[LABEL_NAME],
+            terms[0]
+                .label_selector
+                .as_ref()
+                .unwrap()
+                .match_labels
+                .as_ref()
+                .unwrap()[LABEL_NAME],
             "client"
         );
         assert!(a.pod_anti_affinity.is_none());
@@ -254,7 +272,12 @@ mod tests {
 
     #[test]
     fn host_netns_pod_uses_the_host_network_and_keeps_cluster_dns() {
-        let p = host_netns_pod("host-netns", &labels(), &img(), &Placement::SameNodeAs("client".into()));
+        let p = host_netns_pod(
+            "host-netns",
+            &labels(),
+            &img(),
+            &Placement::SameNodeAs("client".into()),
+        );
         let s = p.spec.unwrap();
         assert_eq!(s.host_network, Some(true));
         assert_eq!(s.dns_policy.as_deref(), Some("ClusterFirstWithHostNet"));
@@ -262,7 +285,9 @@ mod tests {
 
     #[test]
     fn echo_service_is_nodeport_with_a_named_http_port() {
-        let s = echo_service("echo-same-node", &labels(), "echo-same-node").spec.unwrap();
+        let s = echo_service("echo-same-node", &labels(), "echo-same-node")
+            .spec
+            .unwrap();
         assert_eq!(s.type_.as_deref(), Some("NodePort"));
         let p = &s.ports.unwrap()[0];
         assert_eq!(p.name.as_deref(), Some("http"));

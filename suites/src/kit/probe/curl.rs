@@ -93,9 +93,7 @@ pub fn classify(r: &CurlResult) -> CurlOutcome {
                 r.http_code
             } else {
                 // Older curls print the status only in the error line.
-                err.rsplit(' ')
-                    .find_map(|w| w.parse().ok())
-                    .unwrap_or(0)
+                err.rsplit(' ').find_map(|w| w.parse().ok()).unwrap_or(0)
             },
         },
         35 | 60 => CurlOutcome::Tls,
@@ -187,7 +185,10 @@ mod tests {
     fn argv_carries_the_cilium_cli_timeouts() {
         let a = argv("http://10.244.1.7:8080/");
         let s = a.join(" ");
-        assert!(s.starts_with("curl --silent --show-error --fail --connect-timeout 2 --max-time 10 "), "{s}");
+        assert!(
+            s.starts_with("curl --silent --show-error --fail --connect-timeout 2 --max-time 10 "),
+            "{s}"
+        );
         assert_eq!(a.last().unwrap(), "http://10.244.1.7:8080/");
     }
 
@@ -196,7 +197,10 @@ mod tests {
         let r = fixture("curl-ok-200.txt", 0);
         assert_eq!(r.http_code, 200);
         assert_eq!(r.remote.as_deref(), Some("10.244.1.7:8080"));
-        assert_eq!(judge(&r), Verdict::Pass("HTTP 200 from 10.244.1.7:8080".into()));
+        assert_eq!(
+            judge(&r),
+            Verdict::Pass("HTTP 200 from 10.244.1.7:8080".into())
+        );
     }
 
     #[test]
@@ -205,16 +209,27 @@ mod tests {
         assert_eq!(classify(&r), CurlOutcome::Timeout);
         let v = judge(&r);
         assert!(!v.is_pass());
-        assert!(v.message().starts_with("timeout (curl exit 28)"), "{}", v.message());
+        assert!(
+            v.message().starts_with("timeout (curl exit 28)"),
+            "{}",
+            v.message()
+        );
         assert!(v.message().contains("hubble observe --verdict DROPPED"));
-        assert!(v.message().contains("Connection timed out after 2002 milliseconds"));
+        assert!(
+            v.message()
+                .contains("Connection timed out after 2002 milliseconds")
+        );
     }
 
     #[test]
     fn exit_22_is_an_http_error_with_its_status() {
         let r = fixture("curl-http-error-503.txt", 22);
         assert_eq!(classify(&r), CurlOutcome::HttpError { status: 503 });
-        assert!(judge(&r).message().starts_with("HTTP error 503 (curl exit 22)"));
+        assert!(
+            judge(&r)
+                .message()
+                .starts_with("HTTP error 503 (curl exit 22)")
+        );
     }
 
     #[test]
@@ -230,8 +245,14 @@ mod tests {
     #[test]
     fn tls_resolve_refused_and_no_route_are_told_apart() {
         assert_eq!(classify(&fixture("curl-tls-35.txt", 35)), CurlOutcome::Tls);
-        assert_eq!(classify(&fixture("curl-resolve-6.txt", 6)), CurlOutcome::Resolve);
-        assert_eq!(classify(&fixture("curl-refused-7.txt", 7)), CurlOutcome::Refused);
+        assert_eq!(
+            classify(&fixture("curl-resolve-6.txt", 6)),
+            CurlOutcome::Resolve
+        );
+        assert_eq!(
+            classify(&fixture("curl-refused-7.txt", 7)),
+            CurlOutcome::Refused
+        );
         assert_eq!(
             classify(&CurlResult::parse(&out(
                 7,
@@ -240,8 +261,16 @@ mod tests {
             ))),
             CurlOutcome::NoRoute
         );
-        assert!(judge(&fixture("curl-refused-7.txt", 7)).message().contains("endpointslices"));
-        assert!(judge(&fixture("curl-resolve-6.txt", 6)).message().contains("dns suite"));
+        assert!(
+            judge(&fixture("curl-refused-7.txt", 7))
+                .message()
+                .contains("endpointslices")
+        );
+        assert!(
+            judge(&fixture("curl-resolve-6.txt", 6))
+                .message()
+                .contains("dns suite")
+        );
     }
 
     #[test]

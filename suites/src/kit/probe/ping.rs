@@ -51,9 +51,7 @@ impl PingResult {
                     }
                 }
             }
-            if too_big.is_none()
-                && (l.contains("message too long") || l.contains("frag needed"))
-            {
+            if too_big.is_none() && (l.contains("message too long") || l.contains("frag needed")) {
                 too_big = Some(TooBig {
                     mtu: mtu_in(&l),
                     line: line.trim().to_string(),
@@ -153,7 +151,11 @@ mod tests {
     fn no_reply_fails_with_where_to_look() {
         let r = fixture("ping-no-reply.txt", 1);
         assert_eq!(r.received, Some(0));
-        assert!(judge(&r).message().starts_with("no echo reply within 2s (ping exit 1)"));
+        assert!(
+            judge(&r)
+                .message()
+                .starts_with("no echo reply within 2s (ping exit 1)")
+        );
     }
 
     #[test]
@@ -162,7 +164,11 @@ mod tests {
         let tb = r.too_big.clone().unwrap();
         assert_eq!(tb.mtu, Some(1450));
         let m = judge(&r);
-        assert!(m.message().contains("the path allows 1450 bytes"), "{}", m.message());
+        assert!(
+            m.message().contains("the path allows 1450 bytes"),
+            "{}",
+            m.message()
+        );
         assert!(m.message().contains("helm `MTU`"));
     }
 

@@ -1,0 +1,392 @@
+//! Running a suite's checks against a cluster: select, set up, observe and judge each check, tear
+//! down. This is the entry point the harness calls; it never panics on cluster behaviour and always
+//! returns one result per selected check.
+//!
+//! A check ends in exactly one of: passed (its judge said so), failed (its judge said the cluster
+//! misbehaved), error (the kit could not observe: setup, API or exec failure), skipped (not
+//! applicable to this cell, or not implemented in this version). Nothing unimplemented passes.
+
+use crate::catalog::{self, CheckDecl, NOT_IMPLEMENTED, SuiteName};
+use crate::features::{Applicability, RunContext};
+use crate::filter::CheckFilter;
+use crate::kit::check::{CheckCtx, Env, Runnable, Timeouts};
+use crate::kit::errors::KitError;
+use crate::kit::exec::{Executor, KubeExecutor};
+use crate::kit::images::Images;
+use crate::kit::namespace::{self, KeepNamespaces, PsaLabels, RunId};
+use crate::kit::retry::RetryPolicy;
+use crate::kit::transcript::Transcript;
+use crate::kit::verdict::Verdict;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How a run is configured; everything has a default except the run id.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    pub run_id: String,
+    pub images: Images,
+    pub retry: RetryPolicy,
+    pub timeouts: Timeouts,
+    pub keep: KeepNamespaces,
+    pub cluster_domain: String,
+}
+
+impl RunOptions {
+    pub fn new(run_id: impl Into<String>) -> RunOptions {
+        RunOptions {
+            run_id: run_id.into(),
+            images: Images::pinned(),
+            retry: RetryPolicy::default(),
+            timeouts: Timeouts::default(),
+            keep: KeepNamespaces::default(),
+            cluster_domain: "cluster.local".into(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CheckOutcome {
+    Passed { evidence: String },
+    Failed { message: String },
+    Error { message: String },
+    Skipped { reason: String },
+}
+
+impl CheckOutcome {
+    pub fn is_bad(&self) -> bool {
+        matches!(
+            self,
+            CheckOutcome::Failed { .. } | CheckOutcome::Error { .. }
+        )
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct CheckRun {
+    pub suite: SuiteName,
+    pub check: &'static str,
+    pub outcome: CheckOutcome,
+    pub duration: Duration,
+    /// The check's probes; render with [`Transcript::render`] for JUnit system-out.
+    pub transcript: Transcript,
+}
+
+impl CheckRun {
+    /// `suite::check`, the name filters and reports use.
+    pub fn name(&self) -> String {
+        format!("{}::{}", self.suite, self.check)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Cleanup {
+    /// No check needed the cluster, so nothing was created.
+    NothingCreated,
+    Deleted {
+        namespaces: Vec<String>,
+    },
+    Kept {
+        namespaces: Vec<String>,
+        why: String,
+    },
+    Failed {
+        message: String,
+    },
+}
+
+#[derive(Clone, Debug)]
+pub struct SuiteRun {
+    pub suite: SuiteName,
+    pub namespace: Option<String>,
+    /// Workload creation and readiness, shared by all checks.
+    pub setup: Transcript,
+    pub setup_duration: Duration,
+    /// One per selected check, in catalog order.
+    pub checks: Vec<CheckRun>,
+    pub cleanup: Cleanup,
+}
+
+impl SuiteRun {
+    pub fn any_bad(&self) -> bool {
+        self.checks.iter().any(|c| c.outcome.is_bad())
+    }
+}
+
+/// A suite this version implements: its checks, its shared fixture and how to deploy it.
+pub(crate) trait SuiteImpl {
+    type Fixture: Send + Sync;
+    const SUITE: SuiteName;
+
+    fn checks() -> Vec<Box<dyn Runnable<Self::Fixture>>>;
+
+    /// Namespaces besides the suite's own that setup may create; deleted with it.
+    fn extra_namespaces(_env: &Env) -> Vec<String> {
+        Vec::new()
+    }
+
+    fn setup(
+        env: &Env,
+        wanted: &[&'static str],
+        log: &CheckCtx<'_>,
+    ) -> impl Future<Output = Result<Self::Fixture, KitError>> + Send;
+}
+
+/// The names of the checks a suite implements (observe + judge), for coverage tests and plans.
+pub fn implemented_checks(suite: SuiteName) -> Vec<&'static str> {
+    fn names<S: SuiteImpl>() -> Vec<&'static str> {
+        S::checks().iter().map(|c| c.name()).collect()
+    }
+    match suite {
+        SuiteName::Connectivity => names::<crate::connectivity::Connectivity>(),
+        SuiteName::Dns => names::<crate::dns::Dns>(),
+        SuiteName::PodSecurity => names::<crate::pod_security::PodSecurity>(),
+        SuiteName::GatewayApi | SuiteName::Wireguard | SuiteName::LbIpam => Vec::new(),
+    }
+}
+
+/// Runs the selected checks of one suite against the cluster behind `client`, probing by exec.
+pub async fn run_suite(
+    client: &kube::Client,
+    suite: SuiteName,
+    ctx: &RunContext,
+    filter: &CheckFilter,
+    opts: &RunOptions,
+) -> SuiteRun {
+    let exec = Arc::new(KubeExecutor::new(client.clone(), opts.timeouts.exec));
+    run_suite_with(client, exec, suite, ctx, filter, opts).await
+}
+
+/// [`run_suite`] with the executor supplied, so tests can script probe output.
+pub async fn run_suite_with(
+    client: &kube::Client,
+    exec: Arc<dyn Executor>,
+    suite: SuiteName,
+    ctx: &RunContext,
+    filter: &CheckFilter,
+    opts: &RunOptions,
+) -> SuiteRun {
+    let decl = catalog::suite(suite);
+    let mut slots: Vec<(&'static CheckDecl, Option<CheckRun>)> = Vec::new();
+    for c in decl.checks.iter().filter(|c| filter.selects(decl, c.name)) {
+        let done = match decl.check_runnability(c, ctx) {
+            Applicability::Applies => None,
+            Applicability::Skipped(reason) => {
+                Some(finished(suite, c.name, CheckOutcome::Skipped { reason }))
+            }
+        };
+        slots.push((c, done));
+    }
+    let mut run = SuiteRun {
+        suite,
+        namespace: None,
+        setup: Transcript::new(),
+        setup_duration: Duration::ZERO,
+        checks: Vec::new(),
+        cleanup: Cleanup::NothingCreated,
+    };
+    let wanted: Vec<&'static str> = slots
+        .iter()
+        .filter(|(_, d)| d.is_none())
+        .map(|(c, _)| c.name)
+        .collect();
+    if !wanted.is_empty() {
+        let results = match suite {
+            SuiteName::Connectivity => {
+                run_impl::<crate::connectivity::Connectivity>(
+                    client, exec, ctx, opts, &wanted, &mut run,
+                )
+                .await
+            }
+            SuiteName::Dns => {
+                run_impl::<crate::dns::Dns>(client, exec, ctx, opts, &wanted, &mut run).await
+            }
+            SuiteName::PodSecurity => {
+                run_impl::<crate::pod_security::PodSecurity>(
+                    client, exec, ctx, opts, &wanted, &mut run,
+                )
+                .await
+            }
+            // The catalog marks every check of these suites not implemented (tested), so this
+            // arm is reached only if that marking and this match drift apart.
+            SuiteName::GatewayApi | SuiteName::Wireguard | SuiteName::LbIpam => wanted
+                .iter()
+                .map(|c| {
+                    finished(
+                        suite,
+                        c,
+                        CheckOutcome::Skipped {
+                            reason: NOT_IMPLEMENTED.into(),
+                        },
+                    )
+                })
+                .collect(),
+        };
+        let mut results = results.into_iter();
+        for (_, done) in slots.iter_mut().filter(|(_, d)| d.is_none()) {
+            *done = results.next();
+        }
+    }
+    run.checks = slots.into_iter().filter_map(|(_, d)| d).collect();
+    run
+}
+
+fn finished(suite: SuiteName, check: &str, outcome: CheckOutcome) -> CheckRun {
+    CheckRun {
+        suite,
+        check: catalog::suite(suite)
+            .check(check)
+            .map_or("unknown", |c| c.name),
+        outcome,
+        duration: Duration::ZERO,
+        transcript: Transcript::new(),
+    }
+}
+
+async fn run_impl<S: SuiteImpl>(
+    client: &kube::Client,
+    exec: Arc<dyn Executor>,
+    ctx: &RunContext,
+    opts: &RunOptions,
+    wanted: &[&'static str],
+    run: &mut SuiteRun,
+) -> Vec<CheckRun> {
+    let all_error = |message: String| -> Vec<CheckRun> {
+        wanted
+            .iter()
+            .map(|c| {
+                finished(
+                    S::SUITE,
+                    c,
+                    CheckOutcome::Error {
+                        message: message.clone(),
+                    },
+                )
+            })
+            .collect()
+    };
+    let run_id = match RunId::new(&opts.run_id) {
+        Ok(r) => r,
+        Err(e) => return all_error(e.to_string()),
+    };
+    let ns_name = namespace::namespace_name(&run_id, S::SUITE, None);
+    let env = Env {
+        client: client.clone(),
+        exec,
+        suite: S::SUITE,
+        namespace: ns_name.clone(),
+        run_id: run_id.clone(),
+        images: opts.images.clone(),
+        retry: opts.retry,
+        timeouts: opts.timeouts,
+        cluster_domain: opts.cluster_domain.clone(),
+        external_target: ctx.external_target.clone(),
+        nodes: ctx.nodes,
+    };
+    let mut namespaces = vec![ns_name.clone()];
+    namespaces.extend(S::extra_namespaces(&env));
+    run.namespace = Some(ns_name.clone());
+
+    let started = tokio::time::Instant::now();
+    let setup_log = CheckCtx::new(&env, "setup");
+    let ns = namespace::test_namespace(&ns_name, &run_id, S::SUITE, PsaLabels::PRIVILEGED);
+    let fixture = match namespace::create(client, &ns).await {
+        Ok(_) => {
+            setup_log.note(format!(
+                "namespace {ns_name} created with pod-security.kubernetes.io/enforce=privileged"
+            ));
+            S::setup(&env, wanted, &setup_log).await
+        }
+        Err(e) => {
+            // Nothing of ours exists if the namespace could not be created.
+            namespaces.clear();
+            Err(e)
+        }
+    };
+    run.setup_duration = started.elapsed();
+    run.setup = setup_log.into_transcript();
+
+    let results = match fixture {
+        Err(e) => all_error(
+            KitError::Setup {
+                suite: S::SUITE.to_string(),
+                cause: e.to_string(),
+            }
+            .to_string(),
+        ),
+        Ok(fixture) => {
+            let impls = S::checks();
+            let mut out = Vec::new();
+            for name in wanted {
+                let Some(check) = impls.iter().find(|c| c.name() == *name) else {
+                    out.push(finished(S::SUITE, name, CheckOutcome::Error {
+                        message: format!("{}::{name} is declared implemented but has no observe/judge in this build", S::SUITE),
+                    }));
+                    continue;
+                };
+                out.push(run_check::<S>(&env, check.as_ref(), &fixture, name).await);
+            }
+            out
+        }
+    };
+
+    let bad = results.iter().any(|r| r.outcome.is_bad());
+    run.cleanup = if namespaces.is_empty() {
+        Cleanup::NothingCreated
+    } else if opts.keep.keeps(bad) {
+        Cleanup::Kept {
+            why: if bad {
+                "kept because a check failed (keep on failure)".into()
+            } else {
+                "kept on request".into()
+            },
+            namespaces,
+        }
+    } else {
+        let mut errors = Vec::new();
+        for ns in &namespaces {
+            if let Err(e) = namespace::delete(client, ns).await {
+                errors.push(e.to_string());
+            }
+        }
+        if errors.is_empty() {
+            Cleanup::Deleted { namespaces }
+        } else {
+            Cleanup::Failed {
+                message: errors.join("; "),
+            }
+        }
+    };
+    results
+}
+
+async fn run_check<S: SuiteImpl>(
+    env: &Env,
+    check: &dyn Runnable<S::Fixture>,
+    fixture: &S::Fixture,
+    name: &'static str,
+) -> CheckRun {
+    let ctx = CheckCtx::new(env, name);
+    let started = tokio::time::Instant::now();
+    let budget = env.timeouts.check;
+    let outcome = match tokio::time::timeout(budget, check.run(fixture, &ctx)).await {
+        Ok(Ok(Verdict::Pass(evidence))) => CheckOutcome::Passed { evidence },
+        Ok(Ok(Verdict::Fail(message))) => CheckOutcome::Failed { message },
+        Ok(Err(e)) => CheckOutcome::Error {
+            message: e.to_string(),
+        },
+        Err(_) => CheckOutcome::Error {
+            message: format!(
+                "the check did not finish within its {}s budget; the transcript shows how far it got",
+                budget.as_secs()
+            ),
+        },
+    };
+    CheckRun {
+        suite: S::SUITE,
+        check: name,
+        outcome,
+        duration: started.elapsed(),
+        transcript: ctx.into_transcript(),
+    }
+}
