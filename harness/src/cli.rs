@@ -35,6 +35,14 @@ pub enum Command {
     /// Work with JUnit reports.
     #[command(subcommand)]
     Report(ReportCommand),
+    /// Provision a Talos-in-Docker cluster and print how to reach it.
+    Up(crate::cluster_cmd::UpArgs),
+    /// Remove a cluster: its containers, volumes, network and run directory.
+    Down(crate::cluster_cmd::DownArgs),
+    /// List harness clusters and runs with their age.
+    Ls(crate::cluster_cmd::LsArgs),
+    /// Remove leftovers of harness runs (all, or by --run-id / --older-than).
+    Gc(crate::cluster_cmd::GcArgs),
 }
 
 #[derive(Args, Debug)]
@@ -254,5 +262,9 @@ pub fn run(cli: Cli) -> Result<bool, InputError> {
             );
             Ok(true)
         }
+        Command::Up(args) => crate::cluster_cmd::up(args),
+        Command::Down(args) => crate::cluster_cmd::down(args),
+        Command::Ls(args) => crate::cluster_cmd::ls(args),
+        Command::Gc(args) => crate::cluster_cmd::gc(args),
     }
 }

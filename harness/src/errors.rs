@@ -64,6 +64,10 @@ pub enum InputError {
 
     #[error("{0}")]
     Report(String),
+
+    /// A cluster request refused before anything was created (bad input or a missing part).
+    #[error(transparent)]
+    Cluster(#[from] talos_docker::PreflightError),
 }
 
 impl InputError {

@@ -2,6 +2,7 @@
 //! over these modules, and the benches and tests drive them directly.
 
 pub mod cli;
+pub mod cluster_cmd;
 pub mod errors;
 pub mod lb_ipam;
 pub mod matrix;

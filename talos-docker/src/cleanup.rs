@@ -247,9 +247,15 @@ pub async fn remove(
             Err(e) => failures.push(format!("network {}: {e}", n.name)),
         }
     }
-    // Volumes of the removed containers are gone now; list again for the orphans.
+    // Volumes of the removed containers went with them; list again for the orphans.
     let mut orphans = inventory(engine, selector).await?.volumes;
     orphans.retain(&select);
+    removed.volumes.extend(
+        inv.volumes
+            .iter()
+            .filter(|v| !orphans.iter().any(|o| o.name == v.name))
+            .map(|v| v.name.clone()),
+    );
     for v in &orphans {
         match docker
             .remove_volume(&v.name, Some(RemoveVolumeOptions { force: true }))

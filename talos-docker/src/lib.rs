@@ -31,7 +31,7 @@ pub mod wait;
 
 pub use cluster::{Cluster, Node};
 pub use errors::{Error, PreflightError};
-pub use run::{RunDir, RunId, default_state_dir};
+pub use run::{RunDir, RunDirInfo, RunId, default_state_dir};
 pub use spec::{
     ClusterSpec, ConfigPatch, NodeRole, PatchSource, PatchTarget, TalosVersion, Timeouts,
 };

@@ -280,18 +280,18 @@ impl ClusterSpec {
                 "--control-planes 1 --workers 2",
             ));
         }
-        if let Some(subnet) = self.subnet {
-            if subnet.size() < u64::from(self.node_count()) + 3 {
-                return Err(invalid(
-                    "subnet",
-                    subnet.to_string(),
-                    &format!(
-                        "it has no room for {} nodes after the network, gateway (.1) and broadcast addresses",
-                        self.node_count()
-                    ),
-                    "10.5.0.0/24",
-                ));
-            }
+        if let Some(subnet) = self.subnet
+            && subnet.size() < u64::from(self.node_count()) + 3
+        {
+            return Err(invalid(
+                "subnet",
+                subnet.to_string(),
+                &format!(
+                    "it has no room for {} nodes after the network, gateway (.1) and broadcast addresses",
+                    self.node_count()
+                ),
+                "10.5.0.0/24",
+            ));
         }
         if !(1280..=9000).contains(&self.mtu) {
             return Err(invalid(

@@ -108,7 +108,7 @@ pub async fn wait_for_nodes(target: &ReadinessTarget, interval: Duration) -> Res
     poll(&what, target.timeout, interval, || async {
         let list = match api.list(&ListParams::default()).await {
             Ok(list) => list,
-            Err(e) => return Ok(Probe::NotYet(format!("GET /api/v1/nodes: {e}"))),
+            Err(e) => return Ok(Probe::NotYet(format!("GET /api/v1/nodes: {}", chain(&e)))),
         };
         let seen: BTreeSet<String> = list
             .items
@@ -131,6 +131,22 @@ pub async fn wait_for_nodes(target: &ReadinessTarget, interval: Duration) -> Res
         }
     })
     .await
+}
+
+/// An error with its causes: kube's own text often hides the one that matters (e.g. "client
+/// error (Connect)" over "Connection refused").
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let part = cause.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 #[cfg(test)]

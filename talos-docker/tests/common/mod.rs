@@ -225,3 +225,61 @@ impl Readiness for PanickingReadiness {
         Box::pin(async { panic!("readiness panicked on purpose") })
     }
 }
+
+/// [`leftovers`] for tests that are not async.
+pub fn leftovers_blocking(run_id: &str) -> Inventory {
+    let run_id = run_id.to_string();
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async {
+                let engine = Engine::connect(Duration::from_secs(10)).await.unwrap();
+                leftovers(&engine, &run_id).await
+            })
+    })
+    .join()
+    .unwrap()
+}
+
+/// Someone else's network on a free subnet of 10.5.0.0/16, labelled with `run_id` so the test's
+/// guard removes it. Returns its subnet.
+pub fn squat_network(name: &str, run_id: &str) -> talos_docker::Ipv4Net {
+    let (name, run_id) = (name.to_string(), run_id.to_string());
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async {
+                let engine = Engine::connect(Duration::from_secs(10)).await.unwrap();
+                let labels = talos_docker::labels::object(&run_id, &name, 0);
+                let mut lost = Vec::new();
+                loop {
+                    let mut taken: Vec<_> = engine
+                        .networks()
+                        .await
+                        .unwrap()
+                        .into_iter()
+                        .flat_map(|n| n.subnets)
+                        .collect();
+                    taken.extend(&lost);
+                    let subnet = talos_docker::subnet::first_free(&taken).expect("a free /24");
+                    match engine
+                        .create_network(&name, subnet, 1500, labels.clone())
+                        .await
+                    {
+                        Ok(_) => return subnet,
+                        Err(e) if lost.len() < 16 => {
+                            eprintln!("retrying after {e}");
+                            lost.push(subnet)
+                        }
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+            })
+    })
+    .join()
+    .unwrap()
+}
