@@ -498,6 +498,65 @@ pub const CATALOG: &[SuiteDecl] = &[
     },
 ];
 
+/// CHECKS.md: one table per implemented suite, then the suites declared for later. Generated so
+/// the document cannot drift from the catalog (a test compares the file with this).
+pub fn checks_markdown() -> String {
+    use std::fmt::Write as _;
+    let mut out = String::from(
+        "# Checks\n\n\
+         Generated from `suites/src/catalog.rs` (`cargo test -p suites --test catalog_coverage` \
+         fails when this file is stale; rerun it with `UPDATE_CHECKS_MD=1` to rewrite it).\n\n\
+         Every check observes the cluster (exec probes in pods, API requests) and hands plain data \
+         to a pure judge. A probe passes after 3 consecutive successes within 60s. A check ends \
+         passed, failed (the cluster misbehaved; the message says what and where to look), error \
+         (the harness could not observe) or skipped (not applicable to the cell, or not \
+         implemented in this version; never reported as passed).\n",
+    );
+    let cell = |s: &str| s.replace('|', "\\|");
+    for suite in CATALOG {
+        if suite
+            .checks
+            .iter()
+            .all(|c| c.status == CheckStatus::NotImplemented)
+        {
+            continue;
+        }
+        let _ = write!(
+            out,
+            "\n## {}\n\n| Check | What it proves | Anchor |\n|---|---|---|\n",
+            suite.name
+        );
+        for c in suite.checks {
+            let _ = writeln!(
+                out,
+                "| `{}::{}` | {} | {} |",
+                suite.name,
+                c.name,
+                cell(c.proves),
+                cell(c.anchor)
+            );
+        }
+    }
+    let later: Vec<String> = CATALOG
+        .iter()
+        .filter(|s| {
+            s.checks
+                .iter()
+                .all(|c| c.status == CheckStatus::NotImplemented)
+        })
+        .map(|s| format!("`{}` ({} checks)", s.name, s.checks.len()))
+        .collect();
+    if !later.is_empty() {
+        let _ = write!(
+            out,
+            "\n## Declared, not implemented in this version\n\n{}: their checks are listed by \
+             `harness plan` and reported as skipped \"{NOT_IMPLEMENTED}\".\n",
+            later.join(", ")
+        );
+    }
+    out
+}
+
 /// Every `suite::check` name, in catalog order.
 pub fn all_check_names() -> impl Iterator<Item = String> {
     CATALOG.iter().flat_map(|s| {

@@ -9,7 +9,7 @@ pub enum KitError {
     #[error("{action}: {detail}")]
     Api { action: String, detail: String },
 
-    #[error("timed out after {}s waiting for {what}; last seen: {last_seen}", waited.as_secs())]
+    #[error("timed out after {} waiting for {what}; last seen: {last_seen}", seconds(*waited))]
     Timeout {
         what: String,
         waited: Duration,
@@ -38,6 +38,15 @@ pub enum KitError {
 
     #[error("setup of the {suite} suite failed, so this check could not run: {cause}")]
     Setup { suite: String, cause: String },
+}
+
+/// `180s`, or `0.25s` below a second, so short test timeouts do not read as zero.
+fn seconds(d: Duration) -> String {
+    if d.subsec_nanos() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{:.2}s", d.as_secs_f64())
+    }
 }
 
 impl KitError {

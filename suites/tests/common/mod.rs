@@ -1,0 +1,453 @@
+//! A fake API server behind kube's tower-test mock, and a scripted executor.
+//!
+//! The fake keeps just enough state to answer what the suites ask (create, get, list by name,
+//! delete) and records every request, so tests assert on the method, path, query and body the
+//! kit sent. Anything a test wants to answer differently goes through its `hook`, consulted
+//! first. Watches hang (the fake never sends an event), so a wait either finds its object in the
+//! initial list or runs into its timeout, as on a real cluster where nothing changes.
+
+#![allow(
+    dead_code,
+    reason = "each test binary uses a different part of this helper"
+)]
+
+use futures::future::BoxFuture;
+use http::{Request, Response};
+use kube::client::Body;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use suites::kit::{ExecOutput, Executor, KitError, PodRef};
+
+#[derive(Clone, Debug)]
+pub struct Seen {
+    pub method: String,
+    pub path: String,
+    /// Percent-decoded query string.
+    pub query: String,
+    pub headers: http::HeaderMap,
+    pub body: Value,
+}
+
+impl Seen {
+    pub fn is(&self, method: &str, path: &str) -> bool {
+        self.method == method && self.path == path
+    }
+
+    pub fn param(&self, key: &str) -> Option<String> {
+        self.query
+            .split('&')
+            .filter_map(|kv| kv.split_once('='))
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v.to_string())
+    }
+
+    pub fn params(&self, key: &str) -> Vec<String> {
+        self.query
+            .split('&')
+            .filter_map(|kv| kv.split_once('='))
+            .filter(|(k, _)| *k == key)
+            .map(|(_, v)| v.to_string())
+            .collect()
+    }
+
+    pub fn is_watch(&self) -> bool {
+        self.param("watch").as_deref() == Some("true")
+    }
+
+    pub fn dry_run(&self) -> bool {
+        self.param("dryRun").as_deref() == Some("All")
+    }
+}
+
+pub enum Reply {
+    Json(u16, Value),
+    Warned(u16, Vec<String>, Value),
+    /// Never answer (a watch on which nothing happens).
+    Hang,
+}
+
+fn decode(q: &str) -> String {
+    let bytes = q.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap();
+                out.push(u8::from_str_radix(hex, 16).unwrap());
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).unwrap()
+}
+
+pub type Log = Arc<Mutex<Vec<Seen>>>;
+
+/// Serves requests with `respond` and records them.
+pub fn serve(mut respond: impl FnMut(&Seen) -> Reply + Send + 'static) -> (kube::Client, Log) {
+    let (svc, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let log: Log = Arc::new(Mutex::new(Vec::new()));
+    let seen = log.clone();
+    tokio::spawn(async move {
+        let mut hung = Vec::new();
+        while let Some((req, send)) = handle.next_request().await {
+            let (parts, body) = req.into_parts();
+            let bytes = body.collect_bytes().await.unwrap();
+            let body = if bytes.is_empty() {
+                Value::Null
+            } else {
+                serde_json::from_slice(&bytes)
+                    .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
+            };
+            let s = Seen {
+                method: parts.method.to_string(),
+                path: parts.uri.path().to_string(),
+                query: decode(parts.uri.query().unwrap_or("")),
+                headers: parts.headers,
+                body,
+            };
+            seen.lock().unwrap().push(s.clone());
+            let (code, warnings, v) = match respond(&s) {
+                Reply::Hang => {
+                    hung.push(send);
+                    continue;
+                }
+                Reply::Json(c, v) => (c, vec![], v),
+                Reply::Warned(c, w, v) => (c, w, v),
+            };
+            let mut b = Response::builder()
+                .status(code)
+                .header("content-type", "application/json");
+            for w in warnings {
+                b = b.header("warning", w);
+            }
+            send.send_response(b.body(Body::from(serde_json::to_vec(&v).unwrap())).unwrap());
+        }
+    });
+    (kube::Client::new(svc, "default"), log)
+}
+
+pub fn status(code: u16, reason: &str, message: &str) -> Value {
+    json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+           "message": message, "reason": reason, "code": code})
+}
+
+pub fn fixture(name: &str) -> String {
+    std::fs::read_to_string(format!(
+        "{}/tests/fixtures/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+}
+
+pub fn fixture_json(name: &str) -> Value {
+    serde_json::from_str(&fixture(name)).unwrap()
+}
+
+/// Where a pod lands when the fake "schedules" it.
+#[derive(Clone, Debug)]
+pub struct Placement {
+    pub node: String,
+    pub host_ip: String,
+    pub pod_ip: String,
+    pub ready: bool,
+}
+
+/// The fake cluster's state.
+#[derive(Default)]
+pub struct Cluster {
+    pub namespaces: BTreeMap<String, Value>,
+    /// (resource, namespace, name) -> object
+    pub objects: BTreeMap<(String, String, String), Value>,
+    pub placement: BTreeMap<String, Placement>,
+    pub nodes: Vec<(String, String)>,
+    next_ip: u8,
+    next_port: u16,
+}
+
+impl Cluster {
+    pub fn new(nodes: &[(&str, &str)]) -> Cluster {
+        let mut c = Cluster {
+            nodes: nodes
+                .iter()
+                .map(|(n, ip)| (n.to_string(), ip.to_string()))
+                .collect(),
+            next_ip: 10,
+            next_port: 30080,
+            ..Cluster::default()
+        };
+        c.objects.insert(
+            ("services".into(), "default".into(), "kubernetes".into()),
+            json!({"apiVersion": "v1", "kind": "Service",
+                   "metadata": {"name": "kubernetes", "namespace": "default", "resourceVersion": "1"},
+                   "spec": {"clusterIP": "10.96.0.1", "ports": [{"name": "https", "port": 443}]}}),
+        );
+        c
+    }
+
+    pub fn place(&mut self, pod: &str, node: &str, pod_ip: &str, ready: bool) {
+        let host_ip = self
+            .nodes
+            .iter()
+            .find(|(n, _)| n == node)
+            .unwrap()
+            .1
+            .clone();
+        self.placement.insert(
+            pod.into(),
+            Placement {
+                node: node.into(),
+                host_ip,
+                pod_ip: pod_ip.into(),
+                ready,
+            },
+        );
+    }
+
+    /// The default answers of an API server holding this state.
+    pub fn answer(&mut self, s: &Seen) -> Reply {
+        if s.is_watch() {
+            return Reply::Hang;
+        }
+        let parts: Vec<&str> = s.path.trim_matches('/').split('/').collect();
+        match (s.method.as_str(), parts.as_slice()) {
+            ("POST", ["api", "v1", "namespaces"]) => {
+                let mut ns = s.body.clone();
+                let name = ns["metadata"]["name"].as_str().unwrap().to_string();
+                if self.namespaces.contains_key(&name) {
+                    return Reply::Json(
+                        409,
+                        json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                        "message": format!("namespaces \"{name}\" already exists"), "reason": "AlreadyExists", "code": 409}),
+                    );
+                }
+                ns["metadata"]["resourceVersion"] = json!("1");
+                self.namespaces.insert(name, ns.clone());
+                Reply::Json(201, ns)
+            }
+            ("GET", ["api", "v1", "namespaces", name]) => match self.namespaces.get(*name) {
+                Some(ns) => Reply::Json(200, ns.clone()),
+                None => Reply::Json(
+                    404,
+                    status(404, "NotFound", &format!("namespaces \"{name}\" not found")),
+                ),
+            },
+            ("DELETE", ["api", "v1", "namespaces", name]) => match self.namespaces.remove(*name) {
+                Some(ns) => Reply::Json(200, ns),
+                None => Reply::Json(
+                    404,
+                    status(404, "NotFound", &format!("namespaces \"{name}\" not found")),
+                ),
+            },
+            ("GET", ["api", "v1", "nodes"]) => Reply::Json(
+                200,
+                json!({"apiVersion": "v1", "kind": "NodeList", "metadata": {"resourceVersion": "7"},
+                       "items": self.nodes.iter().map(|(n, ip)| json!({
+                           "apiVersion": "v1", "kind": "Node", "metadata": {"name": n},
+                           "status": {"addresses": [{"type": "InternalIP", "address": ip}]}})).collect::<Vec<_>>()}),
+            ),
+            ("POST", ["api", "v1", "namespaces", ns, "pods"]) => {
+                let mut pod = s.body.clone();
+                let name = pod["metadata"]["name"].as_str().unwrap().to_string();
+                pod["metadata"]["namespace"] = json!(ns);
+                pod["metadata"]["resourceVersion"] = json!("2");
+                if s.dry_run() {
+                    return Reply::Json(201, pod);
+                }
+                if let Some(p) = self.placement.get(&name) {
+                    pod["spec"]["nodeName"] = json!(p.node);
+                    pod["status"] = json!({
+                        "phase": "Running",
+                        "hostIP": p.host_ip,
+                        "podIP": p.pod_ip,
+                        "conditions": [
+                            {"type": "PodScheduled", "status": "True"},
+                            {"type": "Ready", "status": if p.ready { "True" } else { "False" },
+                             "reason": if p.ready { Value::Null } else { json!("ContainersNotReady") }}
+                        ]
+                    });
+                } else {
+                    pod["status"] = json!({"phase": "Pending", "conditions": [
+                        {"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                         "message": "0/2 nodes are available: 2 node(s) didn't match pod affinity rules."}]});
+                }
+                self.objects
+                    .insert(("pods".into(), ns.to_string(), name), pod.clone());
+                Reply::Json(201, pod)
+            }
+            ("POST", ["api", "v1", "namespaces", ns, "services"]) => {
+                let mut svc = s.body.clone();
+                let name = svc["metadata"]["name"].as_str().unwrap().to_string();
+                svc["metadata"]["namespace"] = json!(ns);
+                svc["metadata"]["resourceVersion"] = json!("3");
+                let kind = svc["spec"]["type"]
+                    .as_str()
+                    .unwrap_or("ClusterIP")
+                    .to_string();
+                if kind != "ExternalName" && svc["spec"]["clusterIP"].as_str() != Some("None") {
+                    self.next_ip += 1;
+                    svc["spec"]["clusterIP"] = json!(format!("10.96.12.{}", self.next_ip));
+                }
+                if kind == "NodePort" {
+                    for p in svc["spec"]["ports"].as_array_mut().unwrap() {
+                        self.next_port += 1;
+                        p["nodePort"] = json!(self.next_port);
+                    }
+                }
+                self.objects
+                    .insert(("services".into(), ns.to_string(), name), svc.clone());
+                Reply::Json(201, svc)
+            }
+            ("GET", ["api", "v1", "namespaces", ns, resource]) => {
+                let wanted = s
+                    .param("fieldSelector")
+                    .and_then(|f| f.strip_prefix("metadata.name=").map(String::from));
+                let items: Vec<Value> = self
+                    .objects
+                    .iter()
+                    .filter(|((r, n, name), _)| {
+                        r == resource && n == ns && wanted.as_ref().is_none_or(|w| w == name)
+                    })
+                    .map(|(_, v)| v.clone())
+                    .collect();
+                let kind = match *resource {
+                    "pods" => "PodList",
+                    "services" => "ServiceList",
+                    _ => "List",
+                };
+                Reply::Json(
+                    200,
+                    json!({"apiVersion": "v1", "kind": kind, "metadata": {"resourceVersion": "9"}, "items": items}),
+                )
+            }
+            ("GET", ["api", "v1", "namespaces", ns, resource, name]) => {
+                match self
+                    .objects
+                    .get(&(resource.to_string(), ns.to_string(), name.to_string()))
+                {
+                    Some(v) => Reply::Json(200, v.clone()),
+                    None => Reply::Json(
+                        404,
+                        status(404, "NotFound", &format!("{resource} \"{name}\" not found")),
+                    ),
+                }
+            }
+            _ => Reply::Json(
+                404,
+                status(
+                    404,
+                    "NotFound",
+                    &format!("the fake API server does not serve {} {}", s.method, s.path),
+                ),
+            ),
+        }
+    }
+}
+
+/// A cluster behind the mock, with a per-test hook consulted before the defaults.
+pub fn cluster(
+    state: Cluster,
+    mut hook: impl FnMut(&Seen, &mut Cluster) -> Option<Reply> + Send + 'static,
+) -> (kube::Client, Log) {
+    let mut state = state;
+    serve(move |s| match hook(s, &mut state) {
+        Some(r) => r,
+        None => state.answer(s),
+    })
+}
+
+type Answer = dyn Fn(&PodRef, &[String]) -> Result<ExecOutput, KitError> + Send + Sync;
+
+/// An executor answering from a function of (pod, argv), and recording the calls.
+pub struct ScriptedExec {
+    pub calls: Mutex<Vec<(String, Vec<String>)>>,
+    answer: Box<Answer>,
+}
+
+impl ScriptedExec {
+    pub fn new(
+        answer: impl Fn(&PodRef, &[String]) -> Result<ExecOutput, KitError> + Send + Sync + 'static,
+    ) -> Arc<ScriptedExec> {
+        Arc::new(ScriptedExec {
+            calls: Mutex::new(Vec::new()),
+            answer: Box::new(answer),
+        })
+    }
+}
+
+impl Executor for ScriptedExec {
+    fn exec<'a>(
+        &'a self,
+        pod: &'a PodRef,
+        argv: &'a [String],
+    ) -> BoxFuture<'a, Result<ExecOutput, KitError>> {
+        self.calls
+            .lock()
+            .unwrap()
+            .push((pod.to_string(), argv.to_vec()));
+        let r = (self.answer)(pod, argv);
+        Box::pin(async move { r })
+    }
+}
+
+pub fn out(exit_code: i32, stdout: &str, stderr: &str) -> Result<ExecOutput, KitError> {
+    Ok(ExecOutput {
+        exit_code,
+        stdout: stdout.into(),
+        stderr: stderr.into(),
+    })
+}
+
+/// Fixture `<name>` split into stdout and stderr at `--- stderr`.
+pub fn fixture_out(name: &str, exit_code: i32) -> Result<ExecOutput, KitError> {
+    let text = fixture(name);
+    let (stdout, stderr) = text.split_once("--- stderr\n").unwrap_or((&text, ""));
+    out(exit_code, stdout.trim_end(), stderr)
+}
+
+pub fn ctx(nodes: u32, external_target: Option<&str>) -> suites::RunContext {
+    suites::RunContext {
+        features: suites::Features {
+            kube_proxy_replacement: true,
+            gateway_api: true,
+            wireguard: true,
+            node_encryption: false,
+            hubble: false,
+            hubble_relay: false,
+            hubble_ui: false,
+            l2_announcements: true,
+            l7_proxy: true,
+            host_firewall: false,
+            bandwidth_manager: false,
+            bbr: false,
+            mutual_auth_spire: false,
+            routing: suites::Routing::Vxlan,
+        },
+        nodes,
+        external_target: external_target.map(String::from),
+    }
+}
+
+/// Options for fast tests: three in a row, 1ms apart, short waits.
+pub fn fast_options(run_id: &str) -> suites::RunOptions {
+    let mut o = suites::RunOptions::new(run_id);
+    o.retry = suites::kit::RetryPolicy {
+        consecutive: 3,
+        deadline: std::time::Duration::from_millis(200),
+        interval: std::time::Duration::from_millis(1),
+    };
+    o.timeouts.pod_ready = std::time::Duration::from_millis(500);
+    o.timeouts.controller = std::time::Duration::from_millis(500);
+    o.timeouts.check = std::time::Duration::from_secs(10);
+    o
+}
