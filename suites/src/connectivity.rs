@@ -7,7 +7,7 @@
 //! ClusterIP). Checks verify the placement they rely on before judging traffic.
 
 use crate::catalog::SuiteName;
-use crate::check_impl;
+use crate::kit::check::check_impl;
 use crate::kit::check::{CheckCtx, Env, Runnable};
 use crate::kit::errors::KitError;
 use crate::kit::probe::Probe;
@@ -29,12 +29,21 @@ pub const ECHO_SAME_NODE: &str = "echo-same-node";
 pub const ECHO_OTHER_NODE: &str = "echo-other-node";
 pub const HOST_NETNS: &str = "host-netns";
 
+/// Checks that use the other-node workloads.
+const NEEDS_OTHER_NODE: [&str; 4] = [
+    "pod-to-pod-other-node",
+    "pod-to-service-other-node",
+    "pod-to-nodeport-remote",
+    "pod-to-pod-no-frag",
+];
+
 /// Where the connectivity workloads run.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Topology {
     pub client: PodInfo,
     pub echo_same: PodInfo,
-    pub host_netns: PodInfo,
+    /// Present when host-to-pod is selected.
+    pub host_netns: Option<PodInfo>,
     pub svc_same: ServiceInfo,
     /// Present when the cluster has two schedulable nodes.
     pub other: Option<OtherNode>,
@@ -335,10 +344,14 @@ async fn pod_to_host(t: &Topology, ctx: &CheckCtx<'_>) -> Result<Placed<PingResu
 }
 
 async fn host_to_pod(t: &Topology, ctx: &CheckCtx<'_>) -> Result<Placed<CurlResult>, KitError> {
+    let host = t.host_netns.as_ref().ok_or_else(|| KitError::Missing {
+        what: "the host-network pod".into(),
+        hint: "setup deploys it only when host-to-pod is selected".into(),
+    })?;
     let mut legs = vec![
         http(
             ctx,
-            &t.host_netns,
+            host,
             t.echo_same.dest(workload::HTTP_PORT),
             pod_url(&t.echo_same),
         )
@@ -348,7 +361,7 @@ async fn host_to_pod(t: &Topology, ctx: &CheckCtx<'_>) -> Result<Placed<CurlResu
         legs.push(
             http(
                 ctx,
-                &t.host_netns,
+                host,
                 o.echo.dest(workload::HTTP_PORT),
                 pod_url(&o.echo),
             )
@@ -356,7 +369,7 @@ async fn host_to_pod(t: &Topology, ctx: &CheckCtx<'_>) -> Result<Placed<CurlResu
         );
     }
     Ok(Placed {
-        placement: vec![PlacementFact::same(&t.host_netns, &t.client)],
+        placement: vec![PlacementFact::same(host, &t.client)],
         legs,
     })
 }
@@ -458,14 +471,17 @@ impl SuiteImpl for Connectivity {
 
     async fn setup(
         env: &Env,
-        _wanted: &[&'static str],
+        wanted: &[&'static str],
         log: &CheckCtx<'_>,
     ) -> Result<Topology, KitError> {
         let labels = env.run_labels();
         let img = &env.images;
         let near = Placement::SameNodeAs(CLIENT.into());
         let far = Placement::OtherNodeThan(CLIENT.into());
-        let multi = env.nodes >= 2;
+        // Deploy only what the selected checks use: a filtered run should not wait on pods
+        // (and image pulls) that nothing will probe.
+        let host = wanted.contains(&"host-to-pod");
+        let multi = env.nodes >= 2 && (host || wanted.iter().any(|c| NEEDS_OTHER_NODE.contains(c)));
         let mut pods = vec![
             (
                 workload::client_pod(CLIENT, &labels, &img.client, &Placement::Anywhere),
@@ -475,11 +491,13 @@ impl SuiteImpl for Connectivity {
                 workload::echo_pod(ECHO_SAME_NODE, &labels, &img.echo, &near),
                 "echo",
             ),
-            (
+        ];
+        if host {
+            pods.push((
                 workload::host_netns_pod(HOST_NETNS, &labels, &img.client, &near),
                 "client",
-            ),
-        ];
+            ));
+        }
         let mut services = vec![workload::echo_service(
             ECHO_SAME_NODE,
             &labels,
@@ -538,7 +556,11 @@ impl SuiteImpl for Connectivity {
         Ok(Topology {
             client: find(CLIENT).ok_or_else(|| missing(CLIENT))?,
             echo_same: find(ECHO_SAME_NODE).ok_or_else(|| missing(ECHO_SAME_NODE))?,
-            host_netns: find(HOST_NETNS).ok_or_else(|| missing(HOST_NETNS))?,
+            host_netns: if host {
+                Some(find(HOST_NETNS).ok_or_else(|| missing(HOST_NETNS))?)
+            } else {
+                None
+            },
             svc_same: created[0].clone(),
             other: match (
                 find(CLIENT_OTHER_NODE),

@@ -10,7 +10,7 @@ pub mod dig;
 pub mod resolv_conf;
 
 use crate::catalog::SuiteName;
-use crate::check_impl;
+use crate::kit::check::check_impl;
 use crate::kit::check::{CheckCtx, Env, Runnable};
 use crate::kit::errors::KitError;
 use crate::kit::probe::Probe;

@@ -9,7 +9,7 @@
 pub mod admission;
 
 use crate::catalog::SuiteName;
-use crate::check_impl;
+use crate::kit::check::check_impl;
 use crate::kit::check::{CheckCtx, Env, Runnable};
 use crate::kit::errors::KitError;
 use crate::kit::namespace::{self, PSA_AUDIT, PSA_ENFORCE, PSA_WARN, PsaLabels, PsaLevel};

@@ -43,6 +43,14 @@ impl RunOptions {
             cluster_domain: "cluster.local".into(),
         }
     }
+
+    /// Defaults with the image overrides from the environment (`HARNESS_IMAGE_*`).
+    pub fn from_env(run_id: impl Into<String>) -> Result<RunOptions, KitError> {
+        Ok(RunOptions {
+            images: Images::from_env()?,
+            ..RunOptions::new(run_id)
+        })
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

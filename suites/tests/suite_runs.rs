@@ -369,7 +369,7 @@ async fn suites_not_in_this_version_are_skipped_never_passed_and_touch_nothing()
 
 #[tokio::test]
 async fn a_filter_runs_only_what_it_selects() {
-    let (client, _) = cluster(connectivity_cluster(), |_, _| None);
+    let (client, log) = cluster(connectivity_cluster(), |_, _| None);
     let filter = CheckFilter::new(
         &[],
         &[
@@ -389,6 +389,23 @@ async fn a_filter_runs_only_what_it_selects() {
     .await;
     let names: Vec<&str> = run.checks.iter().map(|c| c.check).collect();
     assert_eq!(names, ["pod-to-pod-same-node", "pod-to-pod-other-node"]);
+    // Only the workloads those checks probe are deployed: no host-network pod.
+    let pods: Vec<String> = log
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|s| s.method == "POST" && s.path.ends_with("/pods"))
+        .map(|s| s.body["metadata"]["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        pods,
+        [
+            "client",
+            "echo-same-node",
+            "client-other-node",
+            "echo-other-node"
+        ]
+    );
 }
 
 // ---- DNS ----

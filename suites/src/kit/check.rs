@@ -36,7 +36,7 @@ impl Default for Timeouts {
             pod_ready: Duration::from_secs(180),
             exec: Duration::from_secs(30),
             controller: Duration::from_secs(60),
-            check: Duration::from_secs(300),
+            check: Duration::from_secs(600),
         }
     }
 }
@@ -182,8 +182,6 @@ impl<F: Sync, O: Debug + Send + 'static> Runnable<F> for CheckImpl<F, O> {
 
 /// `check_impl!("name", observe_fn, judge_fn)` boxes a [`CheckImpl`]; `observe_fn` is an
 /// `async fn(&Fixture, &CheckCtx) -> Result<Observation, KitError>`.
-#[macro_export]
-#[doc(hidden)]
 macro_rules! check_impl {
     ($name:literal, $observe:path, $judge:path) => {
         Box::new($crate::kit::check::CheckImpl {
@@ -193,3 +191,5 @@ macro_rules! check_impl {
         })
     };
 }
+
+pub(crate) use check_impl;

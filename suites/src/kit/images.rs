@@ -140,6 +140,15 @@ impl Images {
         }
     }
 
+    /// Every image served by another registry host, for a `--image-registry` style flag.
+    pub fn with_registry(&self, registry: &str) -> Images {
+        Images {
+            client: self.client.with_registry(registry),
+            echo: self.echo.with_registry(registry),
+            dns: self.dns.with_registry(registry),
+        }
+    }
+
     /// The pins with the process environment's overrides applied.
     pub fn from_env() -> Result<Images, KitError> {
         Images::with_overrides(|k| std::env::var(k).ok().filter(|v| !v.trim().is_empty()))
