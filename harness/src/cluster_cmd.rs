@@ -64,7 +64,8 @@ pub struct UpArgs {
     /// Talos config patch for workers only; repeatable.
     #[arg(long = "config-patch-worker", value_name = "@FILE|YAML")]
     pub config_patches_worker: Vec<String>,
-    /// On failure keep the cluster to debug it (remove it later with `harness down`).
+    /// On failure keep the cluster to debug it (remove it later with `harness down`). An
+    /// interrupt (SIGINT/SIGTERM) still removes it.
     #[arg(long)]
     pub keep_on_failure: bool,
     /// The talosctl to use [default: talosctl on PATH].

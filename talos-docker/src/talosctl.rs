@@ -238,7 +238,8 @@ impl Talosctl {
             c.talos_version.minor_tag().into(),
         ];
         if let Some(k8s) = c.kubernetes_version {
-            args.extend(["--kubernetes-version".into(), k8s.into()]);
+            let bare = k8s.strip_prefix('v').unwrap_or(k8s);
+            args.extend(["--kubernetes-version".into(), bare.into()]);
         }
         for (flag, file) in c.patches {
             let mut at = OsString::from("@");
