@@ -120,29 +120,73 @@ impl Transcript {
         self.records.extend(other.records);
     }
 
-    /// Plain text for JUnit system-out. Consecutive attempts of one probe share a heading.
+    /// Plain text for JUnit system-out. Consecutive attempts of one probe share a heading, and
+    /// a run of attempts that repeat the previous one's result is folded into one line, so a
+    /// probe that failed sixty times the same way reads as one failure and a count.
     pub fn render(&self) -> String {
         let mut out = String::new();
         let mut heading: Option<&ProbeLabel> = None;
+        let mut prev: Option<&Attempt> = None;
         let mut n = 0u32;
+        let mut folded: Option<Folded> = None;
         for r in &self.records {
             match r {
                 Record::Note(text) => {
+                    flush(&mut out, folded.take());
                     heading = None;
+                    prev = None;
                     let _ = writeln!(out, "# {text}");
                 }
                 Record::Attempt(a) => {
                     if heading != Some(&a.label) {
+                        flush(&mut out, folded.take());
                         heading = Some(&a.label);
+                        prev = None;
                         n = 0;
                         let _ = writeln!(out, "{}", a.label);
                     }
                     n += 1;
+                    if prev.is_some_and(|p| p.argv == a.argv && p.ended == a.ended) {
+                        let f = folded.get_or_insert(Folded {
+                            first: n,
+                            last: n,
+                            last_started: a.started,
+                        });
+                        f.last = n;
+                        f.last_started = a.started;
+                        continue;
+                    }
+                    flush(&mut out, folded.take());
                     render_attempt(&mut out, n, a);
+                    prev = Some(a);
                 }
             }
         }
+        flush(&mut out, folded.take());
         out
+    }
+}
+
+/// Attempts `first..=last` that repeated the attempt before them exactly.
+struct Folded {
+    first: u32,
+    last: u32,
+    last_started: Timestamp,
+}
+
+fn flush(out: &mut String, f: Option<Folded>) {
+    if let Some(f) = f {
+        let range = if f.first == f.last {
+            format!("#{}", f.first)
+        } else {
+            format!("#{}-#{}", f.first, f.last)
+        };
+        let _ = writeln!(
+            out,
+            "  {range} same command and result as the attempt above ({} more, the last started {})",
+            f.last - f.first + 1,
+            f.last_started.strftime("%Y-%m-%dT%H:%M:%S%.3fZ")
+        );
     }
 }
 
@@ -284,6 +328,31 @@ connectivity/pod-to-pod-same-node:curl: harness-connectivity-r1/client (10.244.1
     $ curl --silent -w '%{http_code} %{remote_ip}' http://10.244.1.7:8080/
     stdout: 200 10.244.1.7
 "
+        );
+    }
+
+    #[test]
+    fn repeated_identical_attempts_fold_into_one_line() {
+        let mut t = Transcript::new();
+        let timeout = Ended::Exited {
+            code: 28,
+            stdout: "000 :0".into(),
+            stderr: "curl: (28) Connection timed out after 2002 milliseconds".into(),
+        };
+        for i in 0..5 {
+            t.attempt(Attempt {
+                label: label(),
+                argv: vec!["curl".into(), "http://10.244.1.7:8080/".into()],
+                started: at(i * 3),
+                duration: Duration::from_millis(2002),
+                ended: timeout.clone(),
+            });
+        }
+        let r = t.render();
+        assert_eq!(r.matches("exit 28").count(), 1, "{r}");
+        assert!(
+            r.ends_with("  #2-#5 same command and result as the attempt above (4 more, the last started 2026-11-18T11:06:52.000Z)\n"),
+            "{r}"
         );
     }
 
