@@ -3,6 +3,7 @@
 
 pub mod cli;
 pub mod errors;
+pub mod install;
 pub mod lb_ipam;
 pub mod matrix;
 pub mod plan;
