@@ -10,7 +10,9 @@ pub type Readiness = Result<(), String>;
 fn generation_seen(meta_gen: Option<i64>, observed: Option<i64>) -> Readiness {
     match (meta_gen, observed) {
         (Some(g), Some(o)) if o >= g => Ok(()),
-        (Some(g), o) => Err(format!("controller has not observed generation {g} (observed {o:?})")),
+        (Some(g), o) => Err(format!(
+            "controller has not observed generation {g} (observed {o:?})"
+        )),
         (None, _) => Ok(()),
     }
 }
@@ -44,7 +46,9 @@ pub fn deployment_available(d: Option<&Deployment>) -> Readiness {
     if updated == want && available == want && st.unavailable_replicas.unwrap_or(0) == 0 {
         Ok(())
     } else {
-        Err(format!("{want} wanted, {updated} updated, {available} available"))
+        Err(format!(
+            "{want} wanted, {updated} updated, {available} available"
+        ))
     }
 }
 
@@ -53,7 +57,11 @@ pub fn crd_established(crd: Option<&CustomResourceDefinition>) -> Readiness {
     let conds = crd.status.as_ref().and_then(|s| s.conditions.as_ref());
     match conds.and_then(|c| c.iter().find(|c| c.type_ == "Established")) {
         Some(c) if c.status == "True" => Ok(()),
-        Some(c) => Err(format!("Established={} ({})", c.status, c.message.clone().unwrap_or_default())),
+        Some(c) => Err(format!(
+            "Established={} ({})",
+            c.status,
+            c.message.clone().unwrap_or_default()
+        )),
         None => Err("no Established condition yet".into()),
     }
 }
@@ -100,7 +108,9 @@ mod tests {
     use serde::de::DeserializeOwned;
 
     fn fixture<T: DeserializeOwned>(name: &str) -> T {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/install").join(name);
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/install")
+            .join(name);
         serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
     }
 
@@ -120,13 +130,20 @@ mod tests {
     fn stale_status_is_not_ready() {
         let mut ds: DaemonSet = fixture("daemonset-cilium-ready.json");
         ds.metadata.generation = Some(3);
-        assert!(daemonset_rolled_out(Some(&ds)).unwrap_err().contains("generation 3"));
+        assert!(
+            daemonset_rolled_out(Some(&ds))
+                .unwrap_err()
+                .contains("generation 3")
+        );
     }
 
     #[test]
     fn deployment_availability() {
         let d: Deployment = fixture("deployment-cilium-operator-progressing.json");
-        assert_eq!(deployment_available(Some(&d)), Err("1 wanted, 1 updated, 0 available".into()));
+        assert_eq!(
+            deployment_available(Some(&d)),
+            Err("1 wanted, 1 updated, 0 available".into())
+        );
         let d: Deployment = fixture("deployment-cilium-operator-available.json");
         assert_eq!(deployment_available(Some(&d)), Ok(()));
     }
@@ -136,7 +153,11 @@ mod tests {
         let nodes: Vec<Node> = fixture("nodes-cni-not-initialized.json");
         let err = nodes_ready(&nodes, 3).unwrap_err();
         assert!(err.starts_with("3 of 3 nodes registered; not ready: [t-worker-1 Ready=False (KubeletNotReady: container runtime network not ready"), "{err}");
-        assert!(nodes_ready(&nodes[..1], 3).unwrap_err().starts_with("1 of 3"));
+        assert!(
+            nodes_ready(&nodes[..1], 3)
+                .unwrap_err()
+                .starts_with("1 of 3")
+        );
     }
 
     #[test]
@@ -145,6 +166,9 @@ mod tests {
         assert_eq!(crd_established(Some(&crd)), Ok(()));
         let mut pending = crd.clone();
         pending.status = None;
-        assert_eq!(crd_established(Some(&pending)), Err("no Established condition yet".into()));
+        assert_eq!(
+            crd_established(Some(&pending)),
+            Err("no Established condition yet".into())
+        );
     }
 }

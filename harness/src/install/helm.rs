@@ -56,7 +56,12 @@ impl HelmInstall {
     }
 }
 
-async fn run(helm: &Path, args: &[String], kubeconfig: &Path, timeout: Duration) -> Result<(), String> {
+async fn run(
+    helm: &Path,
+    args: &[String],
+    kubeconfig: &Path,
+    timeout: Duration,
+) -> Result<(), String> {
     let mut cmd = tokio::process::Command::new(helm);
     cmd.args(args)
         .env("KUBECONFIG", kubeconfig)
@@ -101,7 +106,15 @@ mod tests {
             "upgrade --install cilium cilium --repo https://helm.cilium.io --version 1.18.4 --namespace kube-system --kubeconfig /run/x/kubeconfig --values /run/x/values.yaml --timeout 300s"
         );
         let local = install(ChartSource::Chart("/charts/cilium-1.18.4.tgz".into())).args();
-        assert_eq!(&local[..4], ["upgrade", "--install", "cilium", "/charts/cilium-1.18.4.tgz"]);
+        assert_eq!(
+            &local[..4],
+            [
+                "upgrade",
+                "--install",
+                "cilium",
+                "/charts/cilium-1.18.4.tgz"
+            ]
+        );
     }
 
     #[tokio::test]
@@ -109,7 +122,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let fake = dir.path().join("helm");
         std::fs::write(&fake, "#!/bin/sh\necho 'Error: INSTALLATION FAILED: tunnel was deprecated in v1.14' >&2\nexit 1\n").unwrap();
-        std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
         let mut i = install(ChartSource::default());
         i.helm = fake;
         let err = i.run().await.unwrap_err();

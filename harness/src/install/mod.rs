@@ -73,8 +73,15 @@ impl Steps {
     {
         let start = Instant::now();
         let result = f.await;
-        self.done.push(Step { name: name.to_string(), duration: start.elapsed() });
-        result.map_err(|message| InstallError { step: name.to_string(), message, steps: self.done.clone() })
+        self.done.push(Step {
+            name: name.to_string(),
+            duration: start.elapsed(),
+        });
+        result.map_err(|message| InstallError {
+            step: name.to_string(),
+            message,
+            steps: self.done.clone(),
+        })
     }
 }
 
@@ -92,10 +99,22 @@ pub async fn install(
 ) -> Result<Vec<Step>, InstallError> {
     let mut steps = Steps { done: Vec::new() };
     if let Some(crds) = &cell.gateway_api {
-        let text = steps.run("fetch Gateway API CRDs", gateway_crds::fetch(crds, opts.gateway_api_dir.as_deref())).await?;
-        let objects = steps.run("parse Gateway API CRDs", async { gateway_crds::parse_bundle(&text) }).await?;
+        let text = steps
+            .run(
+                "fetch Gateway API CRDs",
+                gateway_crds::fetch(crds, opts.gateway_api_dir.as_deref()),
+            )
+            .await?;
+        let objects = steps
+            .run("parse Gateway API CRDs", async {
+                gateway_crds::parse_bundle(&text)
+            })
+            .await?;
         steps
-            .run("apply Gateway API CRDs", gateway_crds::apply(client, objects, opts.timeout))
+            .run(
+                "apply Gateway API CRDs",
+                gateway_crds::apply(client, objects, opts.timeout),
+            )
             .await?;
     }
 
@@ -103,7 +122,8 @@ pub async fn install(
     let text = serde_saphyr::to_string(&cell.values).map_err(|e| e.to_string());
     steps
         .run("write values", async {
-            std::fs::write(&values_path, text?).map_err(|e| format!("{}: {e}", values_path.display()))
+            std::fs::write(&values_path, text?)
+                .map_err(|e| format!("{}: {e}", values_path.display()))
         })
         .await?;
     let helm = helm::HelmInstall {
@@ -121,11 +141,23 @@ pub async fn install(
         let result = match kind {
             "DaemonSet" => {
                 let api: Api<DaemonSet> = Api::namespaced(client.clone(), "kube-system");
-                steps.run(&what, async { wait::object(api, name, &what, daemonset_rolled_out, opts.timeout).await.map_err(|e| e.to_string()) }).await
+                steps
+                    .run(&what, async {
+                        wait::object(api, name, &what, daemonset_rolled_out, opts.timeout)
+                            .await
+                            .map_err(|e| e.to_string())
+                    })
+                    .await
             }
             _ => {
                 let api: Api<Deployment> = Api::namespaced(client.clone(), "kube-system");
-                steps.run(&what, async { wait::object(api, name, &what, deployment_available, opts.timeout).await.map_err(|e| e.to_string()) }).await
+                steps
+                    .run(&what, async {
+                        wait::object(api, name, &what, deployment_available, opts.timeout)
+                            .await
+                            .map_err(|e| e.to_string())
+                    })
+                    .await
             }
         };
         result?;
@@ -133,14 +165,24 @@ pub async fn install(
     let node_api: Api<Node> = Api::all(client.clone());
     steps
         .run("nodes Ready", async {
-            wait::all(node_api, &format!("{nodes} nodes to be Ready"), |n| nodes_ready(n, nodes), opts.timeout)
-                .await
-                .map_err(|e| e.to_string())
+            wait::all(
+                node_api,
+                &format!("{nodes} nodes to be Ready"),
+                |n| nodes_ready(n, nodes),
+                opts.timeout,
+            )
+            .await
+            .map_err(|e| e.to_string())
         })
         .await?;
 
     if cell.features.l2_announcements {
-        steps.run("LB IPAM pool and L2 policy", apply_lb_objects(client, cell, overlay, subnet, opts.timeout)).await?;
+        steps
+            .run(
+                "LB IPAM pool and L2 policy",
+                apply_lb_objects(client, cell, overlay, subnet, opts.timeout),
+            )
+            .await?;
     }
     Ok(steps.done)
 }
@@ -152,15 +194,28 @@ async fn apply_lb_objects(
     subnet: (Ipv4Addr, u8),
     timeout: Duration,
 ) -> Result<(), String> {
-    let (pool, policy) = lb_ipam::objects(overlay, subnet, &cell.cell.cilium).map_err(|e| e.to_string())?;
+    let (pool, policy) =
+        lb_ipam::objects(overlay, subnet, &cell.cell.cilium).map_err(|e| e.to_string())?;
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for crd in ["ciliumloadbalancerippools.cilium.io", "ciliuml2announcementpolicies.cilium.io"] {
-        wait::object(crds.clone(), crd, &format!("CRD {crd} (registered by the operator)"), conditions::crd_established, timeout)
-            .await
-            .map_err(|e| e.to_string())?;
+    for crd in [
+        "ciliumloadbalancerippools.cilium.io",
+        "ciliuml2announcementpolicies.cilium.io",
+    ] {
+        wait::object(
+            crds.clone(),
+            crd,
+            &format!("CRD {crd} (registered by the operator)"),
+            conditions::crd_established,
+            timeout,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
     }
     let pp = PatchParams::apply("talos-cilium-harness").force();
-    let (pool_group, pool_version) = pool.api_version.split_once('/').unwrap_or(("cilium.io", "v2"));
+    let (pool_group, pool_version) = pool
+        .api_version
+        .split_once('/')
+        .unwrap_or(("cilium.io", "v2"));
     let docs = [
         (
             GroupVersionKind::gvk(pool_group, pool_version, pool.kind),
@@ -176,7 +231,8 @@ async fn apply_lb_objects(
     for (gvk, plural, value) in docs {
         let ar = ApiResource::from_gvk_with_plural(&gvk, plural);
         let api: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
-        let obj: DynamicObject = serde_json::from_value(value.map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+        let obj: DynamicObject =
+            serde_json::from_value(value.map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
         let name = obj.metadata.name.clone().unwrap_or_default();
         api.patch(&name, &pp, &Patch::Apply(&obj))
             .await
