@@ -7,6 +7,7 @@ pub mod install;
 pub mod lb_ipam;
 pub mod matrix;
 pub mod plan;
+pub mod preflight;
 pub mod profile;
 pub mod render;
 pub mod report;
