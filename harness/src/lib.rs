@@ -11,5 +11,6 @@ pub mod preflight;
 pub mod profile;
 pub mod render;
 pub mod report;
+pub mod run;
 pub mod values;
 pub mod version;
