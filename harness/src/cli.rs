@@ -27,7 +27,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Expand the matrix and show, per cell, the values, features and checks that apply.
-    Plan(PlanArgs),
+    Plan(Box<PlanArgs>),
     /// List the profile catalog with the seed each profile comes from.
     Profiles(CatalogArgs),
     /// Lint Helm values files and Cilium manifests (LB pools, Services) for a Cilium version.

@@ -4,11 +4,14 @@
 pub mod cli;
 pub mod cluster_cmd;
 pub mod errors;
+pub mod install;
 pub mod lb_ipam;
 pub mod matrix;
 pub mod plan;
+pub mod preflight;
 pub mod profile;
 pub mod render;
 pub mod report;
+pub mod run;
 pub mod values;
 pub mod version;

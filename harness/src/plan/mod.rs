@@ -53,6 +53,19 @@ pub struct ProfileSummary {
     pub description: String,
     pub seed: String,
     pub section: String,
+    pub opt_in: bool,
+}
+
+impl From<&Profile> for ProfileSummary {
+    fn from(p: &Profile) -> Self {
+        ProfileSummary {
+            name: p.name.clone(),
+            description: p.description.clone(),
+            seed: p.source.seed.clone(),
+            section: p.source.section.clone(),
+            opt_in: p.opt_in,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -111,6 +124,8 @@ impl CellPlan {
 pub struct Plan {
     pub cells: Vec<CellPlan>,
     pub excluded: Vec<Excluded>,
+    /// Catalog profiles this matrix leaves out (opt-in ones, or a narrower selection).
+    pub not_in_matrix: Vec<ProfileSummary>,
 }
 
 /// Compatibility facts about a cell that do not stop it from running.
@@ -244,12 +259,7 @@ pub fn plan_cell(
     Ok(CellPlan {
         id: cell.id(),
         cell: cell.clone(),
-        profile: ProfileSummary {
-            name: profile.name.clone(),
-            description: profile.description.clone(),
-            seed: profile.source.seed.clone(),
-            section: profile.source.section.clone(),
-        },
+        profile: ProfileSummary::from(profile),
         talos_image: cell.talos.image(),
         gateway_api: profile.gateway_api.crds().cloned(),
         host_requirements: host_requirements(&features),
@@ -282,5 +292,14 @@ pub fn plan(
         .iter()
         .map(|c| plan_cell(c, catalog, overlay, opts))
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(Plan { cells, excluded })
+    let not_in_matrix = catalog
+        .profiles()
+        .filter(|p| !cells.iter().any(|c| c.profile.name == p.name))
+        .map(ProfileSummary::from)
+        .collect();
+    Ok(Plan {
+        cells,
+        excluded,
+        not_in_matrix,
+    })
 }

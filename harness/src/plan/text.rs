@@ -103,6 +103,14 @@ pub fn render(plan: &Plan) -> String {
         checks,
         plan.excluded.len()
     );
+    for p in &plan.not_in_matrix {
+        let why = if p.opt_in { "opt-in" } else { "not selected" };
+        let _ = writeln!(
+            out,
+            "not in this matrix ({why}): {} (seed {}): {}",
+            p.name, p.seed, p.description
+        );
+    }
     for e in &plan.excluded {
         let _ = writeln!(out, "excluded {}: {}", e.cell.id(), e.reason);
     }

@@ -299,15 +299,15 @@ pub fn values(values: &Value, cilium: &CiliumVersion) -> Vec<Finding> {
         ));
     }
 
-    if let Some(id) = get(values, "cluster.id") {
-        if id.as_u64().is_none_or(|n| n > 511) {
-            out.push(finding(
-                Error,
-                "cluster.id",
-                format!("{id} is not a cluster id (0 to 255, or 511 with maxConnectedClusters)"),
-                "use an integer from 1 to 255",
-            ));
-        }
+    if let Some(id) = get(values, "cluster.id")
+        && id.as_u64().is_none_or(|n| n > 511)
+    {
+        out.push(finding(
+            Error,
+            "cluster.id",
+            format!("{id} is not a cluster id (0 to 255, or 511 with maxConnectedClusters)"),
+            "use an integer from 1 to 255",
+        ));
     }
     if let Some(name) = text(values, "cluster.name") {
         let ok = !name.is_empty()

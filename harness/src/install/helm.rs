@@ -1,0 +1,132 @@
+//! The `helm` CLI (no Rust Helm SDK exists): building the install command and running it with a
+//! bound. The harness does its own watch-based readiness wait, so helm does not `--wait`.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Where the chart comes from: the Cilium repository, or a mirror / local path for offline users.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ChartSource {
+    Repo(String),
+    /// A chart directory, `.tgz`, or `oci://` reference.
+    Chart(String),
+}
+
+impl Default for ChartSource {
+    fn default() -> Self {
+        ChartSource::Repo("https://helm.cilium.io".into())
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct HelmInstall {
+    pub helm: PathBuf,
+    pub kubeconfig: PathBuf,
+    pub chart: ChartSource,
+    pub version: String,
+    pub values: PathBuf,
+    pub timeout: Duration,
+}
+
+impl HelmInstall {
+    /// `helm upgrade --install` arguments, release `cilium` in kube-system.
+    pub fn args(&self) -> Vec<String> {
+        let mut args: Vec<String> = vec!["upgrade".into(), "--install".into(), "cilium".into()];
+        match &self.chart {
+            ChartSource::Repo(url) => args.extend(["cilium".into(), "--repo".into(), url.clone()]),
+            ChartSource::Chart(c) => args.push(c.clone()),
+        }
+        args.extend([
+            "--version".into(),
+            self.version.clone(),
+            "--namespace".into(),
+            "kube-system".into(),
+            "--kubeconfig".into(),
+            self.kubeconfig.display().to_string(),
+            "--values".into(),
+            self.values.display().to_string(),
+            "--timeout".into(),
+            format!("{}s", self.timeout.as_secs()),
+        ]);
+        args
+    }
+
+    pub async fn run(&self) -> Result<(), String> {
+        run(&self.helm, &self.args(), &self.kubeconfig, self.timeout).await
+    }
+}
+
+async fn run(
+    helm: &Path,
+    args: &[String],
+    kubeconfig: &Path,
+    timeout: Duration,
+) -> Result<(), String> {
+    let mut cmd = tokio::process::Command::new(helm);
+    cmd.args(args)
+        .env("KUBECONFIG", kubeconfig)
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true);
+    let out = tokio::time::timeout(timeout + Duration::from_secs(10), cmd.output())
+        .await
+        .map_err(|_| format!("helm did not finish within {}s", timeout.as_secs()))?
+        .map_err(|e| format!("cannot run {}: {e}", helm.display()))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let tail: Vec<&str> = stderr.lines().rev().take(20).collect();
+    Err(format!(
+        "helm {} exited with {}: {}",
+        args.first().map(String::as_str).unwrap_or_default(),
+        out.status,
+        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn install(chart: ChartSource) -> HelmInstall {
+        HelmInstall {
+            helm: "helm".into(),
+            kubeconfig: "/run/x/kubeconfig".into(),
+            chart,
+            version: "1.18.4".into(),
+            values: "/run/x/values.yaml".into(),
+            timeout: Duration::from_secs(300),
+        }
+    }
+
+    #[test]
+    fn repo_install_arguments() {
+        assert_eq!(
+            install(ChartSource::default()).args().join(" "),
+            "upgrade --install cilium cilium --repo https://helm.cilium.io --version 1.18.4 --namespace kube-system --kubeconfig /run/x/kubeconfig --values /run/x/values.yaml --timeout 300s"
+        );
+        let local = install(ChartSource::Chart("/charts/cilium-1.18.4.tgz".into())).args();
+        assert_eq!(
+            &local[..4],
+            [
+                "upgrade",
+                "--install",
+                "cilium",
+                "/charts/cilium-1.18.4.tgz"
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failing_helm_reports_its_stderr() {
+        let dir = tempfile::tempdir().unwrap();
+        let fake = dir.path().join("helm");
+        std::fs::write(&fake, "#!/bin/sh\necho 'Error: INSTALLATION FAILED: tunnel was deprecated in v1.14' >&2\nexit 1\n").unwrap();
+        std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let mut i = install(ChartSource::default());
+        i.helm = fake;
+        let err = i.run().await.unwrap_err();
+        assert!(err.contains("tunnel was deprecated in v1.14"), "{err}");
+    }
+}

@@ -1,0 +1,239 @@
+//! Checks made before a run creates anything: the tools on PATH and what the Docker host's
+//! kernel must offer. A run with a missing part stops here with every problem and its fix,
+//! instead of failing (or hanging) half-way through the first cell.
+
+use crate::plan::Plan;
+use std::path::{Path, PathBuf};
+
+/// One missing part and how to get it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    pub what: String,
+    pub fix: String,
+}
+
+/// Where to look: injectable so tests need not touch the real PATH or /sys.
+pub struct Host {
+    pub path: Vec<PathBuf>,
+    pub sys_module: PathBuf,
+}
+
+impl Host {
+    pub fn current() -> Self {
+        Host {
+            path: std::env::var_os("PATH")
+                .map(|p| std::env::split_paths(&p).collect())
+                .unwrap_or_default(),
+            sys_module: PathBuf::from("/sys/module"),
+        }
+    }
+
+    /// An executable named `name`, or the given path if it names a file.
+    pub fn find(&self, name: &Path) -> Option<PathBuf> {
+        if name.components().count() > 1 {
+            return name.is_file().then(|| name.to_path_buf());
+        }
+        self.path.iter().map(|d| d.join(name)).find(|p| {
+            std::fs::metadata(p).is_ok_and(|m| {
+                m.is_file()
+                    && std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o111 != 0
+            })
+        })
+    }
+}
+
+/// What the run needs from the host, given its plan and options.
+pub struct Needs<'a> {
+    pub helm: &'a Path,
+    pub talosctl: &'a Path,
+    /// Without a local mirror, Gateway API bundles are fetched with curl.
+    pub gateway_api_dir: Option<&'a Path>,
+}
+
+pub fn check(plan: &Plan, needs: &Needs<'_>, host: &Host) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    if host.find(needs.helm).is_none() {
+        problems.push(Problem {
+            what: format!("helm not found ({})", needs.helm.display()),
+            fix: "install Helm 3 (https://helm.sh/docs/intro/install/) or pass --helm PATH".into(),
+        });
+    }
+    if host.find(needs.talosctl).is_none() {
+        let versions: Vec<String> = dedup(
+            plan.cells
+                .iter()
+                .map(|c| c.cell.talos.to_string())
+                .collect(),
+        );
+        problems.push(Problem {
+            what: format!("talosctl not found ({})", needs.talosctl.display()),
+            fix: format!(
+                "install talosctl of the same minor as the Talos image ({}): https://github.com/siderolabs/talos/releases, or pass --talosctl PATH",
+                versions.join(", ")
+            ),
+        });
+    }
+    let wants_crds = plan.cells.iter().any(|c| c.gateway_api.is_some());
+    if wants_crds && needs.gateway_api_dir.is_none() && host.find(Path::new("curl")).is_none() {
+        problems.push(Problem {
+            what: "curl not found, and Gateway API CRDs must be fetched".into(),
+            fix: "install curl, or pass --gateway-api-dir DIR holding <version>/<channel>-install.yaml".into(),
+        });
+    }
+    let mut modules: Vec<(&str, Vec<String>)> = Vec::new();
+    for cell in &plan.cells {
+        for r in &cell.host_requirements {
+            match modules.iter_mut().find(|(m, _)| *m == r.kernel_module) {
+                Some((_, profiles)) if !profiles.contains(&cell.profile.name) => {
+                    profiles.push(cell.profile.name.clone())
+                }
+                Some(_) => {}
+                None => modules.push((r.kernel_module, vec![cell.profile.name.clone()])),
+            }
+        }
+    }
+    for (module, profiles) in modules {
+        if !host.sys_module.join(module).exists() {
+            problems.push(Problem {
+                what: format!(
+                    "kernel module {module} is not loaded on the Docker host (needed by {}); Talos nodes in containers share the host kernel and cannot load it",
+                    profiles.join(", ")
+                ),
+                fix: format!("run `sudo modprobe {module}` on the Docker host, or leave those profiles out (--profile)"),
+            });
+        }
+    }
+    problems
+}
+
+fn dedup(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// All problems as one message.
+pub fn message(problems: &[Problem]) -> String {
+    let mut out = format!(
+        "the run cannot start: {} problem(s) on this host:",
+        problems.len()
+    );
+    for p in problems {
+        out.push_str(&format!("\n  - {}; fix: {}", p.what, p.fix));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::matrix::{AxisFlags, MatrixSpec, expand};
+    use crate::plan::{PlanOptions, plan};
+    use crate::profile::Catalog;
+    use crate::profile::overlay::Overlay;
+
+    fn plan_of(profiles: &[&str]) -> Plan {
+        let catalog = Catalog::embedded();
+        let flags = AxisFlags {
+            profiles: profiles.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        };
+        let (cells, excluded) = expand(&MatrixSpec::load(None, flags).unwrap(), &catalog).unwrap();
+        let opts = PlanOptions {
+            values_files: vec![],
+            filter: suites::CheckFilter::new(&[], &[]).unwrap(),
+            nodes: 2,
+            external_target: None,
+        };
+        plan(&cells, excluded, &catalog, &Overlay::embedded(), &opts).unwrap()
+    }
+
+    fn host_with(tools: &[&str], modules: &[&str]) -> (tempfile::TempDir, Host) {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("bin");
+        let sys = dir.path().join("sys");
+        std::fs::create_dir_all(&bin).unwrap();
+        std::fs::create_dir_all(&sys).unwrap();
+        for t in tools {
+            let p = bin.join(t);
+            std::fs::write(&p, "#!/bin/sh\n").unwrap();
+            std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+                .unwrap();
+        }
+        for m in modules {
+            std::fs::create_dir_all(sys.join(m)).unwrap();
+        }
+        let host = Host {
+            path: vec![bin],
+            sys_module: sys,
+        };
+        (dir, host)
+    }
+
+    fn needs() -> Needs<'static> {
+        Needs {
+            helm: Path::new("helm"),
+            talosctl: Path::new("talosctl"),
+            gateway_api_dir: None,
+        }
+    }
+
+    #[test]
+    fn a_complete_host_has_no_problems() {
+        let (_d, host) = host_with(&["helm", "talosctl", "curl"], &["wireguard", "tcp_bbr"]);
+        assert!(
+            check(
+                &plan_of(&["vxlan-wireguard-hostfw", "talos-gateway-api"]),
+                &needs(),
+                &host
+            )
+            .is_empty()
+        );
+    }
+
+    #[test]
+    fn every_missing_part_is_named_with_its_fix() {
+        let (_d, host) = host_with(&[], &[]);
+        let problems = check(
+            &plan_of(&[
+                "vxlan-wireguard-hostfw",
+                "service-mesh-wireguard",
+                "talos-gateway-api",
+            ]),
+            &needs(),
+            &host,
+        );
+        let whats: Vec<&str> = problems.iter().map(|p| p.what.as_str()).collect();
+        assert_eq!(whats.len(), 5, "{whats:?}");
+        assert!(whats[0].starts_with("helm not found"));
+        assert!(
+            problems[1]
+                .fix
+                .contains("same minor as the Talos image (v1.11.5)")
+        );
+        assert!(whats[2].starts_with("curl not found"));
+        assert!(
+            whats[3].contains("wireguard is not loaded")
+                && whats[3].contains("vxlan-wireguard-hostfw, service-mesh-wireguard")
+        );
+        assert!(whats[4].contains("tcp_bbr"));
+        assert!(
+            message(&problems).starts_with(
+                "the run cannot start: 5 problem(s) on this host:\n  - helm not found"
+            )
+        );
+    }
+
+    #[test]
+    fn a_gateway_api_mirror_replaces_curl_and_non_executables_do_not_count() {
+        let (_d, host) = host_with(&["helm", "talosctl"], &[]);
+        std::fs::write(host.path[0].join("curl"), "not executable").unwrap();
+        let p = plan_of(&["talos-gateway-api"]);
+        assert_eq!(check(&p, &needs(), &host).len(), 1);
+        let mirror = Needs {
+            gateway_api_dir: Some(Path::new("/mirror")),
+            ..needs()
+        };
+        assert!(check(&p, &mirror, &host).is_empty());
+    }
+}
