@@ -36,7 +36,7 @@ pub enum Command {
     #[command(subcommand)]
     Report(ReportCommand),
     /// Provision a Talos-in-Docker cluster and print how to reach it.
-    Up(crate::cluster_cmd::UpArgs),
+    Up(Box<crate::cluster_cmd::UpArgs>),
     /// Remove a cluster: its containers, volumes, network and run directory.
     Down(crate::cluster_cmd::DownArgs),
     /// List harness clusters and runs with their age.
@@ -262,7 +262,7 @@ pub fn run(cli: Cli) -> Result<bool, InputError> {
             );
             Ok(true)
         }
-        Command::Up(args) => crate::cluster_cmd::up(args),
+        Command::Up(args) => crate::cluster_cmd::up(*args),
         Command::Down(args) => crate::cluster_cmd::down(args),
         Command::Ls(args) => crate::cluster_cmd::ls(args),
         Command::Gc(args) => crate::cluster_cmd::gc(args),
