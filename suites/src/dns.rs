@@ -26,9 +26,10 @@ use k8s_openapi::api::core::v1::{
     ContainerPort, HTTPGetAction, Pod, PodDNSConfig, PodDNSConfigOption, Probe as K8sProbe,
     Service, ServicePort, ServiceSpec,
 };
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use kube::api::Api;
+use kube::api::{Api, ListParams};
 use resolv_conf::ResolvConf;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -190,14 +191,41 @@ pub fn judge_lookups(ls: &Vec<Lookup>) -> Verdict {
     )
 }
 
+/// An address the EndpointSlice controller published for a Service, with its readiness.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Endpoint {
+    pub ip: IpAddr,
+    pub ready: bool,
+}
+
+/// The endpoints of a Service's EndpointSlices. A missing `ready` condition counts as ready,
+/// as the EndpointSlice API defines it.
+pub fn endpoints(slices: &[EndpointSlice]) -> Vec<Endpoint> {
+    slices
+        .iter()
+        .flat_map(|s| s.endpoints.iter())
+        .flat_map(|e| {
+            let ready = e.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true);
+            e.addresses
+                .iter()
+                .filter_map(move |a| a.parse().ok().map(|ip| Endpoint { ip, ready }))
+        })
+        .collect()
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Headless {
     pub not_ready: Vec<IpAddr>,
     pub lookup: Lookup,
+    /// What the EndpointSlices said after the lookups, to tell a DNS fault from an endpoints one.
+    pub endpoints: Vec<Endpoint>,
 }
 
 pub fn judge_headless(h: &Headless) -> Verdict {
     let v = judge_lookup(&h.lookup);
+    let Verdict::Fail(m) = v else {
+        return v;
+    };
     let last = match h.lookup.series.tries.last() {
         Some(Try::Observed(r)) => r.ips(),
         _ => Vec::new(),
@@ -206,12 +234,27 @@ pub fn judge_headless(h: &Headless) -> Verdict {
         .into_iter()
         .filter(|ip| h.not_ready.contains(ip))
         .collect();
-    match v {
-        Verdict::Fail(m) if !leaked.is_empty() => Verdict::Fail(format!(
-            "the headless Service publishes not-ready pod {}: DNS must return only Ready endpoints (check EndpointSlice conditions and publishNotReadyAddresses); {m}",
+    let published: BTreeSet<IpAddr> = h
+        .endpoints
+        .iter()
+        .filter(|e| e.ready)
+        .map(|e| e.ip)
+        .collect();
+    let where_ = match &h.lookup.expect {
+        Expect::Ips(want) if &published != want => format!(
+            "the EndpointSlices list {} as ready, the Ready pods are {}: the endpoints are wrong before DNS sees them (EndpointSlice controller, pod readiness)",
+            join(published.iter()),
+            join(want.iter())
+        ),
+        _ => "the EndpointSlices are right, so CoreDNS answers differently from them (CoreDNS cache or its kubernetes plugin)".into(),
+    };
+    if leaked.is_empty() {
+        Verdict::Fail(format!("{m}; {where_}"))
+    } else {
+        Verdict::Fail(format!(
+            "the headless Service publishes not-ready pod {}: DNS must return only Ready endpoints (publishNotReadyAddresses must stay false); {where_}; {m}",
             join(leaked.iter())
-        )),
-        other => other,
+        ))
     }
 }
 
@@ -390,17 +433,26 @@ async fn headless_service_pod_ips(
         Expect::Ips(s) => s.into_iter().collect(),
         _ => Vec::new(),
     };
+    let lookup = lookup(
+        ctx,
+        &f.client,
+        &f.svc_fqdn(HEADLESS),
+        RType::A,
+        false,
+        ips(&ready)?,
+    )
+    .await?;
+    let slices = Api::<EndpointSlice>::namespaced(ctx.env.client.clone(), &f.namespace)
+        .list(&ListParams::default().labels(&format!("kubernetes.io/service-name={HEADLESS}")))
+        .await
+        .map_err(KitError::api(format!(
+            "list endpointslices of {}/{HEADLESS}",
+            f.namespace
+        )))?;
     Ok(Headless {
         not_ready,
-        lookup: lookup(
-            ctx,
-            &f.client,
-            &f.svc_fqdn(HEADLESS),
-            RType::A,
-            false,
-            ips(&ready)?,
-        )
-        .await?,
+        lookup,
+        endpoints: endpoints(&slices.items),
     })
 }
 
@@ -815,36 +867,78 @@ mod tests {
         assert!(t.message().contains("hubble observe --port 53"));
     }
 
+    fn slices() -> Vec<EndpointSlice> {
+        let path = format!(
+            "{}/tests/fixtures/endpointslicelist-dns-headless.json",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let list: k8s_openapi::List<EndpointSlice> =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        list.items
+    }
+
+    #[test]
+    fn endpoint_slices_keep_readiness() {
+        let e = endpoints(&slices());
+        let ready: Vec<String> = e
+            .iter()
+            .filter(|e| e.ready)
+            .map(|e| e.ip.to_string())
+            .collect();
+        let not: Vec<String> = e
+            .iter()
+            .filter(|e| !e.ready)
+            .map(|e| e.ip.to_string())
+            .collect();
+        assert_eq!(ready, ["10.244.1.21", "10.244.2.17"]);
+        assert_eq!(not, ["10.244.1.22"]);
+    }
+
     #[test]
     fn headless_returns_exactly_the_ready_pods() {
-        let ok = lookup_of(
-            "dns-headless.harness-dns-r1.svc.cluster.local",
-            RType::A,
-            set(&["10.244.1.21", "10.244.2.17"]),
-            dig_fixture("dig-a-headless.txt", 0),
-        );
-        assert!(
-            judge_headless(&Headless {
-                not_ready: vec!["10.244.1.22".parse().unwrap()],
-                lookup: ok
-            })
-            .is_pass()
-        );
-        let leaky = lookup_of(
-            "dns-headless.harness-dns-r1.svc.cluster.local",
-            RType::A,
-            set(&["10.244.1.21", "10.244.2.17"]),
-            dig_fixture("dig-a-headless-with-not-ready.txt", 0),
-        );
-        let v = judge_headless(&Headless {
+        let headless = |fixture: &str| Headless {
             not_ready: vec!["10.244.1.22".parse().unwrap()],
-            lookup: leaky,
-        });
+            lookup: lookup_of(
+                "dns-headless.harness-dns-r1.svc.cluster.local",
+                RType::A,
+                set(&["10.244.1.21", "10.244.2.17"]),
+                dig_fixture(fixture, 0),
+            ),
+            endpoints: endpoints(&slices()),
+        };
+        assert!(judge_headless(&headless("dig-a-headless.txt")).is_pass());
+        let v = judge_headless(&headless("dig-a-headless-with-not-ready.txt"));
         assert!(
-            v.message()
-                .starts_with("the headless Service publishes not-ready pod 10.244.1.22"),
+            v.message().starts_with(
+                "the headless Service publishes not-ready pod 10.244.1.22: DNS must return only Ready endpoints (publishNotReadyAddresses must stay false); the EndpointSlices are right, so CoreDNS answers differently"
+            ),
             "{}",
             v.message()
+        );
+    }
+
+    #[test]
+    fn headless_blames_the_endpoints_when_they_are_wrong() {
+        let mut wrong = slices();
+        // The controller never published the second backend.
+        wrong[0]
+            .endpoints
+            .retain(|e| e.addresses != ["10.244.2.17"]);
+        let h = Headless {
+            not_ready: vec![],
+            lookup: lookup_of(
+                "dns-headless.harness-dns-r1.svc.cluster.local",
+                RType::A,
+                set(&["10.244.1.21", "10.244.2.17"]),
+                dig_fixture("dig-a-kubernetes-default.txt", 0),
+            ),
+            endpoints: endpoints(&wrong),
+        };
+        let m = judge_headless(&h);
+        assert!(
+            m.message().contains("the EndpointSlices list 10.244.1.21 as ready, the Ready pods are 10.244.1.21, 10.244.2.17"),
+            "{}",
+            m.message()
         );
     }
 

@@ -486,6 +486,16 @@ fn dns_cluster() -> Cluster {
     c
 }
 
+fn dns_hook(s: &common::Seen, _: &mut Cluster) -> Option<Reply> {
+    (s.path == "/apis/discovery.k8s.io/v1/namespaces/harness-dns-r1/endpointslices").then(|| {
+        assert_eq!(
+            s.param("labelSelector").as_deref(),
+            Some("kubernetes.io/service-name=dns-headless")
+        );
+        Reply::Json(200, fixture_json("endpointslicelist-dns-headless.json"))
+    })
+}
+
 fn dns_exec(external: &'static str) -> Arc<ScriptedExec> {
     ScriptedExec::new(move |pod, argv| match argv[0].as_str() {
         "cat" if pod.name == "dns-custom" => {
@@ -510,7 +520,7 @@ fn dns_exec(external: &'static str) -> Arc<ScriptedExec> {
 
 #[tokio::test]
 async fn dns_passes_against_coredns_answers_and_builds_its_services() {
-    let (client, log) = cluster(dns_cluster(), |_, _| None);
+    let (client, log) = cluster(dns_cluster(), dns_hook);
     let exec = dns_exec("ok");
     let run = run_suite_with(
         &client,
@@ -570,7 +580,7 @@ async fn dns_passes_against_coredns_answers_and_builds_its_services() {
 
 #[tokio::test]
 async fn an_external_lookup_failure_points_at_the_talos_host_dns_breakage() {
-    let (client, _) = cluster(dns_cluster(), |_, _| None);
+    let (client, _) = cluster(dns_cluster(), dns_hook);
     let filter = CheckFilter::new(&[], &["dns::external-name".into()]).unwrap();
     let run = run_suite_with(
         &client,
