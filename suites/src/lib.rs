@@ -4,6 +4,27 @@
 //! what it proves, the anchor it mirrors, and an applicability rule over the cluster's
 //! [`Features`]. This crate never knows how the cluster was made (Docker, Talos, Omni): it sees
 //! only the features and, at run time, a Kubernetes client.
+//!
+//! Running checks (the harness's `e2e` side):
+//!
+//! ```no_run
+//! # async fn run(client: kube::Client, ctx: suites::RunContext) -> Result<(), suites::kit::KitError> {
+//! use suites::{CheckFilter, CheckOutcome, RunOptions, SuiteName, run_suite};
+//! let opts = RunOptions::from_env("20261122-1")?; // pinned images + HARNESS_IMAGE_* overrides
+//! let filter = CheckFilter::new(&[], &[]).expect("no filter");
+//! let run = run_suite(&client, SuiteName::Dns, &ctx, &filter, &opts).await;
+//! for check in &run.checks {
+//!     // check.name() is `suite::check`; check.transcript.render() is the JUnit system-out.
+//!     if let CheckOutcome::Failed { message } = &check.outcome {
+//!         eprintln!("{}: {message}", check.name());
+//!     }
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! Module map: [`kit`] is the engine every suite shares (namespaces, workloads, images, exec
+//! probes, retries, waits, transcripts); [`connectivity`], [`dns`] and [`pod_security`] declare
+//! their checks as observe + judge pairs; [`runner`] selects, sets up, runs and cleans up.
 
 pub mod catalog;
 pub mod connectivity;
