@@ -192,7 +192,7 @@ fn suites_for(ctx: &RunContext, filter: &CheckFilter) -> Vec<SuitePlan> {
                 .filter(|c| filter.selects(suite, c.name))
                 .map(|c| CheckPlan {
                     name: format!("{}::{}", suite.name, c.name),
-                    applicability: suite.check_applicability(c, ctx),
+                    applicability: suite.check_runnability(c, ctx),
                 })
                 .collect();
             if checks.is_empty() {
