@@ -49,6 +49,7 @@ fn ten_thousand_checks() -> RunReport {
             suites: (0..4)
                 .map(|s| SuiteReport {
                     suite: format!("suite-{s}"),
+                    setup_transcript: String::new(),
                     checks: (0..25)
                         .map(|c| CheckReport {
                             name: format!("suite-{s}::check-{c}"),

@@ -35,6 +35,8 @@ pub enum Command {
     /// Work with JUnit reports.
     #[command(subcommand)]
     Report(ReportCommand),
+    /// Run the matrix: provision, install Cilium, run the suites, destroy; write JUnit.
+    E2e(Box<crate::e2e_cmd::E2eArgs>),
     /// Provision a Talos-in-Docker cluster and print how to reach it.
     Up(Box<crate::cluster_cmd::UpArgs>),
     /// Remove a cluster: its containers, volumes, network and run directory.
@@ -262,6 +264,11 @@ pub fn run(cli: Cli) -> Result<bool, InputError> {
             );
             Ok(true)
         }
+        Command::E2e(args) => match crate::e2e_cmd::e2e(*args) {
+            0 => Ok(true),
+            // A run's status (1 failed checks, 2 refused input, 130/143 interrupted) is final.
+            code => std::process::exit(code.into()),
+        },
         Command::Up(args) => crate::cluster_cmd::up(*args),
         Command::Down(args) => crate::cluster_cmd::down(args),
         Command::Ls(args) => crate::cluster_cmd::ls(args),

@@ -3,6 +3,7 @@
 
 pub mod cli;
 pub mod cluster_cmd;
+pub mod e2e_cmd;
 pub mod errors;
 pub mod install;
 pub mod lb_ipam;

@@ -1,6 +1,7 @@
 //! Checks made before a run creates anything: the tools on PATH and what the Docker host's
 //! kernel must offer. A run with a missing part stops here with every problem and its fix,
-//! instead of failing (or hanging) half-way through the first cell.
+//! instead of failing (or hanging) half-way through the first cell. The Docker engine, the
+//! Talos images and talosctl's version are checked by talos-docker's own preflight.
 
 use crate::plan::Plan;
 use std::path::{Path, PathBuf};
@@ -45,7 +46,6 @@ impl Host {
 /// What the run needs from the host, given its plan and options.
 pub struct Needs<'a> {
     pub helm: &'a Path,
-    pub talosctl: &'a Path,
     /// Without a local mirror, Gateway API bundles are fetched with curl.
     pub gateway_api_dir: Option<&'a Path>,
 }
@@ -56,21 +56,6 @@ pub fn check(plan: &Plan, needs: &Needs<'_>, host: &Host) -> Vec<Problem> {
         problems.push(Problem {
             what: format!("helm not found ({})", needs.helm.display()),
             fix: "install Helm 3 (https://helm.sh/docs/intro/install/) or pass --helm PATH".into(),
-        });
-    }
-    if host.find(needs.talosctl).is_none() {
-        let versions: Vec<String> = dedup(
-            plan.cells
-                .iter()
-                .map(|c| c.cell.talos.to_string())
-                .collect(),
-        );
-        problems.push(Problem {
-            what: format!("talosctl not found ({})", needs.talosctl.display()),
-            fix: format!(
-                "install talosctl of the same minor as the Talos image ({}): https://github.com/siderolabs/talos/releases, or pass --talosctl PATH",
-                versions.join(", ")
-            ),
         });
     }
     let wants_crds = plan.cells.iter().any(|c| c.gateway_api.is_some());
@@ -104,12 +89,6 @@ pub fn check(plan: &Plan, needs: &Needs<'_>, host: &Host) -> Vec<Problem> {
         }
     }
     problems
-}
-
-fn dedup(mut v: Vec<String>) -> Vec<String> {
-    v.sort();
-    v.dedup();
-    v
 }
 
 /// All problems as one message.
@@ -173,14 +152,13 @@ mod tests {
     fn needs() -> Needs<'static> {
         Needs {
             helm: Path::new("helm"),
-            talosctl: Path::new("talosctl"),
             gateway_api_dir: None,
         }
     }
 
     #[test]
     fn a_complete_host_has_no_problems() {
-        let (_d, host) = host_with(&["helm", "talosctl", "curl"], &["wireguard", "tcp_bbr"]);
+        let (_d, host) = host_with(&["helm", "curl"], &["wireguard", "tcp_bbr"]);
         assert!(
             check(
                 &plan_of(&["vxlan-wireguard-hostfw", "talos-gateway-api"]),
@@ -204,29 +182,22 @@ mod tests {
             &host,
         );
         let whats: Vec<&str> = problems.iter().map(|p| p.what.as_str()).collect();
-        assert_eq!(whats.len(), 5, "{whats:?}");
+        assert_eq!(whats.len(), 4, "{whats:?}");
         assert!(whats[0].starts_with("helm not found"));
-        assert!(
-            problems[1]
-                .fix
-                .contains("same minor as the Talos image (v1.11.5)")
-        );
-        assert!(whats[2].starts_with("curl not found"));
-        assert!(
-            whats[3].contains("wireguard is not loaded")
-                && whats[3].contains("vxlan-wireguard-hostfw, service-mesh-wireguard")
-        );
-        assert!(whats[4].contains("tcp_bbr"));
+        assert!(whats[1].starts_with("curl not found"));
+        assert!(whats[2].contains("wireguard is not loaded"));
+        assert!(whats[2].contains("vxlan-wireguard-hostfw, service-mesh-wireguard"));
+        assert!(whats[3].contains("tcp_bbr"));
         assert!(
             message(&problems).starts_with(
-                "the run cannot start: 5 problem(s) on this host:\n  - helm not found"
+                "the run cannot start: 4 problem(s) on this host:\n  - helm not found"
             )
         );
     }
 
     #[test]
     fn a_gateway_api_mirror_replaces_curl_and_non_executables_do_not_count() {
-        let (_d, host) = host_with(&["helm", "talosctl"], &[]);
+        let (_d, host) = host_with(&["helm"], &[]);
         std::fs::write(host.path[0].join("curl"), "not executable").unwrap();
         let p = plan_of(&["talos-gateway-api"]);
         assert_eq!(check(&p, &needs(), &host).len(), 1);

@@ -73,6 +73,7 @@ fn sample_run() -> RunReport {
                 suites: vec![
                     SuiteReport {
                         suite: "connectivity".into(),
+                        setup_transcript: "namespace harness-connectivity-r-test created\n".into(),
                         checks: vec![
                             check("connectivity::pod-to-pod-same-node", Outcome::Passed),
                             check(
@@ -86,6 +87,7 @@ fn sample_run() -> RunReport {
                     },
                     SuiteReport {
                         suite: "wireguard".into(),
+                        setup_transcript: String::new(),
                         checks: vec![check(
                             "wireguard::peer-count",
                             Outcome::Skipped { reason: "encryption is off or not WireGuard".into() },
@@ -99,6 +101,7 @@ fn sample_run() -> RunReport {
                 phases: phases(false),
                 suites: vec![SuiteReport {
                     suite: "dns".into(),
+                    setup_transcript: String::new(),
                     checks: vec![
                         check(
                             "dns::external-name",

@@ -77,7 +77,7 @@ pub struct CheckPlan {
 #[derive(Clone, Debug, Serialize)]
 pub struct SuitePlan {
     pub suite: SuiteName,
-    /// Set when the whole suite is skipped; its checks are then not listed one by one.
+    /// Set when the whole suite is skipped; each of its checks then carries the same reason.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub skipped: Option<String>,
     pub checks: Vec<CheckPlan>,
@@ -204,11 +204,7 @@ fn suites_for(ctx: &RunContext, filter: &CheckFilter) -> Vec<SuitePlan> {
             };
             Some(SuitePlan {
                 suite: suite.name,
-                checks: if skipped.is_some() {
-                    Vec::new()
-                } else {
-                    checks
-                },
+                checks,
                 skipped,
             })
         })

@@ -85,6 +85,9 @@ pub fn to_junit(run: &RunReport) -> Report {
                 ts.add_test_case(case);
             }
             ts.set_time(total);
+            if !suite.setup_transcript.is_empty() {
+                ts.set_system_out(redact(&suite.setup_transcript));
+            }
             report.add_test_suite(ts);
         }
     }

@@ -70,6 +70,8 @@ pub struct CheckReport {
 pub struct SuiteReport {
     pub suite: String,
     pub checks: Vec<CheckReport>,
+    /// Workload creation and readiness shared by the suite's checks.
+    pub setup_transcript: String,
 }
 
 #[derive(Clone, Debug)]

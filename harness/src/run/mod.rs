@@ -4,6 +4,7 @@
 //! tested without Docker or a cluster; `live.rs` binds them to talos-docker, the installer and
 //! the suites.
 
+pub mod live;
 pub mod signals;
 
 use crate::plan::{CellPlan, Plan};
@@ -52,31 +53,22 @@ fn skipped_checks(cell: &CellPlan, reason: &str) -> Vec<SuiteReport> {
         .iter()
         .map(|s| SuiteReport {
             suite: s.suite.to_string(),
-            checks: if let Some(why) = &s.skipped {
-                vec![CheckReport {
-                    name: format!("{}::*", s.suite),
+            checks: s
+                .checks
+                .iter()
+                .map(|c| CheckReport {
+                    name: c.name.clone(),
                     duration: Duration::ZERO,
                     outcome: Outcome::Skipped {
-                        reason: why.clone(),
+                        reason: match &c.applicability {
+                            suites::Applicability::Skipped(why) => why.clone(),
+                            suites::Applicability::Applies => reason.to_string(),
+                        },
                     },
                     transcript: String::new(),
-                }]
-            } else {
-                s.checks
-                    .iter()
-                    .map(|c| CheckReport {
-                        name: c.name.clone(),
-                        duration: Duration::ZERO,
-                        outcome: Outcome::Skipped {
-                            reason: match &c.applicability {
-                                suites::Applicability::Skipped(why) => why.clone(),
-                                suites::Applicability::Applies => reason.to_string(),
-                            },
-                        },
-                        transcript: String::new(),
-                    })
-                    .collect()
-            },
+                })
+                .collect(),
+            setup_transcript: String::new(),
         })
         .collect()
 }
@@ -402,6 +394,7 @@ mod tests {
                         transcript: String::new(),
                     })
                     .collect(),
+                setup_transcript: String::new(),
             }]
         }
         async fn collect(&self, _: &CellPlan, c: &String) -> Result<String, String> {

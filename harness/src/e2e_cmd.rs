@@ -1,0 +1,172 @@
+//! `harness e2e`: plan, check the host, then run every cell and write the JUnit report.
+//! Everything that can be wrong with the input or the host is found before the first container
+//! exists; after that a failure is a test result, and an interrupt still destroys and reports.
+
+use crate::cli::SelectArgs;
+use crate::errors::InputError;
+use crate::install::InstallOptions;
+use crate::install::helm::ChartSource;
+use crate::preflight::{self, Host, Needs};
+use crate::report::junit;
+use crate::run::live::Live;
+use crate::run::{RunOptions, exit_status, run_plan, signals};
+use clap::Args;
+use std::path::PathBuf;
+use std::time::Duration;
+use talos_docker::docker::Engine;
+use talos_docker::spec::{TalosVersion, Timeouts};
+use talos_docker::talosctl::Talosctl;
+
+#[derive(Args, Debug)]
+pub struct E2eArgs {
+    #[command(flatten)]
+    pub select: SelectArgs,
+    /// Where the JUnit report goes (rewritten after every cell).
+    #[arg(long, default_value = "reports/junit.xml")]
+    pub junit: PathBuf,
+    /// Where diagnostics of failed cells go.
+    #[arg(long, default_value = "reports/artifacts")]
+    pub artifacts: PathBuf,
+    /// Keep a failed cell's cluster (and its test namespaces) for debugging.
+    #[arg(long)]
+    pub keep_on_failure: bool,
+    /// The talosctl to use; its minor version must match each cell's Talos.
+    #[arg(long)]
+    pub talosctl: Option<PathBuf>,
+    #[arg(long, default_value = "helm")]
+    pub helm: PathBuf,
+    /// Cilium chart: a directory, .tgz or oci:// reference instead of the Cilium Helm repository.
+    #[arg(long)]
+    pub chart: Option<String>,
+    /// Cilium Helm repository URL (for a mirror).
+    #[arg(
+        long,
+        default_value = "https://helm.cilium.io",
+        conflicts_with = "chart"
+    )]
+    pub chart_repo: String,
+    /// Local Gateway API bundles: DIR/<version>/<channel>-install.yaml (runners without internet).
+    #[arg(long)]
+    pub gateway_api_dir: Option<PathBuf>,
+    /// Bound on each install wait (CRDs, rollouts, nodes Ready).
+    #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+    pub install_timeout: Duration,
+    /// Where run directories (secrets, talosconfig, kubeconfig; mode 0600) go.
+    #[arg(long, env = "HARNESS_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+}
+
+fn refuse(message: impl std::fmt::Display) -> u8 {
+    eprintln!("error: {message}");
+    2
+}
+
+pub fn e2e(args: E2eArgs) -> u8 {
+    let (plan, overlay) = match args.select.plan() {
+        Ok(p) => p,
+        Err(e) => return refuse(e),
+    };
+    let options = match args.select.options() {
+        Ok(o) => o,
+        Err(e) => return refuse(e),
+    };
+    let run_id = talos_docker::RunId::generate();
+    let mut suite_opts = match suites::RunOptions::from_env(run_id.as_str()) {
+        Ok(o) => o,
+        Err(e) => return refuse(format!("{e}; fix the HARNESS_IMAGE_* variables")),
+    };
+    if args.keep_on_failure {
+        suite_opts.keep = suites::kit::namespace::KeepNamespaces::OnFailure;
+    }
+    let problems = preflight::check(
+        &plan,
+        &Needs {
+            helm: &args.helm,
+            gateway_api_dir: args.gateway_api_dir.as_deref(),
+        },
+        &Host::current(),
+    );
+    if !problems.is_empty() {
+        return refuse(preflight::message(&problems));
+    }
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return 1;
+        }
+    };
+    runtime.block_on(async {
+        if let Err(e) = docker_preflight(&plan, args.talosctl.as_deref()).await {
+            return refuse(e);
+        }
+        let interrupt = match signals::install() {
+            Ok(rx) => rx,
+            Err(e) => {
+                eprintln!("error: cannot install signal handlers: {e}");
+                return 1;
+            }
+        };
+        let live = Live {
+            run_id: run_id.clone(),
+            talosctl: args.talosctl.clone(),
+            state_dir: args.state_dir.clone(),
+            workers: options.nodes,
+            install: InstallOptions {
+                helm: args.helm.clone(),
+                chart: match &args.chart {
+                    Some(c) => ChartSource::Chart(c.clone()),
+                    None => ChartSource::Repo(args.chart_repo.clone()),
+                },
+                gateway_api_dir: args.gateway_api_dir.clone(),
+                timeout: args.install_timeout,
+            },
+            suites: suite_opts,
+            filter: &options.filter,
+            external_target: options.external_target.clone(),
+            overlay,
+            artifacts: args.artifacts.clone(),
+        };
+        eprintln!(
+            "run {}: {} cell(s); report: {}",
+            run_id.as_str(),
+            plan.cells.len(),
+            args.junit.display()
+        );
+        let opts = RunOptions {
+            keep_on_failure: args.keep_on_failure,
+        };
+        let (run, notes) = run_plan(&live, &plan, run_id.as_str(), &opts, interrupt, |r| {
+            if let Err(e) = junit::write(r, &args.junit) {
+                eprintln!("error: {e}");
+            }
+        })
+        .await;
+        for n in notes {
+            eprintln!("{n}");
+        }
+        exit_status(&run)
+    })
+}
+
+/// The Docker engine answers, talosctl matches each Talos minor, and every Talos image is here
+/// (or pulled now, within bounds), before the first cell starts.
+async fn docker_preflight(
+    plan: &crate::plan::Plan,
+    talosctl: Option<&std::path::Path>,
+) -> Result<(), InputError> {
+    let timeouts = Timeouts::default();
+    let engine = Engine::connect(timeouts.docker).await?;
+    let mut seen = Vec::new();
+    for cell in &plan.cells {
+        let talos = cell.cell.talos.to_string();
+        if seen.contains(&talos) {
+            continue;
+        }
+        let version = TalosVersion::parse(&talos)?;
+        Talosctl::locate(talosctl, &version, timeouts.talosctl).await?;
+        engine.ensure_image(&cell.talos_image, &timeouts).await?;
+        seen.push(talos);
+    }
+    Ok(())
+}
