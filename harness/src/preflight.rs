@@ -106,25 +106,9 @@ pub fn message(problems: &[Problem]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::matrix::{AxisFlags, MatrixSpec, expand};
-    use crate::plan::{PlanOptions, plan};
-    use crate::profile::Catalog;
-    use crate::profile::overlay::Overlay;
 
     fn plan_of(profiles: &[&str]) -> Plan {
-        let catalog = Catalog::embedded();
-        let flags = AxisFlags {
-            profiles: profiles.iter().map(|s| s.to_string()).collect(),
-            ..Default::default()
-        };
-        let (cells, excluded) = expand(&MatrixSpec::load(None, flags).unwrap(), &catalog).unwrap();
-        let opts = PlanOptions {
-            values_files: vec![],
-            filter: suites::CheckFilter::new(&[], &[]).unwrap(),
-            nodes: 2,
-            external_target: None,
-        };
-        plan(&cells, excluded, &catalog, &Overlay::embedded(), &opts).unwrap()
+        crate::plan::for_tests(profiles, &[])
     }
 
     fn host_with(tools: &[&str], modules: &[&str]) -> (tempfile::TempDir, Host) {

@@ -1,7 +1,7 @@
 //! Bounded, watch-based waits. A timeout names what was awaited and what was last seen.
 
 use super::conditions::Readiness;
-use futures::{StreamExt, TryStreamExt};
+use futures::{Stream, StreamExt, TryStreamExt};
 use kube::runtime::watcher::{self, watch_object};
 use kube::{Api, Resource};
 use serde::de::DeserializeOwned;
@@ -20,6 +20,39 @@ pub enum WaitError {
     Watch { what: String, message: String },
 }
 
+/// Judge each item of a watch until one is ready, for at most `timeout`; remember what the
+/// last unready item looked like for the timeout message.
+async fn judge_stream<T, E: std::fmt::Display>(
+    stream: impl Stream<Item = Result<T, E>>,
+    mut judge: impl FnMut(T) -> Readiness,
+    what: &str,
+    timeout: Duration,
+) -> Result<(), WaitError> {
+    let watch_failed = |message: String| WaitError::Watch {
+        what: what.to_string(),
+        message,
+    };
+    let mut last_seen = "nothing yet".to_string();
+    let watch = async {
+        let mut stream = std::pin::pin!(stream);
+        while let Some(item) = stream.next().await {
+            match judge(item.map_err(|e| watch_failed(e.to_string()))?) {
+                Ok(()) => return Ok(()),
+                Err(seen) => last_seen = seen,
+            }
+        }
+        Err(watch_failed("the watch ended".into()))
+    };
+    match tokio::time::timeout(timeout, watch).await {
+        Ok(result) => result,
+        Err(_) => Err(WaitError::Timeout {
+            what: what.to_string(),
+            timeout,
+            last_seen,
+        }),
+    }
+}
+
 /// Watch one object until `ready` says so, for at most `timeout`.
 pub async fn object<K>(
     api: Api<K>,
@@ -31,32 +64,13 @@ pub async fn object<K>(
 where
     K: Resource + Clone + Debug + DeserializeOwned + Send + 'static,
 {
-    let mut last_seen = "nothing yet".to_string();
-    let watch = async {
-        let mut stream = std::pin::pin!(watch_object(api, name));
-        while let Some(event) = stream.next().await {
-            let obj = event.map_err(|e| WaitError::Watch {
-                what: what.to_string(),
-                message: e.to_string(),
-            })?;
-            match ready(obj.as_ref()) {
-                Ok(()) => return Ok(()),
-                Err(seen) => last_seen = seen,
-            }
-        }
-        Err(WaitError::Watch {
-            what: what.to_string(),
-            message: "the watch ended".into(),
-        })
-    };
-    match tokio::time::timeout(timeout, watch).await {
-        Ok(result) => result,
-        Err(_) => Err(WaitError::Timeout {
-            what: what.to_string(),
-            timeout,
-            last_seen,
-        }),
-    }
+    judge_stream(
+        watch_object(api, name),
+        |obj| ready(obj.as_ref()),
+        what,
+        timeout,
+    )
+    .await
 }
 
 /// Watch every object of a kind until `ready` holds for the whole list.
@@ -70,35 +84,17 @@ where
     K: Resource + Clone + Debug + DeserializeOwned + Send + 'static,
     K::DynamicType: Default + Eq + std::hash::Hash + Clone,
 {
-    let mut last_seen = "nothing yet".to_string();
-    let watch = async {
-        let (reader, writer) = kube::runtime::reflector::store();
-        let stream =
-            kube::runtime::reflector(writer, watcher::watcher(api, watcher::Config::default()));
-        let mut stream = std::pin::pin!(stream.map_err(|e| WaitError::Watch {
-            what: what.to_string(),
-            message: e.to_string()
-        }));
-        while stream.try_next().await?.is_some() {
-            let objects: Vec<K> = reader.state().iter().map(|o| (**o).clone()).collect();
-            match ready(&objects) {
-                Ok(()) => return Ok(()),
-                Err(seen) => last_seen = seen,
-            }
-        }
-        Err(WaitError::Watch {
-            what: what.to_string(),
-            message: "the watch ended".into(),
-        })
-    };
-    match tokio::time::timeout(timeout, watch).await {
-        Ok(result) => result,
-        Err(_) => Err(WaitError::Timeout {
-            what: what.to_string(),
-            timeout,
-            last_seen,
-        }),
-    }
+    let (reader, writer) = kube::runtime::reflector::store();
+    let events =
+        kube::runtime::reflector(writer, watcher::watcher(api, watcher::Config::default()));
+    let snapshots = events.map_ok(move |_| {
+        reader
+            .state()
+            .iter()
+            .map(|o| (**o).clone())
+            .collect::<Vec<K>>()
+    });
+    judge_stream(snapshots, |objects| ready(&objects), what, timeout).await
 }
 
 #[cfg(test)]

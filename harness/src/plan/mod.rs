@@ -299,3 +299,25 @@ pub fn plan(
         not_in_matrix,
     })
 }
+
+/// A plan of the embedded catalog for tests: the given profiles on Cilium 1.18.4 and the
+/// default Talos, with a check filter.
+#[cfg(test)]
+pub(crate) fn for_tests(profiles: &[&str], checks: &[&str]) -> Plan {
+    use crate::matrix::{AxisFlags, MatrixSpec, expand};
+    let catalog = Catalog::embedded();
+    let flags = AxisFlags {
+        profiles: profiles.iter().map(|s| s.to_string()).collect(),
+        cilium_versions: vec!["1.18.4".into()],
+        ..Default::default()
+    };
+    let (cells, excluded) = expand(&MatrixSpec::load(None, flags).unwrap(), &catalog).unwrap();
+    let checks: Vec<String> = checks.iter().map(|s| s.to_string()).collect();
+    let opts = PlanOptions {
+        values_files: vec![],
+        filter: CheckFilter::new(&[], &checks).unwrap(),
+        nodes: 2,
+        external_target: None,
+    };
+    plan(&cells, excluded, &catalog, &Overlay::embedded(), &opts).unwrap()
+}

@@ -311,27 +311,10 @@ pub fn exit_status(run: &RunReport) -> u8 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::matrix::{AxisFlags, MatrixSpec, expand};
-    use crate::plan::{PlanOptions, plan};
-    use crate::profile::Catalog;
-    use crate::profile::overlay::Overlay;
     use std::sync::Mutex;
 
     fn plan_of(profiles: &[&str]) -> Plan {
-        let catalog = Catalog::embedded();
-        let flags = AxisFlags {
-            profiles: profiles.iter().map(|s| s.to_string()).collect(),
-            cilium_versions: vec!["1.18.4".into()],
-            ..Default::default()
-        };
-        let (cells, excluded) = expand(&MatrixSpec::load(None, flags).unwrap(), &catalog).unwrap();
-        let opts = PlanOptions {
-            values_files: vec![],
-            filter: suites::CheckFilter::new(&[], &["dns::*".into()]).unwrap(),
-            nodes: 2,
-            external_target: None,
-        };
-        plan(&cells, excluded, &catalog, &Overlay::embedded(), &opts).unwrap()
+        crate::plan::for_tests(profiles, &["dns::*"])
     }
 
     #[derive(Default)]
