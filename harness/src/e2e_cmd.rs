@@ -83,6 +83,7 @@ pub fn e2e(args: E2eArgs) -> u8 {
         &Needs {
             helm: &args.helm,
             gateway_api_dir: args.gateway_api_dir.as_deref(),
+            chart: args.chart.as_deref(),
         },
         &Host::current(),
     );
@@ -100,6 +101,18 @@ pub fn e2e(args: E2eArgs) -> u8 {
         if let Err(e) = docker_preflight(&plan, args.talosctl.as_deref()).await {
             return refuse(e);
         }
+        // Last of the checks, so a refused run leaves no directory behind.
+        for dir in [
+            args.junit.parent().unwrap_or(std::path::Path::new(".")),
+            args.artifacts.as_path(),
+        ] {
+            if let Err(e) = writable(dir) {
+                return refuse(format!(
+                    "{} is not writable ({e}); pass --junit/--artifacts paths you can write",
+                    dir.display()
+                ));
+            }
+        }
         let interrupt = match signals::install() {
             Ok(rx) => rx,
             Err(e) => {
@@ -109,6 +122,7 @@ pub fn e2e(args: E2eArgs) -> u8 {
         };
         let live = Live {
             run_id: run_id.clone(),
+            cells: plan.cells.iter().map(|c| c.id.clone()).collect(),
             talosctl: args.talosctl.clone(),
             state_dir: args.state_dir.clone(),
             workers: options.nodes,
@@ -136,17 +150,33 @@ pub fn e2e(args: E2eArgs) -> u8 {
         let opts = RunOptions {
             keep_on_failure: args.keep_on_failure,
         };
+        let mut report_failed = false;
         let (run, notes) = run_plan(&live, &plan, run_id.as_str(), &opts, interrupt, |r| {
             if let Err(e) = junit::write(r, &args.junit) {
                 eprintln!("error: {e}");
+                report_failed = true;
             }
         })
         .await;
         for n in notes {
             eprintln!("{n}");
         }
-        exit_status(&run)
+        match exit_status(&run) {
+            // A run without its report has not passed, whatever its checks said.
+            0 if report_failed => 1,
+            status => status,
+        }
     })
+}
+
+fn writable(dir: &std::path::Path) -> std::io::Result<()> {
+    let dir = if dir.as_os_str().is_empty() {
+        std::path::Path::new(".")
+    } else {
+        dir
+    };
+    std::fs::create_dir_all(dir)?;
+    tempfile::tempfile_in(dir).map(drop)
 }
 
 /// The Docker engine answers, talosctl matches each Talos minor, and every Talos image is here

@@ -48,6 +48,9 @@ pub struct Needs<'a> {
     pub helm: &'a Path,
     /// Without a local mirror, Gateway API bundles are fetched with curl.
     pub gateway_api_dir: Option<&'a Path>,
+    /// A local chart (directory or .tgz) instead of a repository; `oci://` references are not
+    /// checked here.
+    pub chart: Option<&'a str>,
 }
 
 pub fn check(plan: &Plan, needs: &Needs<'_>, host: &Host) -> Vec<Problem> {
@@ -63,6 +66,32 @@ pub fn check(plan: &Plan, needs: &Needs<'_>, host: &Host) -> Vec<Problem> {
         problems.push(Problem {
             what: "curl not found, and Gateway API CRDs must be fetched".into(),
             fix: "install curl, or pass --gateway-api-dir DIR holding <version>/<channel>-install.yaml".into(),
+        });
+    }
+    if let Some(dir) = needs.gateway_api_dir {
+        let mut missing: Vec<String> = Vec::new();
+        for crds in plan.cells.iter().filter_map(|c| c.gateway_api.as_ref()) {
+            let file = dir
+                .join(&crds.version)
+                .join(format!("{}-install.yaml", crds.channel.as_str()));
+            let shown = file.display().to_string();
+            if !file.is_file() && !missing.contains(&shown) {
+                missing.push(shown);
+            }
+        }
+        if !missing.is_empty() {
+            problems.push(Problem {
+                what: format!("Gateway API bundles missing from --gateway-api-dir: {}", missing.join(", ")),
+                fix: "download each release's <channel>-install.yaml from github.com/kubernetes-sigs/gateway-api/releases into DIR/<version>/".into(),
+            });
+        }
+    }
+    if let Some(chart) = needs.chart.filter(|c| !c.starts_with("oci://"))
+        && !Path::new(chart).exists()
+    {
+        problems.push(Problem {
+            what: format!("the Cilium chart {chart} does not exist"),
+            fix: "pass a chart directory or .tgz (`helm pull cilium/cilium --version V`), an oci:// reference, or --chart-repo URL".into(),
         });
     }
     let mut modules: Vec<(&str, Vec<String>)> = Vec::new();
@@ -137,6 +166,7 @@ mod tests {
         Needs {
             helm: Path::new("helm"),
             gateway_api_dir: None,
+            chart: None,
         }
     }
 
@@ -181,14 +211,52 @@ mod tests {
 
     #[test]
     fn a_gateway_api_mirror_replaces_curl_and_non_executables_do_not_count() {
-        let (_d, host) = host_with(&["helm"], &[]);
+        let (d, host) = host_with(&["helm"], &[]);
         std::fs::write(host.path[0].join("curl"), "not executable").unwrap();
         let p = plan_of(&["talos-gateway-api"]);
         assert_eq!(check(&p, &needs(), &host).len(), 1);
+        let dir = d.path().join("mirror");
+        std::fs::create_dir_all(dir.join("v1.3.0")).unwrap();
+        std::fs::write(dir.join("v1.3.0/standard-install.yaml"), "").unwrap();
         let mirror = Needs {
-            gateway_api_dir: Some(Path::new("/mirror")),
+            gateway_api_dir: Some(&dir),
             ..needs()
         };
         assert!(check(&p, &mirror, &host).is_empty());
+    }
+
+    #[test]
+    fn a_mirror_must_hold_every_bundle_and_a_local_chart_must_exist() {
+        let (dir, host) = host_with(&["helm"], &[]);
+        let mirror = dir.path().join("mirror");
+        std::fs::create_dir_all(mirror.join("v1.3.0")).unwrap();
+        let p = plan_of(&["talos-gateway-api", "native-routing-gateway"]);
+        let given = Needs {
+            gateway_api_dir: Some(&mirror),
+            chart: Some("/nowhere/cilium.tgz"),
+            ..needs()
+        };
+        let problems = check(&p, &given, &host);
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(
+            problems[0].what.contains("v1.3.0/standard-install.yaml")
+                && problems[0]
+                    .what
+                    .contains("v1.4.0/experimental-install.yaml")
+        );
+        assert!(
+            problems[1]
+                .what
+                .contains("/nowhere/cilium.tgz does not exist")
+        );
+        std::fs::write(mirror.join("v1.3.0/standard-install.yaml"), "").unwrap();
+        std::fs::create_dir_all(mirror.join("v1.4.0")).unwrap();
+        std::fs::write(mirror.join("v1.4.0/experimental-install.yaml"), "").unwrap();
+        let given = Needs {
+            gateway_api_dir: Some(&mirror),
+            chart: Some("oci://quay.io/cilium/charts/cilium"),
+            ..needs()
+        };
+        assert!(check(&p, &given, &host).is_empty());
     }
 }

@@ -18,6 +18,8 @@ use talos_docker::{
 
 pub struct Live<'a> {
     pub run_id: RunId,
+    /// The plan's cell ids, in order: a cell's position makes its cluster name unique.
+    pub cells: Vec<String>,
     pub talosctl: Option<PathBuf>,
     pub state_dir: Option<PathBuf>,
     pub workers: u32,
@@ -29,9 +31,16 @@ pub struct Live<'a> {
     pub artifacts: PathBuf,
 }
 
+/// A provisioned cluster. The Kubernetes client is made per phase, so provisioning has no await
+/// after `Cluster::create` at which an interrupt could drop a running cluster unrecorded.
 pub struct LiveCluster {
     cluster: Cluster,
-    client: Client,
+}
+
+impl LiveCluster {
+    async fn client(&self) -> Result<Client, String> {
+        client_for(&self.cluster.kubeconfig()).await
+    }
 }
 
 async fn client_for(kubeconfig: &Path) -> Result<Client, String> {
@@ -92,14 +101,23 @@ pub fn suite_report(run: &SuiteRun) -> SuiteReport {
     }
 }
 
+impl Live<'_> {
+    fn cell_index(&self, cell: &CellPlan) -> usize {
+        self.cells.iter().position(|id| *id == cell.id).unwrap_or(0)
+    }
+}
+
 impl Phases for Live<'_> {
     type Cluster = LiveCluster;
 
     async fn provision(&self, cell: &CellPlan) -> Result<LiveCluster, String> {
-        // Short names: they prefix every node's hostname.
+        // Short names (they prefix every node's hostname), unique per cell of the run: a profile
+        // appears once per Cilium version, and a kept cluster must not clash with the next one.
+        let id = self.run_id.as_str();
         let mut spec = ClusterSpec::new(format!(
-            "h{}-{}",
-            &self.run_id.as_str()[self.run_id.as_str().len().saturating_sub(6)..],
+            "h{}-{}-{}",
+            &id[id.len().saturating_sub(6)..],
+            self.cell_index(cell),
             cell.profile.name
         ));
         spec.run_id = self.run_id.clone();
@@ -119,19 +137,14 @@ impl Phases for Live<'_> {
         let cluster = Cluster::create(spec, &ApiServerReadiness)
             .await
             .map_err(|e| e.to_string())?;
-        match client_for(&cluster.kubeconfig()).await {
-            Ok(client) => Ok(LiveCluster { cluster, client }),
-            Err(e) => {
-                let _ = cluster.destroy().await;
-                Err(e)
-            }
-        }
+        Ok(LiveCluster { cluster })
     }
 
     async fn install(&self, cell: &CellPlan, c: &LiveCluster) -> Result<String, String> {
         let subnet = c.cluster.subnet().ok_or("the cluster has no subnet")?;
+        let client = c.client().await?;
         let steps = install::install(
-            &c.client,
+            &client,
             &c.cluster.kubeconfig(),
             c.cluster.run_dir(),
             cell,
@@ -154,9 +167,13 @@ impl Phases for Live<'_> {
             nodes: self.workers,
             external_target: self.external_target.clone(),
         };
+        let client = match c.client().await {
+            Ok(client) => client,
+            Err(e) => return super::skipped_checks(cell, &format!("not run: {e}")),
+        };
         let mut out = Vec::new();
         for s in &cell.suites {
-            let run = suites::run_suite(&c.client, s.suite, &ctx, self.filter, &self.suites).await;
+            let run = suites::run_suite(&client, s.suite, &ctx, self.filter, &self.suites).await;
             out.push(suite_report(&run));
         }
         out
@@ -165,7 +182,8 @@ impl Phases for Live<'_> {
     async fn collect(&self, cell: &CellPlan, c: &LiveCluster) -> Result<String, String> {
         let dir = self.artifacts.join(&cell.id);
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        let pods: Api<Pod> = Api::all(c.client.clone());
+        let client = c.client().await?;
+        let pods: Api<Pod> = Api::all(client.clone());
         let mut text = String::new();
         for p in pods
             .list(&ListParams::default())
@@ -184,7 +202,7 @@ impl Phases for Live<'_> {
             );
         }
         std::fs::write(dir.join("pods.txt"), text).map_err(|e| e.to_string())?;
-        let events: Api<Event> = Api::all(c.client.clone());
+        let events: Api<Event> = Api::all(client);
         let mut text = String::new();
         for e in events
             .list(&ListParams::default())

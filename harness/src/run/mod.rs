@@ -45,10 +45,13 @@ pub struct RunOptions {
     pub keep_on_failure: bool,
 }
 
+/// Diagnostics are a courtesy: they must not hold up the destroy that follows.
+const COLLECT_TIMEOUT: Duration = Duration::from_secs(120);
+
 /// Which signal interrupted the run, if any.
 pub type Interrupt = watch::Receiver<Option<&'static str>>;
 
-fn skipped_checks(cell: &CellPlan, reason: &str) -> Vec<SuiteReport> {
+pub(crate) fn skipped_checks(cell: &CellPlan, reason: &str) -> Vec<SuiteReport> {
     cell.suites
         .iter()
         .map(|s| SuiteReport {
@@ -215,16 +218,21 @@ pub async fn run_cell<P: Phases>(
     }
 
     let cell_failed = report.phases.iter().any(|p| failed(&p.outcome));
-    let interrupted = interrupt.borrow().is_some();
-    if cell_failed && !interrupted {
+    if cell_failed && interrupt.borrow().is_none() {
         let t = Timer(Instant::now());
-        let outcome = match phases.collect(cell, &cluster).await {
-            Ok(where_) => {
+        let collect = unless_interrupted(interrupt, phases.collect(cell, &cluster));
+        let outcome = match tokio::time::timeout(COLLECT_TIMEOUT, collect).await {
+            Ok(Ok(Ok(where_))) => {
                 notes.push(format!("{}: diagnostics in {where_}", cell.id));
                 Outcome::Passed
             }
-            Err(e) => Outcome::Error {
+            Ok(Ok(Err(e))) => Outcome::Error {
                 message: e,
+                detail: String::new(),
+            },
+            Ok(Err(sig)) => skip(format!("interrupted by {sig}")),
+            Err(_) => Outcome::Error {
+                message: format!("collecting diagnostics took over {COLLECT_TIMEOUT:?}"),
                 detail: String::new(),
             },
         };
@@ -232,7 +240,8 @@ pub async fn run_cell<P: Phases>(
     }
 
     let t = Timer(Instant::now());
-    if cell_failed && opts.keep_on_failure {
+    // An interrupted run removes what it made, even a failed cell the user asked to keep.
+    if cell_failed && opts.keep_on_failure && interrupt.borrow().is_none() {
         notes.push(format!(
             "{}: kept for debugging: {}",
             cell.id,
@@ -323,6 +332,8 @@ mod tests {
         fail_install: bool,
         fail_check: bool,
         hang_in_suites: bool,
+        /// Sends this signal from inside the install phase, which then fails.
+        signal_in_install: Option<watch::Sender<Option<&'static str>>>,
         calls: Mutex<Vec<String>>,
     }
 
@@ -347,6 +358,10 @@ mod tests {
         }
         async fn install(&self, _: &CellPlan, c: &String) -> Result<String, String> {
             self.log(format!("install {c}"));
+            if let Some(tx) = &self.signal_in_install {
+                tx.send(Some("SIGTERM")).unwrap();
+                return Err("helm killed".into());
+            }
             if self.fail_install {
                 Err("helm failed".into())
             } else {
@@ -556,5 +571,25 @@ mod tests {
             written.lock().unwrap().last().unwrap().as_deref(),
             Some("SIGINT")
         );
+    }
+
+    #[tokio::test]
+    async fn an_interrupt_overrides_keep_on_failure() {
+        let (tx, rx) = watch::channel(None);
+        let fake = Fake {
+            signal_in_install: Some(tx),
+            ..Default::default()
+        };
+        let opts = RunOptions {
+            keep_on_failure: true,
+        };
+        let (run, notes) =
+            run_plan(&fake, &plan_of(&["talos-basic"]), "r1", &opts, rx, |_| {}).await;
+        assert_eq!(
+            fake.calls().last().map(String::as_str),
+            Some("destroy cluster-talos-basic")
+        );
+        assert!(!notes.iter().any(|n| n.contains("kept")), "{notes:?}");
+        assert_eq!(exit_status(&run), 143);
     }
 }

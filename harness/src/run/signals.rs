@@ -1,5 +1,6 @@
 //! SIGINT and SIGTERM become a value the run watches, so the current phase stops, the cluster is
-//! destroyed and the report is written before the process exits with 130 or 143.
+//! destroyed and the report is written before the process exits with 130 or 143. A second
+//! signal during that clean-up exits at once (`harness gc --run-id` removes what is left).
 
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
@@ -14,8 +15,13 @@ pub fn install() -> std::io::Result<watch::Receiver<Option<&'static str>>> {
             _ = term.recv() => "SIGTERM",
         };
         let _ = tx.send(Some(sig));
-        // Keep the sender alive so receivers do not see the channel close.
-        std::future::pending::<()>().await;
+        eprintln!("{sig}: stopping; destroying what this run made (signal again to exit at once)");
+        let status = tokio::select! {
+            _ = int.recv() => 130,
+            _ = term.recv() => 143,
+        };
+        eprintln!("second signal: exiting without clean-up; remove leftovers with `harness gc`");
+        std::process::exit(status);
     });
     Ok(rx)
 }
