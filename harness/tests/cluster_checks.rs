@@ -3,7 +3,7 @@
 //!
 //!     harness up --name dev && (install Cilium with a profile's values)
 //!     HARNESS_KUBECONFIG=... HARNESS_PROFILE=talos-hubble cargo nextest run -p harness \
-//!         --test cluster_checks --run-ignored all -E 'test(/^talos-hubble::dns::/)'
+//!         --test cluster_checks -E 'test(/^talos-hubble::dns::/)'
 //!
 //! Whether a trial can run is decided while listing (a skip at run time would show as a pass):
 //! without a cluster, or for a check the profile does not need, the trial is ignored, and forcing

@@ -1,6 +1,9 @@
 //! `harness e2e` refuses a host that cannot run it before anything exists: no container, no
 //! network, no report file. Docker is real here; helm and talosctl are stand-ins.
 
+#[path = "../../talos-docker/tests/common/mod.rs"]
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -36,14 +39,6 @@ fn e2e(cwd: &Path, bin: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
         c.env(k, v);
     }
     c.output().unwrap()
-}
-
-fn docker_required() {
-    let ok = Command::new("docker")
-        .arg("info")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(ok, "these tests need a running Docker engine (CI has one)");
 }
 
 fn harness_objects() -> String {
@@ -99,7 +94,9 @@ fn a_bad_image_override_is_refused() {
 
 #[test]
 fn a_missing_talosctl_is_refused_before_any_container() {
-    docker_required();
+    if !common::docker_or_skip("a_missing_talosctl_is_refused_before_any_container") {
+        return;
+    }
     let cwd = tempfile::tempdir().unwrap();
     let bin = bin_dir(true);
     let before = harness_objects();
@@ -119,7 +116,9 @@ fn a_missing_talosctl_is_refused_before_any_container() {
 
 #[test]
 fn an_absent_talos_image_is_refused_naming_it() {
-    docker_required();
+    if !common::docker_or_skip("an_absent_talos_image_is_refused_naming_it") {
+        return;
+    }
     let cwd = tempfile::tempdir().unwrap();
     let bin = bin_dir(true);
     std::fs::copy(fixture_talosctl(), bin.path().join("talosctl")).unwrap();

@@ -68,10 +68,13 @@ fn this_versions_suites_are_complete_and_the_others_explicitly_pending() {
 fn checks_md_is_generated_from_the_catalog() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/CHECKS.md");
     let want = checks_markdown();
-    if std::env::var_os("UPDATE_CHECKS_MD").is_some() {
-        std::fs::write(path, &want).unwrap();
-    }
     let have = std::fs::read_to_string(path).unwrap_or_default();
+    if have != want && std::env::var_os("UPDATE_CHECKS_MD").is_some() {
+        std::fs::write(path, &want).unwrap();
+        panic!(
+            "suites/CHECKS.md regenerated from the catalog; review it and rerun without UPDATE_CHECKS_MD"
+        );
+    }
     assert!(
         have == want,
         "suites/CHECKS.md is stale; rerun with UPDATE_CHECKS_MD=1"

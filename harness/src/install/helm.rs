@@ -67,9 +67,11 @@ async fn run(
         .env("KUBECONFIG", kubeconfig)
         .stdin(std::process::Stdio::null())
         .kill_on_drop(true);
-    let out = tokio::time::timeout(timeout + Duration::from_secs(10), cmd.output())
+    // helm enforces its own --timeout; the margin lets it report before being killed.
+    let bound = timeout + Duration::from_secs(10);
+    let out = tokio::time::timeout(bound, cmd.output())
         .await
-        .map_err(|_| format!("helm did not finish within {}s", timeout.as_secs()))?
+        .map_err(|_| format!("helm did not finish within {bound:?} and was killed"))?
         .map_err(|e| format!("cannot run {}: {e}", helm.display()))?;
     if out.status.success() {
         return Ok(());

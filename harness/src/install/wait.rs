@@ -2,6 +2,7 @@
 
 use super::conditions::Readiness;
 use futures::{Stream, StreamExt, TryStreamExt};
+use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, watch_object};
 use kube::{Api, Resource};
 use serde::de::DeserializeOwned;
@@ -21,27 +22,31 @@ pub enum WaitError {
 }
 
 /// Judge each item of a watch until one is ready, for at most `timeout`; remember what the
-/// last unready item looked like for the timeout message.
+/// last unready item (or watch error) looked like for the timeout message. Watch errors (a 410
+/// Gone, a dropped connection) are retried with the watcher's backoff, not fatal: the timeout
+/// is the only bound.
 async fn judge_stream<T, E: std::fmt::Display>(
     stream: impl Stream<Item = Result<T, E>>,
     mut judge: impl FnMut(T) -> Readiness,
     what: &str,
     timeout: Duration,
 ) -> Result<(), WaitError> {
-    let watch_failed = |message: String| WaitError::Watch {
-        what: what.to_string(),
-        message,
-    };
     let mut last_seen = "nothing yet".to_string();
     let watch = async {
         let mut stream = std::pin::pin!(stream);
         while let Some(item) = stream.next().await {
-            match judge(item.map_err(|e| watch_failed(e.to_string()))?) {
+            match item
+                .map_err(|e| format!("watch error: {e}"))
+                .and_then(&mut judge)
+            {
                 Ok(()) => return Ok(()),
                 Err(seen) => last_seen = seen,
             }
         }
-        Err(watch_failed("the watch ended".into()))
+        Err(WaitError::Watch {
+            what: what.to_string(),
+            message: "the watch ended".into(),
+        })
     };
     match tokio::time::timeout(timeout, watch).await {
         Ok(result) => result,
@@ -65,7 +70,7 @@ where
     K: Resource + Clone + Debug + DeserializeOwned + Send + 'static,
 {
     judge_stream(
-        watch_object(api, name),
+        watch_object(api, name).default_backoff(),
         |obj| ready(obj.as_ref()),
         what,
         timeout,
@@ -86,7 +91,8 @@ where
 {
     let (reader, writer) = kube::runtime::reflector::store();
     let events =
-        kube::runtime::reflector(writer, watcher::watcher(api, watcher::Config::default()));
+        kube::runtime::reflector(writer, watcher::watcher(api, watcher::Config::default()))
+            .default_backoff();
     let snapshots = events.map_ok(move |_| {
         reader
             .state()

@@ -18,7 +18,8 @@ const SECRET_KEYS: &[&str] = &[
 
 const REDACTED: &str = "<redacted>";
 
-/// `text` with every PEM block and every `key: value` credential replaced by `<redacted>`.
+/// `text` with every PEM block and every credential value replaced by `<redacted>`, in block
+/// YAML (`key: value`), flow YAML (`{key: value, ...}`) and JSON (`"key":"value"`).
 pub fn redact(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut in_pem = false;
@@ -35,23 +36,59 @@ pub fn redact(text: &str) -> String {
             }
             continue;
         }
-        let key_part = trimmed.trim_start_matches("- ");
-        if let Some((key, value)) = key_part.split_once(':') {
-            let k = key.trim().trim_matches('"').to_ascii_lowercase();
-            if SECRET_KEYS.contains(&k.as_str()) && !value.trim().is_empty() {
-                let indent = &line[..line.len() - line.trim_start().len()];
-                out.push_str(indent);
-                out.push_str(key.trim_end());
-                out.push_str(": ");
-                out.push_str(REDACTED);
-                if line.ends_with('\n') {
-                    out.push('\n');
-                }
-                continue;
-            }
-        }
-        out.push_str(line);
+        out.push_str(&redact_line(line));
     }
+    out
+}
+
+/// Where a secret key's value starts in `line`, searching from `from`: the byte after `key:`.
+fn secret_value_start(line: &str, from: usize) -> Option<(usize, usize)> {
+    let lower = line.to_ascii_lowercase();
+    SECRET_KEYS
+        .iter()
+        .filter_map(|key| {
+            let mut search = from;
+            while let Some(pos) = lower[search..].find(key).map(|p| p + search) {
+                search = pos + key.len();
+                let before = lower[..pos].chars().next_back();
+                if before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+                    continue;
+                }
+                let rest = &lower[pos + key.len()..];
+                let after_quote = rest.strip_prefix('"').unwrap_or(rest);
+                let trimmed = after_quote.trim_start();
+                if let Some(value) = trimmed.strip_prefix(':') {
+                    let colon = lower.len() - value.len();
+                    return Some((pos, colon));
+                }
+            }
+            None
+        })
+        .min()
+}
+
+fn redact_line(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut from = 0;
+    while let Some((_, value_at)) = secret_value_start(line, from) {
+        let value = &line[value_at..];
+        let lead = value.len() - value.trim_start_matches([' ', '\t']).len();
+        let body = &value[lead..];
+        let len = if let Some(quoted) = body.strip_prefix('"') {
+            quoted.find('"').map_or(body.len(), |end| end + 2)
+        } else {
+            body.find([',', '}', '\n']).unwrap_or(body.len())
+        };
+        out.push_str(&line[from..value_at + lead]);
+        if body[..len].trim().is_empty() {
+            // `key:` opening a block: nothing to hide here; later keys are searched after it.
+            from = value_at + lead;
+            continue;
+        }
+        out.push_str(REDACTED);
+        from = value_at + lead + len;
+    }
+    out.push_str(&line[from..]);
     out
 }
 
@@ -74,6 +111,29 @@ mod tests {
     #[test]
     fn ordinary_transcripts_pass_unchanged() {
         let text = "$ curl --silent --fail http://10.244.1.5:8080/\nexit 0 after 12ms\n{\"pod\": \"echo-same-node\"}\n";
+        assert_eq!(redact(text), text);
+    }
+
+    #[test]
+    fn flow_mappings_and_json_are_blanked_too() {
+        let flow =
+            "users: [{name: admin, user: {client-certificate-data: AAA, client-key-data: BBB}}]\n";
+        let out = redact(flow);
+        assert!(!out.contains("AAA") && !out.contains("BBB"), "{out}");
+        assert_eq!(
+            out,
+            "users: [{name: admin, user: {client-certificate-data: <redacted>, client-key-data: <redacted>}}]\n"
+        );
+        let json = "{\"token\":\"s3cr3t\",\"kind\":\"Config\",\"client-key-data\": \"QQ==\"}";
+        assert_eq!(
+            redact(json),
+            "{\"token\":<redacted>,\"kind\":\"Config\",\"client-key-data\": <redacted>}"
+        );
+    }
+
+    #[test]
+    fn keys_inside_other_words_are_left_alone() {
+        let text = "capacity: 3\nmonkey: banana\nkeyless: true\n";
         assert_eq!(redact(text), text);
     }
 }
