@@ -54,6 +54,31 @@ pub struct E2eArgs {
     /// Where run directories (secrets, talosconfig, kubeconfig; mode 0600) go.
     #[arg(long, env = "HARNESS_STATE_DIR")]
     pub state_dir: Option<PathBuf>,
+    /// Label this run's Docker objects with this id (e.g. the CI job id, for `harness gc --run-id`).
+    #[arg(long)]
+    pub run_id: Option<String>,
+    /// Talos image repository; the tag is each cell's Talos version (for mirrors).
+    #[arg(long, default_value = "ghcr.io/siderolabs/talos")]
+    pub talos_image_repo: String,
+    /// CPUs per node.
+    #[arg(long, default_value_t = 2.0)]
+    pub cpus: f64,
+    /// Memory per node, in MiB or with a unit (512MiB, 2GiB).
+    #[arg(long, default_value = "2GiB", value_parser = crate::cluster_cmd::parse_memory_mib)]
+    pub memory: u64,
+    /// How long the API server may take to list every node after bootstrap.
+    #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+    pub ready_timeout: Duration,
+    /// Start nodes unprivileged: only for stand-in images on hosts that cannot run privileged
+    /// containers (tests); Talos does not boot that way.
+    #[arg(long, hide = true)]
+    pub unprivileged: bool,
+}
+
+impl E2eArgs {
+    fn image(&self, talos: &str) -> String {
+        format!("{}:{talos}", self.talos_image_repo)
+    }
 }
 
 fn refuse(message: impl std::fmt::Display) -> u8 {
@@ -70,13 +95,48 @@ pub fn e2e(args: E2eArgs) -> u8 {
         Ok(o) => o,
         Err(e) => return refuse(e),
     };
-    let run_id = talos_docker::RunId::generate();
+    let run_id = match args.run_id.as_deref().map(talos_docker::RunId::parse) {
+        None => talos_docker::RunId::generate(),
+        Some(Ok(id)) => id,
+        Some(Err(e)) => return refuse(e),
+    };
     let mut suite_opts = match suites::RunOptions::from_env(run_id.as_str()) {
         Ok(o) => o,
         Err(e) => return refuse(format!("{e}; fix the HARNESS_IMAGE_* variables")),
     };
     if args.keep_on_failure {
         suite_opts.keep = suites::kit::namespace::KeepNamespaces::OnFailure;
+    }
+    let live = Live {
+        run_id: run_id.clone(),
+        cells: plan.cells.iter().map(|c| c.id.clone()).collect(),
+        talosctl: args.talosctl.clone(),
+        state_dir: args.state_dir.clone(),
+        talos_image_repo: args.talos_image_repo.clone(),
+        cpus: args.cpus,
+        memory_mib: args.memory,
+        ready_timeout: args.ready_timeout,
+        privileged: !args.unprivileged,
+        workers: options.nodes,
+        install: InstallOptions {
+            helm: args.helm.clone(),
+            chart: match &args.chart {
+                Some(c) => ChartSource::Chart(c.clone()),
+                None => ChartSource::Repo(args.chart_repo.clone()),
+            },
+            gateway_api_dir: args.gateway_api_dir.clone(),
+            timeout: args.install_timeout,
+        },
+        suites: suite_opts,
+        filter: &options.filter,
+        external_target: options.external_target.clone(),
+        overlay,
+        artifacts: args.artifacts.clone(),
+    };
+    for cell in &plan.cells {
+        if let Err(e) = live.spec(cell) {
+            return refuse(format!("{}: {e}", cell.id));
+        }
     }
     let problems = preflight::check(
         &plan,
@@ -98,7 +158,7 @@ pub fn e2e(args: E2eArgs) -> u8 {
         }
     };
     runtime.block_on(async {
-        if let Err(e) = docker_preflight(&plan, args.talosctl.as_deref()).await {
+        if let Err(e) = docker_preflight(&plan, &args).await {
             return refuse(e);
         }
         // Last of the checks, so a refused run leaves no directory behind.
@@ -119,27 +179,6 @@ pub fn e2e(args: E2eArgs) -> u8 {
                 eprintln!("error: cannot install signal handlers: {e}");
                 return 1;
             }
-        };
-        let live = Live {
-            run_id: run_id.clone(),
-            cells: plan.cells.iter().map(|c| c.id.clone()).collect(),
-            talosctl: args.talosctl.clone(),
-            state_dir: args.state_dir.clone(),
-            workers: options.nodes,
-            install: InstallOptions {
-                helm: args.helm.clone(),
-                chart: match &args.chart {
-                    Some(c) => ChartSource::Chart(c.clone()),
-                    None => ChartSource::Repo(args.chart_repo.clone()),
-                },
-                gateway_api_dir: args.gateway_api_dir.clone(),
-                timeout: args.install_timeout,
-            },
-            suites: suite_opts,
-            filter: &options.filter,
-            external_target: options.external_target.clone(),
-            overlay,
-            artifacts: args.artifacts.clone(),
         };
         eprintln!(
             "run {}: {} cell(s); report: {}",
@@ -181,10 +220,7 @@ fn writable(dir: &std::path::Path) -> std::io::Result<()> {
 
 /// The Docker engine answers, talosctl matches each Talos minor, and every Talos image is here
 /// (or pulled now, within bounds), before the first cell starts.
-async fn docker_preflight(
-    plan: &crate::plan::Plan,
-    talosctl: Option<&std::path::Path>,
-) -> Result<(), InputError> {
+async fn docker_preflight(plan: &crate::plan::Plan, args: &E2eArgs) -> Result<(), InputError> {
     let timeouts = Timeouts::default();
     let engine = Engine::connect(timeouts.docker).await?;
     let mut seen = Vec::new();
@@ -194,8 +230,8 @@ async fn docker_preflight(
             continue;
         }
         let version = TalosVersion::parse(&talos)?;
-        Talosctl::locate(talosctl, &version, timeouts.talosctl).await?;
-        engine.ensure_image(&cell.talos_image, &timeouts).await?;
+        Talosctl::locate(args.talosctl.as_deref(), &version, timeouts.talosctl).await?;
+        engine.ensure_image(&args.image(&talos), &timeouts).await?;
         seen.push(talos);
     }
     Ok(())

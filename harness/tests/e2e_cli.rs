@@ -41,21 +41,6 @@ fn e2e(cwd: &Path, bin: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     c.output().unwrap()
 }
 
-fn harness_objects() -> String {
-    let out = Command::new("docker")
-        .args([
-            "ps",
-            "-a",
-            "--filter",
-            "label=talos.owned=true",
-            "--format",
-            "{{.Names}}",
-        ])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 fn refused(out: &Output, needle: &str, cwd: &Path) {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
@@ -99,11 +84,17 @@ fn a_missing_talosctl_is_refused_before_any_container() {
     }
     let cwd = tempfile::tempdir().unwrap();
     let bin = bin_dir(true);
-    let before = harness_objects();
+    let env = common::TestEnv::new("he2e-tc");
     let out = e2e(
         cwd.path(),
         bin.path(),
-        &["--profile", "talos-basic", "--no-external-target"],
+        &[
+            "--profile",
+            "talos-basic",
+            "--no-external-target",
+            "--run-id",
+            &env.run_id,
+        ],
         &[],
     );
     refused(&out, "talosctl", cwd.path());
@@ -111,7 +102,10 @@ fn a_missing_talosctl_is_refused_before_any_container() {
         String::from_utf8_lossy(&out.stderr).contains("v1.11.5"),
         "names the pinned version"
     );
-    assert_eq!(harness_objects(), before);
+    assert!(
+        common::leftovers_blocking(&env.run_id).is_empty(),
+        "nothing created"
+    );
 }
 
 #[test]
@@ -122,7 +116,7 @@ fn an_absent_talos_image_is_refused_naming_it() {
     let cwd = tempfile::tempdir().unwrap();
     let bin = bin_dir(true);
     std::fs::copy(fixture_talosctl(), bin.path().join("talosctl")).unwrap();
-    let before = harness_objects();
+    let env = common::TestEnv::new("he2e-img");
     // v1.12 has no stand-in image anywhere, and there is no registry to pull it from.
     let out = e2e(
         cwd.path(),
@@ -133,9 +127,123 @@ fn an_absent_talos_image_is_refused_naming_it() {
             "--talos-version",
             "v1.12.11",
             "--no-external-target",
+            "--run-id",
+            &env.run_id,
         ],
         &[("FAKE_TALOSCTL_VERSION", "v1.12.11")],
     );
     refused(&out, "ghcr.io/siderolabs/talos:v1.12.11", cwd.path());
-    assert_eq!(harness_objects(), before);
+    assert!(
+        common::leftovers_blocking(&env.run_id).is_empty(),
+        "nothing created"
+    );
+}
+
+/// The whole run path with a stand-in cluster that never answers: provisioning creates real
+/// containers, fails on the bounded API-server wait, removes everything, and the report says
+/// so, with every check skipped for that reason and exit status 1.
+#[test]
+fn a_cluster_that_never_answers_fails_the_run_with_a_report_and_leaves_nothing() {
+    if !common::docker_or_skip(
+        "a_cluster_that_never_answers_fails_the_run_with_a_report_and_leaves_nothing",
+    ) {
+        return;
+    }
+    let env = common::TestEnv::new("he2e");
+    let cwd = tempfile::tempdir().unwrap();
+    let bin = bin_dir(true);
+    let talosctl = env.talosctl(&[]);
+    let junit = cwd.path().join("reports/junit.xml");
+    let state = env.state_dir();
+    let out = e2e(
+        cwd.path(),
+        bin.path(),
+        &[
+            "--profile",
+            "talos-basic",
+            "--cilium-version",
+            "1.18.4",
+            "--no-external-target",
+            "--workers",
+            "1",
+            "--cpus",
+            "0.5",
+            "--memory",
+            "2GiB",
+            "--ready-timeout",
+            "2s",
+            "--talos-image-repo",
+            common::STANDIN_REPO,
+            "--unprivileged",
+            "--run-id",
+            &env.run_id,
+            "--state-dir",
+            state.to_str().unwrap(),
+            "--talosctl",
+            talosctl.to_str().unwrap(),
+            "--junit",
+            junit.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let report = junit_parser::from_reader(std::io::BufReader::new(
+        std::fs::File::open(&junit).unwrap(),
+    ))
+    .unwrap();
+    let phases = report
+        .suites
+        .iter()
+        .find(|s| s.name.ends_with("::phases"))
+        .expect("a phases testsuite");
+    assert_eq!(phases.cases.len(), 1, "only provisioning ran");
+    let provision = &phases.cases[0];
+    assert!(provision.status.is_error());
+    assert!(
+        provision
+            .status
+            .error_as_ref()
+            .message
+            .contains("timed out after 2s"),
+        "{:?}",
+        provision.status
+    );
+    let checks: Vec<_> = report
+        .suites
+        .iter()
+        .filter(|s| !s.name.ends_with("::phases"))
+        .flat_map(|s| &s.cases)
+        .collect();
+    assert!(checks.len() >= 40, "every planned check is in the report");
+    assert!(checks.iter().all(|c| c.status.is_skipped()));
+    assert!(checks.iter().any(|c| {
+        c.status
+            .skipped_as_ref()
+            .message
+            .starts_with("not run: provisioning failed")
+    }));
+    let left = common::leftovers_blocking(&env.run_id);
+    assert!(left.is_empty(), "left behind after the run");
+    assert!(
+        talos_docker::RunDir::scan(&state).is_empty(),
+        "run directory left"
+    );
+}
+
+#[test]
+fn a_node_size_talos_cannot_boot_is_refused_before_anything_exists() {
+    let cwd = tempfile::tempdir().unwrap();
+    let bin = bin_dir(true);
+    let out = e2e(
+        cwd.path(),
+        bin.path(),
+        &["--profile", "talos-basic", "--memory", "512MiB"],
+        &[],
+    );
+    refused(
+        &out,
+        "memory per node '512 MiB' is invalid: Talos needs at least 1024 MiB",
+        cwd.path(),
+    );
 }

@@ -22,6 +22,11 @@ pub struct Live<'a> {
     pub cells: Vec<String>,
     pub talosctl: Option<PathBuf>,
     pub state_dir: Option<PathBuf>,
+    pub talos_image_repo: String,
+    pub cpus: f64,
+    pub memory_mib: u64,
+    pub ready_timeout: std::time::Duration,
+    pub privileged: bool,
     pub workers: u32,
     pub install: InstallOptions,
     pub suites: suites::RunOptions,
@@ -102,15 +107,9 @@ pub fn suite_report(run: &SuiteRun) -> SuiteReport {
 }
 
 impl Live<'_> {
-    fn cell_index(&self, cell: &CellPlan) -> usize {
-        self.cells.iter().position(|id| *id == cell.id).unwrap_or(0)
-    }
-}
-
-impl Phases for Live<'_> {
-    type Cluster = LiveCluster;
-
-    async fn provision(&self, cell: &CellPlan) -> Result<LiveCluster, String> {
+    /// The cluster a cell runs on. Built (and validated) for every cell before the run starts,
+    /// so a bad size or version is refused before the first container exists.
+    pub fn spec(&self, cell: &CellPlan) -> Result<ClusterSpec, talos_docker::PreflightError> {
         // Short names (they prefix every node's hostname), unique per cell of the run: a profile
         // appears once per Cilium version, and a kept cluster must not clash with the next one.
         let id = self.run_id.as_str();
@@ -121,19 +120,37 @@ impl Phases for Live<'_> {
             cell.profile.name
         ));
         spec.run_id = self.run_id.clone();
-        spec.talos_version = talos_docker::spec::TalosVersion::parse(&cell.cell.talos.to_string())
-            .map_err(|e| e.to_string())?;
+        spec.talos_version = talos_docker::spec::TalosVersion::parse(&cell.cell.talos.to_string())?;
         spec.kubernetes_version = Some(cell.cell.kubernetes.to_string());
         spec.workers = self.workers;
+        spec.image = Some(format!("{}:{}", self.talos_image_repo, cell.cell.talos));
+        spec.cpus = self.cpus;
+        spec.memory_mib = self.memory_mib;
+        spec.timeouts.ready = self.ready_timeout;
+        spec.privileged = self.privileged;
         spec.talosctl = self.talosctl.clone();
         if let Some(dir) = &self.state_dir {
             spec.state_dir = dir.clone();
         }
-        let patch = serde_saphyr::to_string(&cell.talos_patch).map_err(|e| e.to_string())?;
+        let patch = serde_saphyr::to_string(&cell.talos_patch).expect("a typed patch serialises");
         spec.patches = vec![ConfigPatch {
             target: PatchTarget::All,
             source: PatchSource::Inline(patch),
         }];
+        spec.validate()?;
+        Ok(spec)
+    }
+
+    fn cell_index(&self, cell: &CellPlan) -> usize {
+        self.cells.iter().position(|id| *id == cell.id).unwrap_or(0)
+    }
+}
+
+impl Phases for Live<'_> {
+    type Cluster = LiveCluster;
+
+    async fn provision(&self, cell: &CellPlan) -> Result<LiveCluster, String> {
+        let spec = self.spec(cell).map_err(|e| e.to_string())?;
         let cluster = Cluster::create(spec, &ApiServerReadiness)
             .await
             .map_err(|e| e.to_string())?;
