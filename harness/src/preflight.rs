@@ -17,6 +17,8 @@ pub struct Problem {
 pub struct Host {
     pub path: Vec<PathBuf>,
     pub sys_module: PathBuf,
+    /// Lists the congestion controls the kernel has ready; a built-in BBR shows only here.
+    pub congestion_controls: PathBuf,
 }
 
 impl Host {
@@ -26,7 +28,17 @@ impl Host {
                 .map(|p| std::env::split_paths(&p).collect())
                 .unwrap_or_default(),
             sys_module: PathBuf::from("/sys/module"),
+            congestion_controls: PathBuf::from(
+                "/proc/sys/net/ipv4/tcp_available_congestion_control",
+            ),
         }
+    }
+
+    fn has_module(&self, module: &str) -> bool {
+        self.sys_module.join(module).exists()
+            || module == "tcp_bbr"
+                && std::fs::read_to_string(&self.congestion_controls)
+                    .is_ok_and(|c| c.split_whitespace().any(|cc| cc == "bbr"))
     }
 
     /// An executable named `name`, or the given path if it names a file.
@@ -107,7 +119,7 @@ pub fn check(plan: &Plan, needs: &Needs<'_>, host: &Host) -> Vec<Problem> {
         }
     }
     for (module, profiles) in modules {
-        if !host.sys_module.join(module).exists() {
+        if !host.has_module(module) {
             problems.push(Problem {
                 what: format!(
                     "kernel module {module} is not loaded on the Docker host (needed by {}); Talos nodes in containers share the host kernel and cannot load it",
@@ -158,6 +170,7 @@ mod tests {
         let host = Host {
             path: vec![bin],
             sys_module: sys,
+            congestion_controls: dir.path().join("congestion"),
         };
         (dir, host)
     }
@@ -258,5 +271,14 @@ mod tests {
             ..needs()
         };
         assert!(check(&p, &given, &host).is_empty());
+    }
+
+    #[test]
+    fn a_built_in_bbr_counts() {
+        let (dir, host) = host_with(&["helm", "curl"], &["wireguard"]);
+        let p = plan_of(&["vxlan-wireguard-hostfw"]);
+        assert_eq!(check(&p, &needs(), &host).len(), 1);
+        std::fs::write(dir.path().join("congestion"), "reno cubic bbr\n").unwrap();
+        assert!(check(&p, &needs(), &host).is_empty());
     }
 }
