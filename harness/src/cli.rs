@@ -35,6 +35,8 @@ pub enum Command {
     /// Work with JUnit reports.
     #[command(subcommand)]
     Report(ReportCommand),
+    /// Run the suites against an existing cluster (its kubeconfig and the profile it runs).
+    Check(Box<crate::check_cmd::CheckArgs>),
     /// Run the matrix: provision, install Cilium, run the suites, destroy; write JUnit.
     E2e(Box<crate::e2e_cmd::E2eArgs>),
     /// Provision a Talos-in-Docker cluster and print how to reach it.
@@ -264,6 +266,10 @@ pub fn run(cli: Cli) -> Result<bool, InputError> {
             );
             Ok(true)
         }
+        Command::Check(args) => match crate::check_cmd::check(*args)? {
+            0 => Ok(true),
+            code => std::process::exit(code.into()),
+        },
         Command::E2e(args) => match crate::e2e_cmd::e2e(*args) {
             0 => Ok(true),
             // A run's status (1 failed checks, 2 refused input, 130/143 interrupted) is final.

@@ -230,3 +230,69 @@ fn report_merge_of_a_non_junit_file() {
         "a.xml: is not a JUnit report",
     );
 }
+
+const KUBECONFIG_TO_NOWHERE: &str = "apiVersion: v1
+kind: Config
+clusters:
+- name: c
+  cluster:
+    server: https://127.0.0.1:1
+    insecure-skip-tls-verify: true
+users:
+- name: u
+  user:
+    token: not-a-real-token
+contexts:
+- name: ctx
+  context: {cluster: c, user: u}
+current-context: ctx
+";
+
+#[test]
+fn check_refuses_a_bad_kubeconfig() {
+    let args = [
+        "check",
+        "--profile",
+        "talos-basic",
+        "--cilium-version",
+        "1.18.4",
+        "--kubeconfig",
+    ];
+    let with = |extra: &[&'static str]| -> Vec<&'static str> {
+        args.iter().chain(extra).copied().collect()
+    };
+    refuses(&with(&["missing.yaml"]), &[], "kubeconfig missing.yaml:");
+    refuses(
+        &with(&["kc.yaml"]),
+        &[("kc.yaml", "clusters: [not, a, kubeconfig\n")],
+        "kubeconfig kc.yaml:",
+    );
+    let err = refuses(
+        &with(&["kc.yaml", "--context", "nope"]),
+        &[("kc.yaml", KUBECONFIG_TO_NOWHERE)],
+        "kubeconfig kc.yaml:",
+    );
+    assert!(err.contains("nope"), "{err}");
+    let err = refuses(
+        &with(&["kc.yaml"]),
+        &[("kc.yaml", KUBECONFIG_TO_NOWHERE)],
+        "the API server at https://127.0.0.1:1/",
+    );
+    assert!(
+        err.contains("pass a working one with --kubeconfig"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("not-a-real-token"),
+        "credentials never reach a message"
+    );
+}
+
+#[test]
+fn check_runs_one_cell_only() {
+    refuses(
+        &["check", "--profile", "talos-basic"],
+        &[],
+        "check runs one cell",
+    );
+}
