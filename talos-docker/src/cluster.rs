@@ -99,16 +99,24 @@ impl Cluster {
             engine,
         };
         let result = cluster.build(&spec, &talosctl, readiness).await;
-        guard.armed = false;
         match result {
-            Ok(()) => Ok(cluster),
-            Err(source) if spec.keep_on_failure => Err(Error::Kept {
-                cluster: Box::new(cluster),
-                source: Box::new(source),
-            }),
+            Ok(()) => {
+                guard.armed = false;
+                Ok(cluster)
+            }
+            Err(source) if spec.keep_on_failure => {
+                guard.armed = false;
+                Err(Error::Kept {
+                    cluster: Box::new(cluster),
+                    source: Box::new(source),
+                })
+            }
             Err(source) => {
-                if let Err(e) = cluster.destroy().await {
-                    tracing::error!("after `{source}`: {e}");
+                // The guard stays armed until the destroy has finished: if this future is
+                // dropped mid-destroy (an interrupt), the guard still removes everything.
+                match cluster.destroy().await {
+                    Ok(_) => guard.armed = false,
+                    Err(e) => tracing::error!("after `{source}`: {e}"),
                 }
                 Err(source)
             }
