@@ -339,11 +339,7 @@ async fn a_refused_namespace_is_an_error_for_every_check_and_nothing_is_left() {
 async fn suites_not_in_this_version_are_skipped_never_passed_and_touch_nothing() {
     let (client, log) = serve(|s| panic!("no request expected, got {} {}", s.method, s.path));
     let exec = datapath(&[]);
-    for suite in [
-        SuiteName::GatewayApi,
-        SuiteName::Wireguard,
-        SuiteName::LbIpam,
-    ] {
+    for suite in [SuiteName::Wireguard, SuiteName::LbIpam] {
         let run = run_suite_with(
             &client,
             exec.clone(),

@@ -8,10 +8,17 @@
 //! - `dns`: agnhost, the image the Kubernetes DNS e2e tests probe with (it ships bind-tools, so
 //!   `dig`, and `pause`/`netexec` subcommands). Tag and digest as pinned in two unrelated public
 //!   repositories; NOT verified against registry.k8s.io from this machine (no registry access).
+//! - `gateway_echo`: `echo-basic`, the Gateway API conformance echo server (JSON naming the pod,
+//!   namespace, path, host and headers of each request). Tag as pinned in kubernetes-sigs/gateway-api
+//!   `conformance/base/manifests.yaml` (commit 0084b12e4a8082b9603a6954a10e3bf79a43b4f2), read
+//!   through a code index. Pinned by TAG ONLY: no digest for this tag could be found or verified
+//!   from this machine, and an unverified digest would be invented. Override with
+//!   `HARNESS_IMAGE_GATEWAY_ECHO` (tag+digest) where reproducibility matters.
 //!
 //! The probes depend on what is inside the images (curl, iputils `ping -M`, `dig`, `/bin/sh`), so
 //! an override must carry the same tools. Overrides exist for registry mirrors and air-gapped
-//! clusters: `HARNESS_IMAGE_CLIENT`, `HARNESS_IMAGE_ECHO`, `HARNESS_IMAGE_DNS` replace one image;
+//! clusters: `HARNESS_IMAGE_CLIENT`, `HARNESS_IMAGE_ECHO`, `HARNESS_IMAGE_DNS`,
+//! `HARNESS_IMAGE_GATEWAY_ECHO` replace one image;
 //! `HARNESS_IMAGE_REGISTRY` rewrites the registry host of every image, keeping path, tag and digest
 //! (a pull-through mirror serves the same manifest, so the digest still holds).
 
@@ -25,9 +32,14 @@ pub const ECHO: &str = "quay.io/cilium/json-mock:v1.3.9@sha256:c98b26177a5a60020
 /// Used by the Kubernetes DNS e2e tests. Digest not verified against the registry (see above).
 pub const DNS: &str = "registry.k8s.io/e2e-test-images/agnhost:2.56@sha256:352a050380078cb2a1c246357a0dfa2fcf243ee416b92ff28b44a01d1b4b0294";
 
+/// The Gateway API conformance echo server. Tag only: its digest could not be verified (see above).
+pub const GATEWAY_ECHO: &str =
+    "gcr.io/k8s-staging-gateway-api/echo-basic:v20240412-v1.0.0-394-g40c666fd";
+
 pub const ENV_CLIENT: &str = "HARNESS_IMAGE_CLIENT";
 pub const ENV_ECHO: &str = "HARNESS_IMAGE_ECHO";
 pub const ENV_DNS: &str = "HARNESS_IMAGE_DNS";
+pub const ENV_GATEWAY_ECHO: &str = "HARNESS_IMAGE_GATEWAY_ECHO";
 pub const ENV_REGISTRY: &str = "HARNESS_IMAGE_REGISTRY";
 
 /// An image reference split into the parts a mirror rewrite and a pin check need.
@@ -120,7 +132,7 @@ impl fmt::Display for ImageRef {
     }
 }
 
-/// The three images every suite's workloads use.
+/// The images the suites' workloads use.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Images {
     /// Probe clients and the host-network pod: curl, ping, dig, sh.
@@ -129,6 +141,8 @@ pub struct Images {
     pub echo: ImageRef,
     /// DNS prober and DNS backends.
     pub dns: ImageRef,
+    /// Gateway API backends (echo-basic, port 3000).
+    pub gateway_echo: ImageRef,
 }
 
 impl Images {
@@ -137,6 +151,8 @@ impl Images {
             client: ImageRef::parse(CLIENT).expect("pinned client image parses (tested)"),
             echo: ImageRef::parse(ECHO).expect("pinned echo image parses (tested)"),
             dns: ImageRef::parse(DNS).expect("pinned dns image parses (tested)"),
+            gateway_echo: ImageRef::parse(GATEWAY_ECHO)
+                .expect("pinned gateway echo image parses (tested)"),
         }
     }
 
@@ -146,6 +162,7 @@ impl Images {
             client: self.client.with_registry(registry),
             echo: self.echo.with_registry(registry),
             dns: self.dns.with_registry(registry),
+            gateway_echo: self.gateway_echo.with_registry(registry),
         }
     }
 
@@ -199,6 +216,7 @@ impl Images {
             client: pick(ENV_CLIENT, pinned.client)?,
             echo: pick(ENV_ECHO, pinned.echo)?,
             dns: pick(ENV_DNS, pinned.dns)?,
+            gateway_echo: pick(ENV_GATEWAY_ECHO, pinned.gateway_echo)?,
         })
     }
 }
@@ -226,6 +244,23 @@ mod tests {
         assert_eq!(i.client.to_string(), CLIENT);
         assert_eq!(i.echo.to_string(), ECHO);
         assert_eq!(i.dns.to_string(), DNS);
+        // The one pin without a verified digest (see the module docs): a tag at least.
+        assert!(i.gateway_echo.tag.is_some());
+        assert_eq!(i.gateway_echo.to_string(), GATEWAY_ECHO);
+    }
+
+    #[test]
+    fn the_gateway_echo_image_has_its_own_override() {
+        let i = Images::with_overrides(env(&[(
+            ENV_GATEWAY_ECHO,
+            "mirror.local/gateway-api/echo-basic:v1",
+        )]))
+        .unwrap();
+        assert_eq!(
+            i.gateway_echo.to_string(),
+            "mirror.local/gateway-api/echo-basic:v1"
+        );
+        assert_eq!(i.echo.to_string(), ECHO);
     }
 
     #[test]

@@ -1,0 +1,435 @@
+//! The gateway-api judges on fixtures shaped like the real objects and responses: GatewayClass,
+//! Gateway and HTTPRoute status as Cilium writes it, echo-basic JSON, curl's header dumps.
+
+mod common;
+
+use common::{fixture, fixture_json, fixture_out};
+use std::time::Duration;
+use suites::gateway_api::http::{Echo, Expect, HttpReply, Request, Sample, judge_reply};
+use suites::gateway_api::types::{Gateway, GatewayClass, HTTPRoute};
+use suites::gateway_api::{
+    ClassSeen, Exchange, GatewaySeen, Routed, RoutesSeen, ServiceSeen, Target, Weighted,
+    judge_gateway, judge_gatewayclass, judge_routed, judge_routes, judge_weighted,
+};
+use suites::kit::exec::ExecOutput;
+use suites::kit::{Series, Try, Verdict};
+
+fn class(name: &str) -> GatewayClass {
+    serde_json::from_value(fixture_json(name)).unwrap()
+}
+
+fn gateway(name: &str) -> Gateway {
+    serde_json::from_value(fixture_json(name)).unwrap()
+}
+
+fn route(name: &str) -> HTTPRoute {
+    serde_json::from_value(fixture_json(name)).unwrap()
+}
+
+fn pending_service() -> ServiceSeen {
+    ServiceSeen::from_service(
+        &serde_json::from_value(fixture_json(
+            "service-cilium-gateway-harness-gw-pending.json",
+        ))
+        .unwrap(),
+    )
+}
+
+fn reply_body(status: u16, body: &str) -> HttpReply {
+    HttpReply::parse(&ExecOutput {
+        exit_code: 0,
+        stdout: format!("HTTP/1.1 {status} OK\r\ncontent-type: application/json\r\n\r\n{body}"),
+        stderr: String::new(),
+    })
+}
+
+fn series(tries: Vec<HttpReply>) -> Series<HttpReply> {
+    Series {
+        required: 3,
+        deadline: Duration::from_secs(60),
+        elapsed: Duration::from_secs(2),
+        tries: tries.into_iter().map(Try::Observed).collect(),
+    }
+}
+
+fn target() -> Target {
+    Target {
+        addr: "172.18.0.240".into(),
+        via: "Gateway harness-gw status.addresses[0]".into(),
+    }
+}
+
+#[test]
+fn an_accepted_cilium_gatewayclass_passes_and_a_foreign_controller_fails() {
+    let seen = ClassSeen {
+        name: "cilium".into(),
+        class: Some(class("gatewayclass-cilium-accepted.json")),
+    };
+    assert_eq!(
+        judge_gatewayclass(&seen),
+        Verdict::Pass(
+            "GatewayClass cilium (controller io.cilium/gateway-controller): Accepted=True (Accepted: Valid GatewayClass)".into()
+        )
+    );
+    let mut foreign = class("gatewayclass-cilium-accepted.json");
+    foreign.spec.controller_name = "example.net/gateway-controller".into();
+    let v = judge_gatewayclass(&ClassSeen {
+        name: "cilium".into(),
+        class: Some(foreign),
+    });
+    assert!(
+        v.message()
+            .contains("names controller \"example.net/gateway-controller\""),
+        "{}",
+        v.message()
+    );
+    let missing = judge_gatewayclass(&ClassSeen {
+        name: "cilium".into(),
+        class: None,
+    });
+    assert!(!missing.is_pass());
+    assert!(missing.message().contains("gatewayAPI.enabled=true"));
+}
+
+#[test]
+fn an_accepted_condition_about_an_older_generation_is_not_acceptance() {
+    let mut c = class("gatewayclass-cilium-accepted.json");
+    c.metadata.generation = Some(2);
+    let v = judge_gatewayclass(&ClassSeen {
+        name: "cilium".into(),
+        class: Some(c),
+    });
+    assert!(
+        v.message()
+            .contains("Accepted describes an older generation than 2"),
+        "{}",
+        v.message()
+    );
+}
+
+#[test]
+fn a_programmed_gateway_with_an_address_and_its_service_passes() {
+    let v = judge_gateway(&GatewaySeen {
+        name: "harness-gw".into(),
+        gateway: Some(gateway("gateway-harness-gw-programmed.json")),
+        service: Some(ServiceSeen {
+            ingress: vec!["172.18.0.240".into()],
+            ..pending_service()
+        }),
+    });
+    assert_eq!(
+        v,
+        Verdict::Pass("Gateway harness-gw: Accepted=True, Programmed=True, addresses 172.18.0.240; Service cilium-gateway-harness-gw (LoadBalancer, clusterIP 10.96.40.2)".into())
+    );
+}
+
+#[test]
+fn a_gateway_without_an_address_fails_with_the_reason_and_the_load_balancer_fix() {
+    let v = judge_gateway(&GatewaySeen {
+        name: "harness-gw".into(),
+        gateway: Some(gateway(
+            "gateway-harness-gw-programmed-false-addressnotassigned.json",
+        )),
+        service: Some(pending_service()),
+    });
+    let m = v.message();
+    assert!(!v.is_pass());
+    assert!(
+        m.starts_with("Gateway harness-gw: not programmed: Programmed=False (AddressNotAssigned: Address is not ready yet); Service cilium-gateway-harness-gw is a LoadBalancer with no load-balancer address"),
+        "{m}"
+    );
+    assert!(m.contains("CiliumLoadBalancerIPPool"), "{m}");
+    assert!(m.ends_with("; status.addresses is empty"), "{m}");
+    let no_svc = judge_gateway(&GatewaySeen {
+        name: "harness-gw".into(),
+        gateway: Some(gateway("gateway-harness-gw-programmed.json")),
+        service: None,
+    });
+    assert!(
+        no_svc
+            .message()
+            .contains("Cilium did not create Service cilium-gateway-harness-gw")
+    );
+}
+
+#[test]
+fn routes_pass_only_when_every_parent_status_is_accepted_and_resolved() {
+    let ok = RoutesSeen {
+        gateway: "harness-gw".into(),
+        routes: vec![(
+            "path-prefix".into(),
+            Some(route("httproute-path-prefix-accepted.json")),
+        )],
+    };
+    assert_eq!(
+        judge_routes(&ok),
+        Verdict::Pass("HTTPRoute path-prefix: Accepted=True, ResolvedRefs=True".into())
+    );
+    let bad = RoutesSeen {
+        gateway: "harness-gw".into(),
+        routes: vec![
+            (
+                "path-prefix".into(),
+                Some(route("httproute-path-prefix-accepted.json")),
+            ),
+            (
+                "weights".into(),
+                Some(route("httproute-resolvedrefs-false-backendnotfound.json")),
+            ),
+        ],
+    };
+    assert_eq!(
+        judge_routes(&bad),
+        Verdict::Fail("HTTPRoute weights: ResolvedRefs=False (BackendNotFound: Service \"harness-gateway-api-r1/echo-v3\" not found): a backendRef names a Service that does not exist in the route's namespace".into())
+    );
+    // A route the controller never looked at, and one under another Gateway.
+    let mut unreconciled = route("httproute-path-prefix-accepted.json");
+    unreconciled.status = None;
+    let v = judge_routes(&RoutesSeen {
+        gateway: "harness-gw".into(),
+        routes: vec![("path-prefix".into(), Some(unreconciled))],
+    });
+    assert!(
+        v.message()
+            .contains("no status for parent Gateway harness-gw"),
+        "{}",
+        v.message()
+    );
+    assert!(
+        !judge_routes(&RoutesSeen {
+            gateway: "other-gw".into(),
+            routes: vec![(
+                "path-prefix".into(),
+                Some(route("httproute-path-prefix-accepted.json"))
+            )],
+        })
+        .is_pass()
+    );
+}
+
+#[test]
+fn echo_basic_json_names_the_pod_and_the_wrong_rule_is_called_out() {
+    let body = fixture("echo-basic-echo-v2-path-v2.json");
+    let e: Echo = serde_json::from_str(&body).unwrap();
+    assert_eq!(e.pod, "echo-v2");
+    assert_eq!(e.path, "/v2");
+    assert_eq!(
+        e.header("x-forwarded-proto"),
+        Some(vec!["http".to_string()])
+    );
+    let r = reply_body(200, &body);
+    assert_eq!(
+        judge_reply(&r, &Expect::Backend("echo-v2".into())),
+        Verdict::Pass("HTTP 200 from echo-v2 (path /v2)".into())
+    );
+    assert_eq!(
+        judge_reply(&r, &Expect::Backend("echo-v1".into())),
+        Verdict::Fail("got HTTP 200 from echo-v2 (path /v2), expected HTTP 200 from echo-v1: the request matched the wrong rule".into())
+    );
+    assert!(!judge_reply(&r, &Expect::Status(404)).is_pass());
+}
+
+#[test]
+fn a_404_from_envoy_is_data_not_a_curl_error() {
+    let r = HttpReply::parse(&fixture_out("curl-gateway-404-no-route.txt", 0).unwrap());
+    assert_eq!(r.status, 404);
+    assert_eq!(r.echo, None);
+    assert_eq!(
+        judge_reply(&r, &Expect::Status(404)),
+        Verdict::Pass("HTTP 404 with no body".into())
+    );
+    assert_eq!(
+        judge_reply(&r, &Expect::Backend("echo-v1".into())),
+        Verdict::Fail("got HTTP 404 with no body, expected HTTP 200 from echo-v1".into())
+    );
+    // A timeout is judged by the kit's curl reading, which names the layer.
+    let t = HttpReply::parse(&fixture_out("curl-timeout-28.txt", 28).unwrap());
+    assert!(
+        judge_reply(&t, &Expect::Status(404))
+            .message()
+            .starts_with("timeout (curl exit 28)")
+    );
+}
+
+#[test]
+fn a_redirect_is_judged_by_status_and_location() {
+    let r = HttpReply::parse(&fixture_out("curl-gateway-301-location.txt", 0).unwrap());
+    assert_eq!(r.status, 301);
+    assert_eq!(
+        r.header("Location"),
+        Some("http://example.org/status-code-301")
+    );
+    let want = |status: u16, host: &str| Expect::Redirect {
+        status,
+        host: host.into(),
+        path: "/status-code-301".into(),
+    };
+    assert_eq!(
+        judge_reply(&r, &want(301, "example.org")),
+        Verdict::Pass("HTTP 301 Location http://example.org/status-code-301".into())
+    );
+    assert_eq!(
+        judge_reply(&r, &want(302, "example.org")),
+        Verdict::Fail("got HTTP 301 with Location http://example.org/status-code-301, expected HTTP 302 with Location http://example.org/status-code-301".into())
+    );
+    assert!(!judge_reply(&r, &want(301, "example.net")).is_pass());
+    let plain = reply_body(200, &fixture("echo-basic-echo-v2-path-v2.json"));
+    assert!(
+        judge_reply(&plain, &want(301, "example.org"))
+            .message()
+            .contains("without a Location header")
+    );
+}
+
+#[test]
+fn the_header_modifier_is_judged_from_what_the_backend_saw() {
+    let expect = Expect::Headers {
+        backend: "echo-v1".into(),
+        exact: vec![
+            ("X-Header-Set".into(), vec!["set-overwrites-values".into()]),
+            (
+                "X-Header-Add".into(),
+                vec!["header-val-1".into(), "add-appends-values".into()],
+            ),
+        ],
+        absent: vec!["X-Header-Remove".into()],
+    };
+    let body = fixture("echo-basic-echo-v1-request-header-modifier.json");
+    assert!(judge_reply(&reply_body(200, &body), &expect).is_pass());
+    // The same headers folded into one comma-joined line also pass.
+    let folded = body.replace(
+        "\"header-val-1\",\n   \"add-appends-values\"",
+        "\"header-val-1,add-appends-values\"",
+    );
+    assert_ne!(folded, body);
+    assert!(judge_reply(&reply_body(200, &folded), &expect).is_pass());
+    // Unmodified: the filter did nothing.
+    let untouched = body
+        .replace("set-overwrites-values", "some-other-value")
+        .replace(",\n   \"add-appends-values\"", "")
+        .replace(
+            "\"X-Request-Id\"",
+            "\"X-Header-Remove\": [\"val\"],\n  \"X-Request-Id\"",
+        );
+    assert_eq!(
+        judge_reply(&reply_body(200, &untouched), &expect),
+        Verdict::Fail("X-Header-Set reached the backend as [some-other-value], expected [set-overwrites-values]; X-Header-Add reached the backend as [header-val-1], expected [add-appends-values, header-val-1]; X-Header-Remove reached the backend as [val] but the filter removes it".into())
+    );
+}
+
+#[test]
+fn routed_needs_three_in_a_row_for_every_request_and_names_the_hint_and_target() {
+    let v1 = reply_body(200, "{\"pod\": \"echo-v1\", \"path\": \"/v2example\"}");
+    let v2 = reply_body(200, "{\"pod\": \"echo-v2\", \"path\": \"/v2example\"}");
+    let o = Routed {
+        target: target(),
+        hint: "PathPrefix matches whole path segments",
+        exchanges: vec![Exchange {
+            request: Request::new("prefix.example.com", "/v2example"),
+            expect: Expect::Backend("echo-v1".into()),
+            series: series(vec![v1.clone(), v1.clone(), v1.clone()]),
+        }],
+    };
+    assert_eq!(
+        judge_routed(&o),
+        Verdict::Pass("GET prefix.example.com/v2example: HTTP 200 from echo-v1 (path /v2example) (3 in a row) (via 172.18.0.240:80, the Gateway harness-gw status.addresses[0])".into())
+    );
+    let flapping = Routed {
+        exchanges: vec![Exchange {
+            series: series(vec![v1.clone(), v2.clone(), v1.clone(), v1]),
+            ..o.exchanges[0].clone()
+        }],
+        ..o.clone()
+    };
+    assert!(!judge_routed(&flapping).is_pass());
+    let wrong = Routed {
+        exchanges: vec![Exchange {
+            series: series(vec![v2.clone(), v2.clone(), v2]),
+            ..o.exchanges[0].clone()
+        }],
+        ..o
+    };
+    let m = judge_routed(&wrong).message().to_string();
+    assert!(
+        m.starts_with("GET prefix.example.com/v2example: got HTTP 200 from echo-v2 (path /v2example), expected HTTP 200 from echo-v1: the request matched the wrong rule"),
+        "{m}"
+    );
+    assert!(
+        m.ends_with("\nPathPrefix matches whole path segments (requests went to 172.18.0.240:80, the Gateway harness-gw status.addresses[0])"),
+        "{m}"
+    );
+}
+
+fn weighted(samples: Vec<Sample>) -> Weighted {
+    let ok = reply_body(200, "{\"pod\": \"echo-v1\"}");
+    Weighted {
+        target: target(),
+        warmup: Exchange {
+            request: Request::new("weights.example.com", "/"),
+            expect: Expect::AnyBackend(vec!["echo-v1".into(), "echo-v2".into()]),
+            series: series(vec![ok.clone(), ok.clone(), ok]),
+        },
+        requested: 200,
+        weights: vec![
+            ("echo-v1".into(), 70),
+            ("echo-v2".into(), 30),
+            ("echo-v3".into(), 0),
+        ],
+        samples,
+    }
+}
+
+fn split(v1: usize, v2: usize, v3: usize) -> Vec<Sample> {
+    let s = |pod: &str| Sample {
+        exit_code: 0,
+        status: 200,
+        pod: Some(pod.into()),
+    };
+    std::iter::repeat_n(s("echo-v1"), v1)
+        .chain(std::iter::repeat_n(s("echo-v2"), v2))
+        .chain(std::iter::repeat_n(s("echo-v3"), v3))
+        .collect()
+}
+
+#[test]
+fn a_split_within_tolerance_passes_and_a_weight_zero_backend_must_get_nothing() {
+    assert_eq!(
+        judge_weighted(&weighted(split(146, 54, 0))),
+        Verdict::Pass("echo-v1 146/200 (73.0%, weight 70 -> 70%), echo-v2 54/200 (27.0%, weight 30 -> 30%), echo-v3 0/200 (0.0%, weight 0 -> 0%) (within 10 points)".into())
+    );
+    let even = judge_weighted(&weighted(split(100, 100, 0)));
+    assert!(
+        even.message()
+            .starts_with("the split does not follow the weights: echo-v1 100/200 (50.0%, weight 70 -> 70%); echo-v2 100/200 (50.0%, weight 30 -> 30%)"),
+        "{}",
+        even.message()
+    );
+    let leak = judge_weighted(&weighted(split(139, 60, 1)));
+    assert!(
+        leak.message()
+            .starts_with("the split does not follow the weights: echo-v3 1/200"),
+        "{}",
+        leak.message()
+    );
+}
+
+#[test]
+fn a_batch_with_failures_or_cut_short_fails_and_no_warmup_means_no_split() {
+    let mut s = split(139, 60, 0);
+    s.push(Sample {
+        exit_code: 0,
+        status: 503,
+        pod: None,
+    });
+    assert_eq!(
+        judge_weighted(&weighted(s)),
+        Verdict::Fail("199 of 200 requests got an answer from a backend; the first failure: HTTP 503 (curl exit 0); every request through a weighted route must reach one of its backends".into())
+    );
+    assert!(!judge_weighted(&weighted(split(70, 30, 0))).is_pass());
+    let mut cold = weighted(Vec::new());
+    let nf = HttpReply::parse(&fixture_out("curl-gateway-404-no-route.txt", 0).unwrap());
+    cold.warmup.series = series(vec![nf.clone(), nf.clone(), nf]);
+    assert!(judge_weighted(&cold).message().starts_with(
+        "the weighted route never answered steadily, so no split was measured: got HTTP 404"
+    ));
+}
