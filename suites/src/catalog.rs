@@ -351,52 +351,52 @@ const POD_SECURITY: &[CheckDecl] = &[
 
 const GATEWAY_API: &[CheckDecl] = &[
     check!(
-        "gatewayclass-accepted",
+        pending: "gatewayclass-accepted",
         "GatewayClass cilium is Accepted by io.cilium/gateway-controller",
         "Gateway API conformance: GatewayClassObservedGenerationBump"
     ),
     check!(
-        "gateway-programmed",
+        pending: "gateway-programmed",
         "a Gateway is Accepted and Programmed with an address",
         "Gateway API conformance: GatewayWithAttachedRoutes"
     ),
     check!(
-        "httproute-accepted",
+        pending: "httproute-accepted",
         "an HTTPRoute's parent status is Accepted and ResolvedRefs",
         "Gateway API conformance: HTTPRouteSimpleSameNamespace"
     ),
     check!(
-        "path-prefix-routing",
+        pending: "path-prefix-routing",
         "PathPrefix matches whole segments (/v2 vs /v2example)",
         "Gateway API conformance: HTTPRouteMatching"
     ),
     check!(
-        "exact-path",
+        pending: "exact-path",
         "an Exact path match routes only that path",
         "Gateway API conformance: HTTPRouteExactPathMatching"
     ),
     check!(
-        "header-match",
+        pending: "header-match",
         "a header match routes by header value",
         "Gateway API conformance: HTTPRouteHeaderMatching"
     ),
     check!(
-        "hostname-match",
+        pending: "hostname-match",
         "exact and wildcard hostnames route; others get 404",
         "Gateway API conformance: HTTPRouteHostnameIntersection"
     ),
     check!(
-        "weighted-backends",
+        pending: "weighted-backends",
         "backend weights split traffic within tolerance",
         "Gateway API conformance: HTTPRouteWeight"
     ),
     check!(
-        "redirect",
+        pending: "redirect",
         "a RequestRedirect filter answers 301/302 with Location",
         "Gateway API conformance: HTTPRouteRedirectHostAndStatus"
     ),
     check!(
-        "request-header-modifier",
+        pending: "request-header-modifier",
         "a RequestHeaderModifier filter sets, adds and removes headers",
         "Gateway API conformance: HTTPRouteRequestHeaderModifier"
     ),
@@ -404,27 +404,27 @@ const GATEWAY_API: &[CheckDecl] = &[
 
 const WIREGUARD: &[CheckDecl] = &[
     check!(
-        pending: "encryption-mode",
+        "encryption-mode",
         "every agent reports encryption mode Wireguard",
         "cilium-dbg status -o json: .encryption.mode"
     ),
     check!(
-        pending: "peer-count",
+        "peer-count",
         "every agent has one peer per other node",
         "cilium-dbg status: wireguard peer-count"
     ),
     check!(
-        pending: "peer-keys-match-nodes",
+        "peer-keys-match-nodes",
         "every peer key is another node's network.cilium.io/wg-pub-key",
         "CiliumNode annotations"
     ),
     check!(
-        pending: "allowed-ips-cover-pod-cidrs",
+        "allowed-ips-cover-pod-cidrs",
         "each peer's allowed IPs cover that node's pod CIDR",
         "cilium-dbg encrypt status"
     ),
     check!(
-        pending: "handshake-after-traffic",
+        "handshake-after-traffic",
         "peers show a recent handshake after cross-node traffic",
         "cilium-dbg status: last-handshake-time"
     ),
@@ -432,27 +432,27 @@ const WIREGUARD: &[CheckDecl] = &[
 
 const LB_IPAM: &[CheckDecl] = &[
     check!(
-        pending: "pool-ready",
+        "pool-ready",
         "the CiliumLoadBalancerIPPool reports its IP counts and no conflict",
         "Cilium LB IPAM pool conditions"
     ),
     check!(
-        pending: "service-gets-ip",
+        "service-gets-ip",
         "a LoadBalancer Service gets an IP from the pool",
         "Cilium LB IPAM: cilium.io/IPAMRequestSatisfied"
     ),
     check!(
-        pending: "requested-ip-annotation",
+        "requested-ip-annotation",
         "lbipam.cilium.io/ips assigns the requested address",
         "Cilium LB IPAM service annotations"
     ),
     check!(
-        pending: "sharing-key",
+        "sharing-key",
         "two Services with one sharing key share an IP",
         "Cilium LB IPAM: lbipam.cilium.io/sharing-key"
     ),
     check!(
-        pending: "pool-exhausted-pending",
+        "pool-exhausted-pending",
         "a Service beyond the pool's size stays pending with reason out_of_ips",
         "Cilium LB IPAM: IPAMRequestSatisfied=False"
     ),
@@ -527,9 +527,13 @@ pub fn checks_markdown() -> String {
             suite.name
         );
         for c in suite.checks {
+            let pending = match c.status {
+                CheckStatus::Implemented => String::new(),
+                CheckStatus::NotImplemented => format!(" ({NOT_IMPLEMENTED})"),
+            };
             let _ = writeln!(
                 out,
-                "| `{}::{}` | {} | {} |",
+                "| `{}::{}` | {}{pending} | {} |",
                 suite.name,
                 c.name,
                 cell(c.proves),

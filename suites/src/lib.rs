@@ -31,10 +31,11 @@ pub mod connectivity;
 pub mod dns;
 pub mod features;
 pub mod filter;
-pub mod gateway_api;
 pub mod kit;
+pub mod lb_ipam;
 pub mod pod_security;
 pub mod runner;
+pub mod wireguard;
 
 pub use catalog::{CATALOG, CheckDecl, CheckStatus, NOT_IMPLEMENTED, SuiteDecl, SuiteName};
 pub use features::{Applicability, Features, Routing, RunContext};

@@ -30,6 +30,9 @@ pub struct RunOptions {
     pub timeouts: Timeouts,
     pub keep: KeepNamespaces,
     pub cluster_domain: String,
+    /// The CIDR of the pool the lb-ipam suite creates for itself; small, so it can be exhausted,
+    /// and outside every other pool, or Cilium reports a conflict.
+    pub lb_ipam_block: String,
 }
 
 impl RunOptions {
@@ -41,6 +44,7 @@ impl RunOptions {
             timeouts: Timeouts::default(),
             keep: KeepNamespaces::default(),
             cluster_domain: "cluster.local".into(),
+            lb_ipam_block: crate::lb_ipam::DEFAULT_BLOCK.into(),
         }
     }
 
@@ -149,8 +153,9 @@ pub fn implemented_checks(suite: SuiteName) -> Vec<&'static str> {
         SuiteName::Connectivity => names::<crate::connectivity::Connectivity>(),
         SuiteName::Dns => names::<crate::dns::Dns>(),
         SuiteName::PodSecurity => names::<crate::pod_security::PodSecurity>(),
-        SuiteName::GatewayApi => names::<crate::gateway_api::GatewayApi>(),
-        SuiteName::Wireguard | SuiteName::LbIpam => Vec::new(),
+        SuiteName::Wireguard => names::<crate::wireguard::Wireguard>(),
+        SuiteName::LbIpam => names::<crate::lb_ipam::LbIpam>(),
+        SuiteName::GatewayApi => Vec::new(),
     }
 }
 
@@ -216,15 +221,16 @@ pub async fn run_suite_with(
                 )
                 .await
             }
-            SuiteName::GatewayApi => {
-                run_impl::<crate::gateway_api::GatewayApi>(
-                    client, exec, ctx, opts, &wanted, &mut run,
-                )
-                .await
+            SuiteName::Wireguard => {
+                run_impl::<crate::wireguard::Wireguard>(client, exec, ctx, opts, &wanted, &mut run)
+                    .await
             }
-            // The catalog marks every check of these suites not implemented (tested), so this
+            SuiteName::LbIpam => {
+                run_impl::<crate::lb_ipam::LbIpam>(client, exec, ctx, opts, &wanted, &mut run).await
+            }
+            // The catalog marks every check of this suite not implemented (tested), so this
             // arm is reached only if that marking and this match drift apart.
-            SuiteName::Wireguard | SuiteName::LbIpam => wanted
+            SuiteName::GatewayApi => wanted
                 .iter()
                 .map(|c| {
                     finished(
@@ -295,6 +301,7 @@ async fn run_impl<S: SuiteImpl>(
         retry: opts.retry,
         timeouts: opts.timeouts,
         cluster_domain: opts.cluster_domain.clone(),
+        lb_ipam_block: opts.lb_ipam_block.clone(),
         external_target: ctx.external_target.clone(),
         nodes: ctx.nodes,
     };

@@ -5,11 +5,18 @@ use suites::catalog::{CATALOG, CheckStatus, SuiteName, checks_markdown};
 use suites::implemented_checks;
 
 /// The suites this version implements in full.
-const IMPLEMENTED: [SuiteName; 4] = [
+const IMPLEMENTED: [SuiteName; 5] = [
     SuiteName::Connectivity,
     SuiteName::Dns,
     SuiteName::PodSecurity,
-    SuiteName::GatewayApi,
+    SuiteName::Wireguard,
+    SuiteName::LbIpam,
+];
+
+/// Checks of implemented suites that stay declared, not implemented, in this version.
+const STILL_PENDING: [(SuiteName, &str); 1] = [
+    // Needs a probe from the Docker host, which this crate must not know about.
+    (SuiteName::LbIpam, "l2-reachable-from-host"),
 ];
 
 #[test]
@@ -47,18 +54,23 @@ fn every_implemented_check_has_an_observe_and_a_judge() {
 #[test]
 fn this_versions_suites_are_complete_and_the_others_explicitly_pending() {
     for suite in CATALOG {
-        let expected = if IMPLEMENTED.contains(&suite.name) {
-            CheckStatus::Implemented
-        } else {
-            CheckStatus::NotImplemented
-        };
         for c in suite.checks {
+            let expected = if IMPLEMENTED.contains(&suite.name)
+                && !STILL_PENDING.contains(&(suite.name, c.name))
+            {
+                CheckStatus::Implemented
+            } else {
+                CheckStatus::NotImplemented
+            };
             assert_eq!(c.status, expected, "{}::{}", suite.name, c.name);
         }
     }
-    for pending in [SuiteName::Wireguard, SuiteName::LbIpam] {
-        assert!(implemented_checks(pending).is_empty(), "{pending}");
-    }
+    assert!(implemented_checks(SuiteName::GatewayApi).is_empty());
+    assert!(
+        checks_markdown().contains(
+            "| `lb-ipam::l2-reachable-from-host` | the LoadBalancer IP answers from the Docker host via L2 announcements (not implemented in this version) |"
+        )
+    );
 }
 
 #[test]

@@ -339,13 +339,15 @@ async fn a_refused_namespace_is_an_error_for_every_check_and_nothing_is_left() {
 async fn suites_not_in_this_version_are_skipped_never_passed_and_touch_nothing() {
     let (client, log) = serve(|s| panic!("no request expected, got {} {}", s.method, s.path));
     let exec = datapath(&[]);
-    for suite in [SuiteName::Wireguard, SuiteName::LbIpam] {
+    // lb-ipam::l2-reachable-from-host is the one check left undone in an implemented suite.
+    let only_l2 = CheckFilter::new(&[], &["lb-ipam::l2-reachable-from-host".into()]).unwrap();
+    for (suite, filter) in [(SuiteName::GatewayApi, all()), (SuiteName::LbIpam, only_l2)] {
         let run = run_suite_with(
             &client,
             exec.clone(),
             suite,
             &ctx(3, Some("one.one.one.one")),
-            &all(),
+            &filter,
             &fast_options("r1"),
         )
         .await;

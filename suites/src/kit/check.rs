@@ -54,6 +54,8 @@ pub struct Env {
     pub timeouts: Timeouts,
     /// Usually `cluster.local`; DNS checks build names with it.
     pub cluster_domain: String,
+    /// The CIDR of the lb-ipam suite's own pool ([`crate::RunOptions::lb_ipam_block`]).
+    pub lb_ipam_block: String,
     pub external_target: Option<String>,
     pub nodes: u32,
 }

@@ -1,0 +1,594 @@
+//! The lb-ipam suite: its judges on real-shaped pool and Service fixtures, its pool object
+//! against the CRD's JSON schema, and the whole suite against a fake API server that allocates
+//! addresses the way Cilium's LB IPAM does.
+
+mod common;
+
+use common::{Cluster, Reply, Seen, cluster, ctx, fast_options, fixture_json, status};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use suites::kit::{Executor, Verdict};
+use suites::lb_ipam::{
+    Allocation, Exhaustion, PoolState, SvcState, block_size, in_block, judge_allocation,
+    judge_exhaustion, judge_pool, judge_sharing, parse_block, pool_conditions, pool_object,
+    requested_ip, selects,
+};
+use suites::{CheckFilter, CheckOutcome, NOT_IMPLEMENTED, SuiteName, run_suite_with};
+
+const NS: &str = "harness-lb-ipam-r1";
+const BLOCK: &str = "172.31.250.0/29";
+
+fn svc(file: &str) -> SvcState {
+    let s: k8s_openapi::api::core::v1::Service =
+        serde_json::from_value(fixture_json(file)).unwrap();
+    SvcState::from_service(&s)
+}
+
+fn pool(file: &str) -> PoolState {
+    PoolState {
+        name: "harness-lb-ipam-r1".into(),
+        block: BLOCK.into(),
+        conditions: pool_conditions(&fixture_json(file)),
+    }
+}
+
+fn fail(v: Verdict) -> String {
+    assert!(!v.is_pass(), "expected a failure, got {v:?}");
+    v.message().to_string()
+}
+
+fn run_labels() -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (
+            "app.kubernetes.io/managed-by".to_string(),
+            "talos-cilium-harness".to_string(),
+        ),
+        ("io.harness.run-id".to_string(), "r1".to_string()),
+        ("io.harness.suite".to_string(), "lb-ipam".to_string()),
+    ])
+}
+
+#[test]
+fn a_reconciled_pool_passes_and_a_conflicting_one_names_the_overlap() {
+    assert_eq!(
+        judge_pool(&pool("ciliumloadbalancerippool-ready.json")),
+        Verdict::Pass(
+            "pool harness-lb-ipam-r1 (172.31.250.0/29): 8 total, 8 available, 0 used, no conflict"
+                .into()
+        )
+    );
+    let m = fail(judge_pool(&pool("ciliumloadbalancerippool-conflict.json")));
+    assert!(m.contains("cilium.io/PoolConflict=True (cidr_overlap: Pool conflicts since CIDR '172.31.250.0/29' overlaps CIDR '172.31.250.0/28' from IP Pool 'harness-docker-subnet')"), "{m}");
+    assert!(m.contains("RunOptions::lb_ipam_block"), "{m}");
+    let mut p = pool("ciliumloadbalancerippool-ready.json");
+    p.conditions.retain(|c| c.type_ != "cilium.io/IPsUsed");
+    assert!(fail(judge_pool(&p)).contains("the operator has not reconciled it"));
+    let mut p = pool("ciliumloadbalancerippool-ready.json");
+    p.block = "172.31.250.0/30".into();
+    assert!(fail(judge_pool(&p)).contains(
+        "reports 8 addresses for 172.31.250.0/30 with allowFirstLastIPs=Yes, expected 4"
+    ));
+}
+
+#[test]
+fn allocations_are_judged_on_the_condition_and_the_ingress() {
+    let ok = svc("service-lb-satisfied.json");
+    assert_eq!(ok.ingress, ["172.31.250.0"]);
+    assert_eq!(
+        judge_allocation(&Allocation {
+            block: BLOCK.into(),
+            requested: None,
+            service: ok.clone()
+        }),
+        Verdict::Pass("lb-basic got 172.31.250.0 from the test pool 172.31.250.0/29".into())
+    );
+    let elsewhere = Allocation {
+        block: "10.9.0.0/29".into(),
+        requested: None,
+        service: ok.clone(),
+    };
+    assert!(
+        judge_allocation(&elsewhere)
+            .message()
+            .contains("outside the test pool 10.9.0.0/29")
+    );
+    let m = fail(judge_allocation(&Allocation {
+        block: BLOCK.into(),
+        requested: Some("172.31.250.7".into()),
+        service: ok,
+    }));
+    assert_eq!(
+        m,
+        "lb-basic asked for 172.31.250.7 with lbipam.cilium.io/ips but got 172.31.250.0: LB IPAM ignored the annotation"
+    );
+    let pending = svc("service-lb-out-of-ips.json");
+    let m = fail(judge_allocation(&Allocation {
+        block: BLOCK.into(),
+        requested: None,
+        service: pending,
+    }));
+    assert!(m.starts_with("lb-fill-8: LB IPAM refused it: cilium.io/IPAMRequestSatisfied=False (out_of_ips: All enabled CiliumLoadBalancerIPPools that match this service ran out of allocatable IPs); every pool that selects it is full"), "{m}");
+    let silent = SvcState {
+        name: "lb-basic".into(),
+        ingress: vec![],
+        conditions: vec![],
+    };
+    assert!(
+        fail(judge_allocation(&Allocation {
+            block: BLOCK.into(),
+            requested: None,
+            service: silent
+        }))
+        .contains("LB IPAM never wrote cilium.io/IPAMRequestSatisfied")
+    );
+}
+
+#[test]
+fn sharing_needs_one_address_for_both() {
+    let a = svc("service-lb-satisfied.json");
+    let mut b = a.clone();
+    b.name = "lb-share-b".into();
+    assert!(judge_sharing(&vec![a.clone(), b.clone()]).is_pass());
+    b.ingress = vec!["172.31.250.1".into()];
+    assert!(fail(judge_sharing(&vec![a.clone(), b])).contains("got different addresses (lb-basic [172.31.250.0], lb-share-b [172.31.250.1]): sharing is not honoured"));
+    assert!(fail(judge_sharing(&vec![a])).contains("expected two Services, observed 1"));
+}
+
+#[test]
+fn exhaustion_passes_only_on_out_of_ips_after_the_free_addresses() {
+    let ok = svc("service-lb-satisfied.json");
+    let refused = svc("service-lb-out-of-ips.json");
+    let e = Exhaustion {
+        pools: vec![("harness-lb-ipam-r1".into(), 2)],
+        services: vec![ok.clone(), ok.clone(), refused.clone()],
+    };
+    let v = judge_exhaustion(&e);
+    assert!(v.is_pass(), "{}", v.message());
+    assert!(v.message().starts_with("after 2 Services took the 2 free addresses of harness-lb-ipam-r1 (2 free), lb-fill-8 stays pending: cilium.io/IPAMRequestSatisfied=False (out_of_ips"));
+
+    let e = Exhaustion {
+        pools: vec![("harness-lb-ipam-r1".into(), 2)],
+        services: vec![ok.clone(), ok.clone(), ok.clone()],
+    };
+    assert!(fail(judge_exhaustion(&e)).starts_with("3 Services all got addresses although the pools (harness-lb-ipam-r1 (2 free)) reported 2 free"));
+
+    let mut no_pool = refused.clone();
+    no_pool.conditions[0].reason = "no_pool".into();
+    let e = Exhaustion {
+        pools: vec![("p".into(), 1)],
+        services: vec![ok.clone(), no_pool],
+    };
+    assert!(fail(judge_exhaustion(&e)).contains("refused for the wrong reason"));
+
+    let e = Exhaustion {
+        pools: vec![("p".into(), 2)],
+        services: vec![refused.clone(), ok, refused],
+    };
+    assert!(
+        fail(judge_exhaustion(&e))
+            .contains("lb-fill-8 was refused while the pools (p (2 free)) still had room")
+    );
+    assert!(
+        fail(judge_exhaustion(&Exhaustion {
+            pools: vec![],
+            services: vec![]
+        }))
+        .contains("nothing was proved")
+    );
+}
+
+#[test]
+fn blocks_are_parsed_and_sized() {
+    assert_eq!(parse_block(BLOCK).unwrap().1, 29);
+    assert_eq!(block_size(29), 8);
+    assert_eq!(requested_ip(BLOCK).unwrap(), "172.31.250.7");
+    assert!(in_block("172.31.250.7", BLOCK) && !in_block("172.31.250.8", BLOCK));
+    assert!(
+        parse_block("172.31.250.1/29")
+            .unwrap_err()
+            .contains("host bits")
+    );
+    assert!(
+        parse_block("172.31.0.0/16")
+            .unwrap_err()
+            .contains("small enough to exhaust")
+    );
+    assert!(parse_block("fd00::/120").is_err());
+}
+
+#[test]
+fn selectors_decide_which_pools_can_serve_the_test_services() {
+    let ours = pool_object("p", "cilium.io/v2", BLOCK, &run_labels(), None);
+    assert!(selects(&ours, &run_labels()));
+    let mut other_run = run_labels();
+    other_run.insert("io.harness.run-id".into(), "r2".into());
+    assert!(!selects(&ours, &other_run));
+    assert!(selects(
+        &json!({"spec": {"blocks": [{"cidr": "10.5.0.240/28"}]}}),
+        &run_labels()
+    ));
+}
+
+fn validator(file: &str) -> jsonschema::Validator {
+    let path = format!(
+        "{}/../../shared/schemas/cilium-crds/jsonschema-crds-catalog/{file}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    jsonschema::validator_for(
+        &serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap(),
+    )
+    .unwrap()
+}
+
+#[test]
+fn the_pool_object_is_valid_for_the_crd_schemas() {
+    for (version, file) in [
+        ("cilium.io/v2", "ciliumloadbalancerippool_v2.json"),
+        (
+            "cilium.io/v2alpha1",
+            "ciliumloadbalancerippool_v2alpha1.json",
+        ),
+    ] {
+        let v = validator(file);
+        let pool = pool_object(
+            "harness-lb-ipam-r1",
+            version,
+            BLOCK,
+            &run_labels(),
+            Some((NS, "uid-1")),
+        );
+        let errors: Vec<String> = v.iter_errors(&pool).map(|e| e.to_string()).collect();
+        assert!(errors.is_empty(), "{version}: {errors:?}");
+        // The schema is strict enough to catch the old field name, so the check above can fail.
+        let mut old = pool.clone();
+        old["spec"]["cidrs"] = json!([{"cidr": BLOCK}]);
+        assert!(!v.is_valid(&old), "{version} accepted spec.cidrs");
+    }
+}
+
+/// A fake LB IPAM: one pool of 8 addresses, requested IPs, sharing keys, out_of_ips.
+#[derive(Default)]
+struct Ipam {
+    pool: Option<Value>,
+    /// ip -> (sharing key, services)
+    used: BTreeMap<String, (Option<String>, Vec<String>)>,
+    pool_version_served: Vec<&'static str>,
+}
+
+impl Ipam {
+    fn pool_with_status(&self) -> Value {
+        let mut p = self.pool.clone().unwrap();
+        let used = self.used.len();
+        let c = |t: &str, m: String| json!({"type": t, "status": "Unknown", "reason": "noreason", "message": m});
+        p["status"] = json!({"conditions": [
+            c("cilium.io/IPsTotal", "8".into()),
+            c("cilium.io/IPsAvailable", (8 - used).to_string()),
+            c("cilium.io/IPsUsed", used.to_string()),
+            {"type": "cilium.io/PoolConflict", "status": "False", "reason": "resolved", "message": ""},
+        ]});
+        p
+    }
+
+    fn allocate(&mut self, svc: &mut Value) {
+        let name = svc["metadata"]["name"].as_str().unwrap().to_string();
+        let ann = &svc["metadata"]["annotations"];
+        let key = ann["lbipam.cilium.io/sharing-key"]
+            .as_str()
+            .map(String::from);
+        let wanted = ann["lbipam.cilium.io/ips"].as_str().map(String::from);
+        let shared = key.as_ref().and_then(|k| {
+            self.used
+                .iter()
+                .find(|(_, (sk, _))| sk.as_ref() == Some(k))
+                .map(|(ip, _)| ip.clone())
+        });
+        let ip = shared.or(wanted).or_else(|| {
+            (0..8)
+                .map(|i| format!("172.31.250.{i}"))
+                .find(|ip| !self.used.contains_key(ip))
+        });
+        let cond = match ip {
+            Some(ip) => {
+                self.used
+                    .entry(ip.clone())
+                    .or_insert((key, vec![]))
+                    .1
+                    .push(name);
+                svc["status"]["loadBalancer"] = json!({"ingress": [{"ip": ip, "ipMode": "VIP"}]});
+                json!({"type": "cilium.io/IPAMRequestSatisfied", "status": "True", "reason": "satisfied", "message": "", "lastTransitionTime": "2026-11-22T04:20:13Z"})
+            }
+            None => {
+                json!({"type": "cilium.io/IPAMRequestSatisfied", "status": "False", "reason": "out_of_ips",
+                           "message": "All enabled CiliumLoadBalancerIPPools that match this service ran out of allocatable IPs", "lastTransitionTime": "2026-11-22T04:20:31Z"})
+            }
+        };
+        svc["status"]["conditions"] = json!([cond]);
+    }
+
+    fn release(&mut self, name: &str) {
+        for (_, names) in self.used.values_mut() {
+            names.retain(|n| n != name);
+        }
+        self.used.retain(|_, (_, names)| !names.is_empty());
+    }
+}
+
+fn lb_cluster(ipam: Arc<std::sync::Mutex<Ipam>>) -> (kube::Client, common::Log) {
+    cluster(
+        Cluster::new(&[("w1", "10.5.0.3")]),
+        move |s: &Seen, state: &mut Cluster| {
+            let mut ipam = ipam.lock().unwrap();
+            let parts: Vec<&str> = s.path.trim_matches('/').split('/').collect();
+            match (s.method.as_str(), parts.as_slice()) {
+                ("GET", ["api", "v1", "namespaces", name]) => {
+                    let mut ns = state.namespaces.get(*name)?.clone();
+                    ns["metadata"]["uid"] = json!("0b7c0f8e-1d6a-4c55-8f3e-2a9d8c1e7b42");
+                    Some(Reply::Json(200, ns))
+                }
+                ("POST", ["apis", "cilium.io", version, "ciliumloadbalancerippools"]) => {
+                    if !ipam.pool_version_served.contains(version) {
+                        return Some(Reply::Json(
+                            404,
+                            status(
+                                404,
+                                "NotFound",
+                                "the server could not find the requested resource",
+                            ),
+                        ));
+                    }
+                    ipam.pool = Some(s.body.clone());
+                    Some(Reply::Json(201, s.body.clone()))
+                }
+                ("GET", ["apis", "cilium.io", _, "ciliumloadbalancerippools"]) if !s.is_watch() => {
+                    Some(Reply::Json(
+                        200,
+                        json!({"apiVersion": "cilium.io/v2", "kind": "CiliumLoadBalancerIPPoolList",
+                    "metadata": {"resourceVersion": "11"}, "items": [ipam.pool_with_status()]}),
+                    ))
+                }
+                ("POST", ["api", "v1", "namespaces", ns, "services"]) => {
+                    let mut svc = s.body.clone();
+                    svc["metadata"]["namespace"] = json!(ns);
+                    svc["metadata"]["resourceVersion"] = json!("3");
+                    ipam.allocate(&mut svc);
+                    let name = svc["metadata"]["name"].as_str().unwrap().to_string();
+                    state
+                        .objects
+                        .insert(("services".into(), ns.to_string(), name), svc.clone());
+                    Some(Reply::Json(201, svc))
+                }
+                ("DELETE", ["api", "v1", "namespaces", ns, "services", name]) => {
+                    ipam.release(name);
+                    let svc = state.objects.remove(&(
+                        "services".into(),
+                        ns.to_string(),
+                        name.to_string(),
+                    ))?;
+                    Some(Reply::Json(200, svc))
+                }
+                _ => None,
+            }
+        },
+    )
+}
+
+fn no_exec() -> Arc<dyn Executor> {
+    common::ScriptedExec::new(|_, argv| panic!("lb-ipam runs no command, got {argv:?}"))
+}
+
+#[tokio::test]
+async fn the_suite_creates_its_pool_and_services_and_passes() {
+    let ipam = Arc::new(std::sync::Mutex::new(Ipam {
+        pool_version_served: vec!["v2"],
+        ..Ipam::default()
+    }));
+    let (client, log) = lb_cluster(ipam.clone());
+    let run = run_suite_with(
+        &client,
+        no_exec(),
+        SuiteName::LbIpam,
+        &ctx(1, None),
+        &CheckFilter::new(&[], &[]).unwrap(),
+        &fast_options("r1"),
+    )
+    .await;
+    let outcomes: Vec<(&str, &CheckOutcome)> =
+        run.checks.iter().map(|c| (c.check, &c.outcome)).collect();
+    for (name, o) in &outcomes[..5] {
+        assert!(
+            matches!(o, CheckOutcome::Passed { .. }),
+            "{name}: {o:?}\n{}",
+            run.setup.render()
+        );
+    }
+    assert_eq!(
+        outcomes[5],
+        (
+            "l2-reachable-from-host",
+            &CheckOutcome::Skipped {
+                reason: NOT_IMPLEMENTED.into()
+            }
+        )
+    );
+    let CheckOutcome::Passed { evidence } = outcomes[4].1 else {
+        unreachable!()
+    };
+    // basic, requested and the shared pair hold 3 of 8; 5 fillers take the rest, the 6th waits.
+    assert!(evidence.starts_with("after 5 Services took the 5 free addresses of harness-lb-ipam-r1 (5 free), lb-fill-5 stays pending"), "{evidence}");
+
+    let seen = log.lock().unwrap();
+    let pool = seen
+        .iter()
+        .find(|s| s.is("POST", "/apis/cilium.io/v2/ciliumloadbalancerippools"))
+        .unwrap();
+    assert_eq!(pool.body["apiVersion"], "cilium.io/v2");
+    assert_eq!(pool.body["metadata"]["name"], NS);
+    assert_eq!(pool.body["spec"]["blocks"], json!([{"cidr": BLOCK}]));
+    assert_eq!(pool.body["spec"]["allowFirstLastIPs"], "Yes");
+    assert_eq!(
+        pool.body["spec"]["serviceSelector"]["matchLabels"]["io.harness.run-id"],
+        "r1"
+    );
+    assert_eq!(
+        pool.body["spec"]["serviceSelector"]["matchLabels"]["io.harness.suite"],
+        "lb-ipam"
+    );
+    assert_eq!(
+        pool.body["metadata"]["ownerReferences"],
+        json!([{"apiVersion": "v1", "kind": "Namespace", "name": NS, "uid": "0b7c0f8e-1d6a-4c55-8f3e-2a9d8c1e7b42"}])
+    );
+    let errors: Vec<String> = validator("ciliumloadbalancerippool_v2.json")
+        .iter_errors(&pool.body)
+        .map(|e| e.to_string())
+        .collect();
+    assert!(errors.is_empty(), "{errors:?}");
+
+    let services: Vec<&Seen> = seen
+        .iter()
+        .filter(|s| s.is("POST", &format!("/api/v1/namespaces/{NS}/services")))
+        .collect();
+    let names: Vec<&str> = services
+        .iter()
+        .map(|s| s.body["metadata"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "lb-basic",
+            "lb-requested",
+            "lb-share-a",
+            "lb-share-b",
+            "lb-fill-0",
+            "lb-fill-1",
+            "lb-fill-2",
+            "lb-fill-3",
+            "lb-fill-4",
+            "lb-fill-5"
+        ]
+    );
+    for s in &services {
+        assert_eq!(s.body["spec"]["type"], "LoadBalancer");
+        assert_eq!(
+            s.body["metadata"]["labels"]["io.harness.run-id"], "r1",
+            "the pool selects on it"
+        );
+        assert!(s.body["spec"]["selector"].is_null());
+    }
+    assert_eq!(
+        services[1].body["metadata"]["annotations"],
+        json!({"lbipam.cilium.io/ips": "172.31.250.7"})
+    );
+    assert_eq!(
+        services[2].body["metadata"]["annotations"],
+        json!({"lbipam.cilium.io/sharing-key": "harness-shared"})
+    );
+    assert_eq!(
+        services[3].body["metadata"]["annotations"],
+        services[2].body["metadata"]["annotations"]
+    );
+    assert_ne!(
+        services[2].body["spec"]["ports"][0]["port"],
+        services[3].body["spec"]["ports"][0]["port"]
+    );
+    let deleted: Vec<&str> = seen
+        .iter()
+        .filter(|s| s.method == "DELETE")
+        .map(|s| s.path.as_str())
+        .collect();
+    assert_eq!(deleted.len(), 7, "{deleted:?}");
+    assert!(
+        deleted[..6]
+            .iter()
+            .all(|p| p.contains("/services/lb-fill-"))
+    );
+    assert_eq!(deleted[6], format!("/api/v1/namespaces/{NS}"));
+    assert_eq!(
+        ipam.lock().unwrap().used.len(),
+        3,
+        "the fillers gave their addresses back"
+    );
+}
+
+#[tokio::test]
+async fn an_older_cilium_gets_the_v2alpha1_pool() {
+    let ipam = Arc::new(std::sync::Mutex::new(Ipam {
+        pool_version_served: vec!["v2alpha1"],
+        ..Ipam::default()
+    }));
+    let (client, log) = lb_cluster(ipam);
+    let filter = CheckFilter::new(&[], &["lb-ipam::pool-ready".to_string()]).unwrap();
+    let run = run_suite_with(
+        &client,
+        no_exec(),
+        SuiteName::LbIpam,
+        &ctx(1, None),
+        &filter,
+        &fast_options("r1"),
+    )
+    .await;
+    assert!(
+        matches!(run.checks[0].outcome, CheckOutcome::Passed { .. }),
+        "{:?}",
+        run.checks[0].outcome
+    );
+    assert!(
+        run.setup
+            .render()
+            .contains("ciliumloadbalancerippools.cilium.io/v2 is not served")
+    );
+    let seen = log.lock().unwrap();
+    let pool = seen
+        .iter()
+        .find(|s| s.is("POST", "/apis/cilium.io/v2alpha1/ciliumloadbalancerippools"))
+        .unwrap();
+    assert_eq!(pool.body["apiVersion"], "cilium.io/v2alpha1");
+}
+
+#[tokio::test]
+async fn a_silent_operator_times_out_naming_the_service_and_its_conditions() {
+    let ipam = Arc::new(std::sync::Mutex::new(Ipam {
+        pool_version_served: vec!["v2"],
+        ..Ipam::default()
+    }));
+    // Services are stored without status: no operator answers.
+    let (client, _log) = cluster(
+        Cluster::new(&[("w1", "10.5.0.3")]),
+        move |s: &Seen, state: &mut Cluster| {
+            let ipam = ipam.clone();
+            let mut ipam = ipam.lock().unwrap();
+            let parts: Vec<&str> = s.path.trim_matches('/').split('/').collect();
+            match (s.method.as_str(), parts.as_slice()) {
+                ("GET", ["api", "v1", "namespaces", name]) => {
+                    let mut ns = state.namespaces.get(*name)?.clone();
+                    ns["metadata"]["uid"] = json!("u1");
+                    Some(Reply::Json(200, ns))
+                }
+                ("POST", ["apis", "cilium.io", "v2", "ciliumloadbalancerippools"]) => {
+                    ipam.pool = Some(s.body.clone());
+                    Some(Reply::Json(201, s.body.clone()))
+                }
+                _ => None,
+            }
+        },
+    );
+    let filter = CheckFilter::new(&[], &["lb-ipam::service-gets-ip".to_string()]).unwrap();
+    let run = run_suite_with(
+        &client,
+        no_exec(),
+        SuiteName::LbIpam,
+        &ctx(1, None),
+        &filter,
+        &fast_options("r1"),
+    )
+    .await;
+    let CheckOutcome::Error { message } = &run.checks[0].outcome else {
+        panic!("{:?}", run.checks[0].outcome)
+    };
+    assert_eq!(
+        message,
+        &format!(
+            "timed out after 0.50s waiting for LB IPAM to answer service {NS}/lb-basic (cilium.io/IPAMRequestSatisfied); last seen: ingress []; no conditions"
+        )
+    );
+}

@@ -1,0 +1,488 @@
+//! The wireguard suite: its judges on real-shaped `cilium-dbg status -o json` and CiliumNode
+//! fixtures, and the whole suite against the fake API server with scripted agents.
+
+mod common;
+
+use common::{
+    Cluster, Reply, ScriptedExec, cluster, ctx, fast_options, fixture, fixture_json, fixture_out,
+    out,
+};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use suites::kit::Verdict;
+use suites::kit::probe::ping::PingResult;
+use suites::kit::retry::{Leg, Series, Try};
+use suites::wireguard::{
+    AgentReport, Handshakes, NodeKeys, Snapshot, covers, judge_allowed_ips, judge_handshakes,
+    judge_mode, judge_peer_count, judge_peer_keys, parse_status,
+};
+use suites::{CheckFilter, CheckOutcome, SuiteName, run_suite_with};
+
+const NODES: [(&str, &str); 3] = [("cp1", "10.5.0.2"), ("w1", "10.5.0.3"), ("w2", "10.5.0.4")];
+
+fn report(node: &str, file: &str) -> AgentReport {
+    AgentReport {
+        node: node.into(),
+        pod: format!("kube-system/cilium-{node}"),
+        encryption: parse_status(&fixture(file)).unwrap(),
+    }
+}
+
+fn nodes() -> Vec<NodeKeys> {
+    let list: kube::core::ObjectList<kube::api::DynamicObject> =
+        serde_json::from_value(fixture_json("ciliumnodelist-wireguard-3-nodes.json")).unwrap();
+    suites::wireguard::node_keys(&list.items)
+}
+
+fn healthy() -> Snapshot {
+    Snapshot {
+        agents: NODES
+            .iter()
+            .map(|(n, _)| report(n, &format!("cilium-dbg-status-wireguard-{n}.json")))
+            .collect(),
+        nodes: nodes(),
+    }
+}
+
+fn fail(v: Verdict) -> String {
+    assert!(!v.is_pass(), "expected a failure, got {v:?}");
+    v.message().to_string()
+}
+
+#[test]
+fn the_fixtures_parse_into_the_fields_the_checks_read() {
+    let r = report("cp1", "cilium-dbg-status-wireguard-cp1.json");
+    assert_eq!(r.encryption.mode, "Wireguard");
+    let i = r.interface().unwrap();
+    assert_eq!(
+        (i.name.as_str(), i.listen_port, i.peer_count),
+        ("cilium_wg0", 51871, 2)
+    );
+    let p = &i.peers.as_ref().unwrap()[0];
+    assert_eq!(p.endpoint, "10.5.0.3:51871");
+    assert_eq!(p.allowed_ips.as_ref().unwrap()[0], "10.244.1.0/24");
+    assert!(p.transfer_rx > 0 && p.handshake_epoch().is_some());
+    let n = nodes();
+    assert_eq!(n.len(), 3);
+    assert_eq!(n[1].pod_cidrs, ["10.244.1.0/24"]);
+    assert_eq!(
+        n[0].wg_pub_key.as_deref(),
+        Some(i.public_key.as_str()),
+        "cp1's annotation is its interface key"
+    );
+    assert!(
+        parse_status("{\"cilium\": {}}")
+            .unwrap_err()
+            .contains(".encryption")
+    );
+}
+
+#[test]
+fn a_healthy_three_node_mesh_passes_every_static_check() {
+    let s = healthy();
+    for (name, v) in [
+        ("mode", judge_mode(&s)),
+        ("count", judge_peer_count(&s)),
+        ("keys", judge_peer_keys(&s)),
+        ("allowed", judge_allowed_ips(&s)),
+    ] {
+        assert!(v.is_pass(), "{name}: {}", v.message());
+    }
+    assert!(
+        judge_peer_keys(&s).message().starts_with(
+            "agent on cp1: peers are nodes w1, w2; agent on w1: peers are nodes cp1, w2"
+        )
+    );
+    assert!(
+        judge_allowed_ips(&s)
+            .message()
+            .contains("w2 [10.244.2.0/24]")
+    );
+}
+
+#[test]
+fn an_ipsec_agent_fails_the_mode_check_with_the_fix() {
+    let mut s = healthy();
+    s.agents[1] = report("w1", "cilium-dbg-status-ipsec-w1.json");
+    let m = fail(judge_mode(&s));
+    assert!(
+        m.starts_with("agent on w1: encryption mode is \"IPsec\", expected Wireguard: set encryption.enabled=true and encryption.type=wireguard"),
+        "{m}"
+    );
+    assert!(!m.contains("agent on cp1"), "only failures are listed: {m}");
+    assert!(
+        fail(judge_peer_count(&s))
+            .contains("agent on w1: the agent reports mode \"IPsec\" but no WireGuard interface")
+    );
+}
+
+#[test]
+fn a_missing_peer_fails_count_and_keys_naming_the_node() {
+    let mut s = healthy();
+    s.agents[2] = report("w2", "cilium-dbg-status-wireguard-w2-missing-peer.json");
+    let m = fail(judge_peer_count(&s));
+    assert!(
+        m.starts_with(
+            "agent on w2: cilium_wg0 has 1 peers, expected 2 (one per other CiliumNode of 3)"
+        ),
+        "{m}"
+    );
+    assert_eq!(
+        fail(judge_peer_keys(&s)),
+        "agent on w2: no peer for node cp1"
+    );
+    assert!(
+        judge_allowed_ips(&s).is_pass(),
+        "the remaining peer is still right"
+    );
+}
+
+#[test]
+fn stale_and_self_keys_are_named() {
+    let mut s = healthy();
+    // cp1 was re-keyed: its annotation no longer matches what the others peer with.
+    s.nodes[0].wg_pub_key = Some("bm90LWEta2V5LW9mLWFueS1ub2RlLWF0LWFsbC0xMjM0NTY=".into());
+    let m = fail(judge_peer_keys(&s));
+    assert!(m.contains("agent on cp1: its interface key e40DnwrmPc7B1/K9YVcDIKRy3V9PB/vRx6PsVEEqetA= differs from its CiliumNode's network.cilium.io/wg-pub-key"), "{m}");
+    assert!(m.contains("agent on w1: peer key e40DnwrmPc7B1/K9YVcDIKRy3V9PB/vRx6PsVEEqetA= (endpoint 10.5.0.2:51871) is no CiliumNode's network.cilium.io/wg-pub-key: a stale peer"), "{m}");
+    assert!(m.contains("no peer for node cp1"), "{m}");
+
+    let mut s = healthy();
+    let own = s.agents[1].interface().unwrap().public_key.clone();
+    let enc = &mut s.agents[1].encryption;
+    let iface = &mut enc.wireguard.as_mut().unwrap().interfaces[0];
+    iface.peers.as_mut().unwrap()[0].public_key = own.clone();
+    let m = fail(judge_peer_keys(&s));
+    assert!(
+        m.contains(&format!("agent on w1: it peers with itself (key {own})")),
+        "{m}"
+    );
+}
+
+#[test]
+fn allowed_ips_must_cover_the_remote_pod_cidr() {
+    let mut s = healthy();
+    s.nodes[2].pod_cidrs = vec!["10.244.2.0/23".into(), "10.244.9.0/24".into()];
+    let m = fail(judge_allowed_ips(&s));
+    assert!(
+        m.contains("agent on cp1: peer w2 allows [10.244.2.0/24, 10.244.2.12/32], which does not cover its pod CIDR 10.244.2.0/23, 10.244.9.0/24"),
+        "{m}"
+    );
+    let mut s = healthy();
+    s.nodes[1].pod_cidrs.clear();
+    assert!(fail(judge_allowed_ips(&s)).contains("CiliumNode w1 has no spec.ipam.podCIDRs"));
+}
+
+#[test]
+fn cidr_cover_is_prefix_containment() {
+    assert!(covers("10.244.1.0/24", "10.244.1.0/24"));
+    assert!(covers("10.244.0.0/16", "10.244.1.0/24"));
+    assert!(covers("0.0.0.0/0", "10.244.1.0/24"));
+    assert!(!covers("10.244.1.0/24", "10.244.0.0/16"));
+    assert!(!covers("10.244.1.0/24", "10.244.2.0/24"));
+    assert!(covers("10.244.1.7", "10.244.1.7/32"));
+    assert!(covers("fd00:10:244:1::/64", "fd00:10:244:1::/80"));
+    assert!(!covers("fd00:10:244:1::/64", "10.244.1.0/24"));
+    assert!(!covers("garbage", "10.244.1.0/24"));
+}
+
+fn epoch(t: &str) -> i64 {
+    t.parse::<k8s_openapi::jiff::Timestamp>()
+        .unwrap()
+        .as_second()
+}
+
+fn pings(ok: bool) -> Vec<Leg<PingResult>> {
+    let r = PingResult::parse(
+        &fixture_out(
+            if ok {
+                "ping-ok.txt"
+            } else {
+                "ping-no-reply.txt"
+            },
+            if ok { 0 } else { 1 },
+        )
+        .unwrap(),
+    );
+    vec![Leg {
+        what: "cp1 -> w1".into(),
+        series: Series {
+            required: 3,
+            deadline: std::time::Duration::from_secs(60),
+            elapsed: std::time::Duration::from_secs(3),
+            tries: vec![
+                Try::Observed(r.clone()),
+                Try::Observed(r.clone()),
+                Try::Observed(r),
+            ],
+        },
+    }]
+}
+
+fn bump_rx(mut s: Snapshot, by: i64) -> Snapshot {
+    for a in &mut s.agents {
+        for i in &mut a.encryption.wireguard.as_mut().unwrap().interfaces {
+            for p in i.peers.iter_mut().flatten() {
+                p.transfer_rx += by;
+            }
+        }
+    }
+    s
+}
+
+fn started(at: &str) -> BTreeMap<String, i64> {
+    NODES
+        .iter()
+        .map(|(n, _)| (n.to_string(), epoch(at)))
+        .collect()
+}
+
+#[test]
+fn handshakes_after_traffic_pass_with_received_bytes() {
+    // Fixture handshakes are 04:05:10 to 04:07:12; traffic at 04:07:00 renews none older than 120s.
+    let h = Handshakes {
+        started: started("2026-11-22T04:07:00Z"),
+        pings: pings(true),
+        before: healthy(),
+        after: bump_rx(healthy(), 588),
+    };
+    let v = judge_handshakes(&h);
+    assert!(v.is_pass(), "{}", v.message());
+    assert!(
+        v.message()
+            .contains("w2 (handshake 12s after the traffic started, rx +588 bytes)"),
+        "{}",
+        v.message()
+    );
+}
+
+#[test]
+fn a_stale_handshake_or_no_bytes_fails() {
+    let h = Handshakes {
+        started: started("2026-11-22T04:10:00Z"),
+        pings: pings(true),
+        before: healthy(),
+        after: bump_rx(healthy(), 588),
+    };
+    let m = fail(judge_handshakes(&h));
+    assert!(
+        m.contains("agent on w1: peer cp1: last handshake 290s before the traffic started"),
+        "{m}"
+    );
+
+    let h = Handshakes {
+        started: started("2026-11-22T04:07:00Z"),
+        pings: pings(true),
+        before: healthy(),
+        after: healthy(),
+    };
+    assert!(fail(judge_handshakes(&h)).contains("nothing was received from it during the traffic"));
+
+    let mut never = healthy();
+    let iface = &mut never.agents[0]
+        .encryption
+        .wireguard
+        .as_mut()
+        .unwrap()
+        .interfaces[0];
+    iface.peers.as_mut().unwrap()[0].last_handshake_time = Some("0001-01-01T00:00:00.000Z".into());
+    let h = Handshakes {
+        started: started("2026-11-22T04:07:00Z"),
+        pings: pings(true),
+        before: healthy(),
+        after: bump_rx(never, 10),
+    };
+    assert!(fail(judge_handshakes(&h)).contains(
+        "agent on cp1: peer w1 never completed a handshake (endpoint 10.5.0.3:51871): UDP 51871"
+    ));
+}
+
+#[test]
+fn failed_pings_fail_before_any_handshake_is_judged() {
+    let h = Handshakes {
+        started: started("2026-11-22T04:07:00Z"),
+        pings: pings(false),
+        before: healthy(),
+        after: bump_rx(healthy(), 588),
+    };
+    assert!(
+        fail(judge_handshakes(&h))
+            .starts_with("cross-node pings failed, so handshakes cannot be judged")
+    );
+    let h = Handshakes { pings: vec![], ..h };
+    assert!(fail(judge_handshakes(&h)).contains("no cross-node traffic was generated"));
+}
+
+fn agent_pod(node: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "Pod",
+           "metadata": {"name": format!("cilium-{node}"), "namespace": "kube-system",
+                        "labels": {"k8s-app": "cilium"}, "resourceVersion": "5"},
+           "spec": {"nodeName": node, "containers": [{"name": "cilium-agent", "image": "quay.io/cilium/cilium:v1.18.4"}]},
+           "status": {"phase": "Running", "podIP": "10.5.0.9", "hostIP": "10.5.0.9",
+                      "conditions": [{"type": "Ready", "status": "True"}]}})
+}
+
+fn wg_cluster() -> Cluster {
+    let mut c = Cluster::new(&NODES);
+    for (i, (n, _)) in NODES.iter().enumerate() {
+        c.objects.insert(
+            ("pods".into(), "kube-system".into(), format!("cilium-{n}")),
+            agent_pod(n),
+        );
+        c.place(
+            &format!("wg-client-{i}"),
+            n,
+            &format!("10.244.{i}.50"),
+            true,
+        );
+    }
+    c
+}
+
+/// Agents answering from fixtures, each status call receiving a little more than the last.
+fn agents(w2_file: &'static str) -> std::sync::Arc<ScriptedExec> {
+    let calls: Mutex<BTreeMap<String, i64>> = Mutex::new(BTreeMap::new());
+    ScriptedExec::new(move |pod, argv| match argv[0].as_str() {
+        "cilium-dbg" => {
+            assert_eq!(argv, ["cilium-dbg", "status", "-o", "json"]);
+            assert_eq!(pod.container, "cilium-agent");
+            let node = pod.name.trim_start_matches("cilium-");
+            let file = if node == "w2" {
+                w2_file.to_string()
+            } else {
+                format!("cilium-dbg-status-wireguard-{node}.json")
+            };
+            let n = {
+                let mut c = calls.lock().unwrap();
+                let e = c.entry(node.to_string()).or_default();
+                *e += 1;
+                *e
+            };
+            let mut v = fixture_json(&file);
+            for p in v["encryption"]["wireguard"]["interfaces"][0]["peers"]
+                .as_array_mut()
+                .unwrap()
+            {
+                p["transfer-rx"] = json!(p["transfer-rx"].as_i64().unwrap() + 500 * n);
+            }
+            out(0, &v.to_string(), "")
+        }
+        "date" => out(0, &format!("{}\n", epoch("2026-11-22T04:07:00Z")), ""),
+        "ping" => fixture_out("ping-ok.txt", 0),
+        other => panic!("unexpected command {other}"),
+    })
+}
+
+fn serve_ciliumnodes(s: &common::Seen, _: &mut Cluster) -> Option<Reply> {
+    (s.method == "GET" && s.path == "/apis/cilium.io/v2/ciliumnodes")
+        .then(|| Reply::Json(200, fixture_json("ciliumnodelist-wireguard-3-nodes.json")))
+}
+
+#[tokio::test]
+async fn the_suite_passes_on_a_healthy_mesh_and_pings_every_node_pair() {
+    let (client, log) = cluster(wg_cluster(), serve_ciliumnodes);
+    let exec = agents("cilium-dbg-status-wireguard-w2.json");
+    let run = run_suite_with(
+        &client,
+        exec.clone(),
+        SuiteName::Wireguard,
+        &ctx(3, None),
+        &CheckFilter::new(&[], &[]).unwrap(),
+        &fast_options("r1"),
+    )
+    .await;
+    assert_eq!(run.checks.len(), 5);
+    for c in &run.checks {
+        assert!(
+            matches!(c.outcome, CheckOutcome::Passed { .. }),
+            "{}: {:?}\nsetup:\n{}\n{}",
+            c.name(),
+            c.outcome,
+            run.setup.render(),
+            c.transcript.render()
+        );
+    }
+    let seen = log.lock().unwrap();
+    let clients: Vec<(String, String)> = seen
+        .iter()
+        .filter(|s| s.is("POST", "/api/v1/namespaces/harness-wireguard-r1/pods"))
+        .map(|s| {
+            (
+                s.body["metadata"]["name"].as_str().unwrap().to_string(),
+                s.body["spec"]["nodeName"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        clients,
+        [
+            ("wg-client-0".to_string(), "cp1".to_string()),
+            ("wg-client-1".into(), "w1".into()),
+            ("wg-client-2".into(), "w2".into())
+        ]
+    );
+    let list = seen
+        .iter()
+        .find(|s| s.is("GET", "/api/v1/namespaces/kube-system/pods"))
+        .unwrap();
+    assert_eq!(
+        list.param("labelSelector").as_deref(),
+        Some("k8s-app=cilium")
+    );
+    let calls = exec.calls.lock().unwrap();
+    let pings: Vec<&Vec<String>> = calls
+        .iter()
+        .filter(|(_, a)| a[0] == "ping")
+        .map(|(_, a)| a)
+        .collect();
+    // 3 nodes: 6 ordered pairs, 3 in a row each.
+    assert_eq!(pings.len(), 18);
+    assert!(calls.iter().any(
+        |(p, a)| p == "harness-wireguard-r1/wg-client-0" && a.last().unwrap() == "10.244.2.50"
+    ));
+    let handshake = &run.checks[4];
+    assert!(handshake.transcript.render().contains("cilium-dbg"));
+}
+
+#[tokio::test]
+async fn a_missing_peer_fails_two_checks_and_passes_the_others() {
+    let (client, _log) = cluster(wg_cluster(), serve_ciliumnodes);
+    let filter =
+        CheckFilter::new(&[], &["!wireguard::handshake-after-traffic".to_string()]).unwrap();
+    let run = run_suite_with(
+        &client,
+        agents("cilium-dbg-status-wireguard-w2-missing-peer.json"),
+        SuiteName::Wireguard,
+        &ctx(3, None),
+        &filter,
+        &fast_options("r1"),
+    )
+    .await;
+    let got: Vec<(String, bool)> = run
+        .checks
+        .iter()
+        .map(|c| {
+            (
+                c.check.to_string(),
+                matches!(c.outcome, CheckOutcome::Passed { .. }),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("encryption-mode".to_string(), true),
+            ("peer-count".into(), false),
+            ("peer-keys-match-nodes".into(), false),
+            ("allowed-ips-cover-pod-cidrs".into(), true),
+        ]
+    );
+    let CheckOutcome::Failed { message } = &run.checks[1].outcome else {
+        unreachable!()
+    };
+    assert!(
+        message.starts_with("agent on w2: cilium_wg0 has 1 peers, expected 2"),
+        "{message}"
+    );
+}
