@@ -218,6 +218,21 @@ pub fn judge_gateway(o: &GatewaySeen) -> Verdict {
     if status.addresses.is_empty() {
         wrong.push("status.addresses is empty".into());
     }
+    // Listener conditions, where the controller wrote them: a listener it refused (a protocol
+    // or port it does not support, a conflict) is not served even when the Gateway is.
+    for l in &status.listeners {
+        for t in ["Accepted", "Programmed", "ResolvedRefs"] {
+            if l.conditions.iter().any(|c| c.type_ == t)
+                && !types::is_true(&l.conditions, t, generation)
+            {
+                wrong.push(format!(
+                    "listener {}: {}",
+                    l.name,
+                    types::describe(&l.conditions, t, generation)
+                ));
+            }
+        }
+    }
     if o.service.is_none() {
         wrong.push(format!(
             "Cilium did not create Service {svc_name}: the operator has not reconciled the Gateway (operator log, and that the Gateway API CRDs were present when it started)"

@@ -140,6 +140,22 @@ fn a_gateway_without_an_address_fails_with_the_reason_and_the_load_balancer_fix(
     );
     assert!(m.contains("CiliumLoadBalancerIPPool"), "{m}");
     assert!(m.ends_with("; status.addresses is empty"), "{m}");
+    let mut refused = gateway("gateway-harness-gw-programmed.json");
+    let listener = &mut refused.status.as_mut().unwrap().listeners[0];
+    listener.conditions[0].status = "False".into();
+    listener.conditions[0].reason = "PortUnavailable".into();
+    listener.conditions[0].message = "port 80 is in use".into();
+    assert_eq!(
+        judge_gateway(&GatewaySeen {
+            name: "harness-gw".into(),
+            gateway: Some(refused),
+            service: Some(pending_service()),
+        }),
+        Verdict::Fail(
+            "Gateway harness-gw: listener http: Programmed=False (PortUnavailable: port 80 is in use)"
+                .into()
+        )
+    );
     let no_svc = judge_gateway(&GatewaySeen {
         name: "harness-gw".into(),
         gateway: Some(gateway("gateway-harness-gw-programmed.json")),
