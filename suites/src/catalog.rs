@@ -351,52 +351,52 @@ const POD_SECURITY: &[CheckDecl] = &[
 
 const GATEWAY_API: &[CheckDecl] = &[
     check!(
-        pending: "gatewayclass-accepted",
+        "gatewayclass-accepted",
         "GatewayClass cilium is Accepted by io.cilium/gateway-controller",
         "Gateway API conformance: GatewayClassObservedGenerationBump"
     ),
     check!(
-        pending: "gateway-programmed",
+        "gateway-programmed",
         "a Gateway is Accepted and Programmed with an address",
         "Gateway API conformance: GatewayWithAttachedRoutes"
     ),
     check!(
-        pending: "httproute-accepted",
+        "httproute-accepted",
         "an HTTPRoute's parent status is Accepted and ResolvedRefs",
         "Gateway API conformance: HTTPRouteSimpleSameNamespace"
     ),
     check!(
-        pending: "path-prefix-routing",
+        "path-prefix-routing",
         "PathPrefix matches whole segments (/v2 vs /v2example)",
         "Gateway API conformance: HTTPRouteMatching"
     ),
     check!(
-        pending: "exact-path",
+        "exact-path",
         "an Exact path match routes only that path",
         "Gateway API conformance: HTTPRouteExactPathMatching"
     ),
     check!(
-        pending: "header-match",
+        "header-match",
         "a header match routes by header value",
         "Gateway API conformance: HTTPRouteHeaderMatching"
     ),
     check!(
-        pending: "hostname-match",
+        "hostname-match",
         "exact and wildcard hostnames route; others get 404",
         "Gateway API conformance: HTTPRouteHostnameIntersection"
     ),
     check!(
-        pending: "weighted-backends",
+        "weighted-backends",
         "backend weights split traffic within tolerance",
         "Gateway API conformance: HTTPRouteWeight"
     ),
     check!(
-        pending: "redirect",
+        "redirect",
         "a RequestRedirect filter answers 301/302 with Location",
         "Gateway API conformance: HTTPRouteRedirectHostAndStatus"
     ),
     check!(
-        pending: "request-header-modifier",
+        "request-header-modifier",
         "a RequestHeaderModifier filter sets, adds and removes headers",
         "Gateway API conformance: HTTPRouteRequestHeaderModifier"
     ),

@@ -31,6 +31,7 @@ pub mod connectivity;
 pub mod dns;
 pub mod features;
 pub mod filter;
+pub mod gateway_api;
 pub mod kit;
 pub mod lb_ipam;
 pub mod pod_security;

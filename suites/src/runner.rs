@@ -6,7 +6,7 @@
 //! misbehaved), error (the kit could not observe: setup, API or exec failure), skipped (not
 //! applicable to this cell, or not implemented in this version). Nothing unimplemented passes.
 
-use crate::catalog::{self, CheckDecl, NOT_IMPLEMENTED, SuiteName};
+use crate::catalog::{self, CheckDecl, SuiteName};
 use crate::features::{Applicability, RunContext};
 use crate::filter::CheckFilter;
 use crate::kit::check::{CheckCtx, Env, Runnable, Timeouts};
@@ -155,7 +155,7 @@ pub fn implemented_checks(suite: SuiteName) -> Vec<&'static str> {
         SuiteName::PodSecurity => names::<crate::pod_security::PodSecurity>(),
         SuiteName::Wireguard => names::<crate::wireguard::Wireguard>(),
         SuiteName::LbIpam => names::<crate::lb_ipam::LbIpam>(),
-        SuiteName::GatewayApi => Vec::new(),
+        SuiteName::GatewayApi => names::<crate::gateway_api::GatewayApi>(),
     }
 }
 
@@ -228,20 +228,12 @@ pub async fn run_suite_with(
             SuiteName::LbIpam => {
                 run_impl::<crate::lb_ipam::LbIpam>(client, exec, ctx, opts, &wanted, &mut run).await
             }
-            // The catalog marks every check of this suite not implemented (tested), so this
-            // arm is reached only if that marking and this match drift apart.
-            SuiteName::GatewayApi => wanted
-                .iter()
-                .map(|c| {
-                    finished(
-                        suite,
-                        c,
-                        CheckOutcome::Skipped {
-                            reason: NOT_IMPLEMENTED.into(),
-                        },
-                    )
-                })
-                .collect(),
+            SuiteName::GatewayApi => {
+                run_impl::<crate::gateway_api::GatewayApi>(
+                    client, exec, ctx, opts, &wanted, &mut run,
+                )
+                .await
+            }
         };
         let mut results = results.into_iter();
         for (_, done) in slots.iter_mut().filter(|(_, d)| d.is_none()) {
