@@ -421,12 +421,12 @@ const WIREGUARD: &[CheckDecl] = &[
     check!(
         "allowed-ips-cover-pod-cidrs",
         "each peer's allowed IPs cover that node's pod CIDR",
-        "cilium-dbg encrypt status"
+        "cilium-dbg debuginfo: wireguard peers allowed-ips"
     ),
     check!(
         "handshake-after-traffic",
         "peers show a recent handshake after cross-node traffic",
-        "cilium-dbg status: last-handshake-time"
+        "cilium-dbg debuginfo: wireguard peers last-handshake-time"
     ),
 ];
 

@@ -1,9 +1,12 @@
 //! Transparent encryption with WireGuard, as each Cilium agent reports it.
 //!
-//! Every agent is asked `cilium-dbg status -o json` (exec into the `cilium-agent` container of the
-//! pods `k8s-app=cilium` in kube-system); its `.encryption` object is the agent's own view of the
-//! `cilium_wg0` interface and its peers (field names from cilium/cilium `api/v1/models`:
-//! `EncryptionStatus`, `WireguardStatus`, `WireguardInterface`, `WireguardPeer`). The cluster's
+//! Every agent is asked twice (exec into the `cilium-agent` container of the pods
+//! `k8s-app=cilium` in kube-system): `cilium-dbg status -o json` for `.encryption.mode` and the
+//! `cilium_wg0` interface with its peer count, and `cilium-dbg debuginfo --output json` for the
+//! peers themselves, because the status asks the WireGuard agent for `Status(false)` (no peers)
+//! while debuginfo asks for `Status(true)` (cilium/cilium `daemon/cmd/status.go`,
+//! `daemon/cmd/debuginfo.go`). Field names are from cilium/cilium `api/v1/models`:
+//! `EncryptionStatus`, `WireguardStatus`, `WireguardInterface`, `WireguardPeer`, `DebugInfo`. The cluster's
 //! view is the CiliumNodes: each node publishes its public key in the annotation
 //! `network.cilium.io/wg-pub-key` and its pod CIDRs in `spec.ipam.podCIDRs`. The checks compare the
 //! two. The handshake check places one idle client on every node, pings every other client from
@@ -106,6 +109,34 @@ impl WireguardPeer {
         let s = t.as_second();
         (s > 0).then_some(s)
     }
+}
+
+/// `cilium-dbg debuginfo --output json`, only its `.encryption`.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+pub struct DebugInfo {
+    #[serde(default)]
+    pub encryption: Option<DebugInfoEncryption>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+pub struct DebugInfoEncryption {
+    #[serde(default)]
+    pub wireguard: Option<WireguardStatus>,
+}
+
+/// The WireGuard status with peers from `cilium-dbg debuginfo --output json`; `None` when the
+/// agent has none (WireGuard off, or the device could not be read).
+pub fn parse_debuginfo(stdout: &str) -> Result<Option<WireguardStatus>, String> {
+    let d: DebugInfo = serde_json::from_str(stdout).map_err(|e| e.to_string())?;
+    Ok(d.encryption.and_then(|e| e.wireguard))
+}
+
+/// An agent's encryption status: mode and counts from the status, peers from debuginfo.
+pub fn merge(mut status: EncryptionStatus, debuginfo: Option<WireguardStatus>) -> EncryptionStatus {
+    if let Some(with_peers) = debuginfo {
+        status.wireguard = Some(with_peers);
+    }
+    status
 }
 
 /// Parses an agent's `cilium-dbg status -o json`.
@@ -499,6 +530,12 @@ pub fn status_argv() -> Vec<String> {
         .to_vec()
 }
 
+pub fn debuginfo_argv() -> Vec<String> {
+    ["cilium-dbg", "debuginfo", "--output", "json"]
+        .map(String::from)
+        .to_vec()
+}
+
 pub fn ciliumnode_resource() -> ApiResource {
     ApiResource::from_gvk_with_plural(
         &GroupVersionKind::gvk("cilium.io", "v2", "CiliumNode"),
@@ -506,33 +543,46 @@ pub fn ciliumnode_resource() -> ApiResource {
     )
 }
 
-async fn agent_status(ctx: &CheckCtx<'_>, a: &Agent) -> Result<AgentReport, KitError> {
+/// Runs one `cilium-dbg` command in an agent and returns its stdout, or why it could not.
+async fn agent_json(
+    ctx: &CheckCtx<'_>,
+    a: &Agent,
+    action: &str,
+    argv: Vec<String>,
+) -> Result<String, KitError> {
     let probe = Probe {
         label: ctx.label(
-            "cilium-dbg-status",
+            action,
             Peer::new(a.pod.to_string(), None),
             Peer::new(format!("agent on {}", a.node), None),
         ),
         pod: a.pod.clone(),
-        argv: status_argv(),
+        argv,
     };
     let out = ctx.run(&probe).await?;
-    let parse_err = |detail: String| KitError::Parse {
-        what: format!("`cilium-dbg status -o json` in {}", a.pod),
+    if out.exit_code != 0 {
+        return Err(KitError::Parse {
+            what: format!("`{}` in {}", probe.argv.join(" "), a.pod),
+            detail: format!("exit {}: {}", out.exit_code, out.stderr.trim()),
+        });
+    }
+    Ok(out.stdout)
+}
+
+async fn agent_status(ctx: &CheckCtx<'_>, a: &Agent) -> Result<AgentReport, KitError> {
+    let parse_err = |cmd: &str, detail: String| KitError::Parse {
+        what: format!("`{cmd}` in {}", a.pod),
         detail,
     };
-    if out.exit_code != 0 {
-        return Err(parse_err(format!(
-            "exit {}: {}",
-            out.exit_code,
-            out.stderr.trim()
-        )));
-    }
-    let encryption = parse_status(&out.stdout).map_err(parse_err)?;
+    let status = agent_json(ctx, a, "cilium-dbg-status", status_argv()).await?;
+    let status = parse_status(&status).map_err(|e| parse_err("cilium-dbg status -o json", e))?;
+    let debuginfo = agent_json(ctx, a, "cilium-dbg-debuginfo", debuginfo_argv()).await?;
+    let peers = parse_debuginfo(&debuginfo)
+        .map_err(|e| parse_err("cilium-dbg debuginfo --output json", e))?;
     Ok(AgentReport {
         node: a.node.clone(),
         pod: a.pod.to_string(),
-        encryption,
+        encryption: merge(status, peers),
     })
 }
 

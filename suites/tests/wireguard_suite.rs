@@ -15,17 +15,20 @@ use suites::kit::probe::ping::PingResult;
 use suites::kit::retry::{Leg, Series, Try};
 use suites::wireguard::{
     AgentReport, Handshakes, NodeKeys, Snapshot, covers, judge_allowed_ips, judge_handshakes,
-    judge_mode, judge_peer_count, judge_peer_keys, parse_status,
+    judge_mode, judge_peer_count, judge_peer_keys, merge, parse_debuginfo, parse_status,
 };
 use suites::{CheckFilter, CheckOutcome, SuiteName, run_suite_with};
 
 const NODES: [(&str, &str); 3] = [("cp1", "10.5.0.2"), ("w1", "10.5.0.3"), ("w2", "10.5.0.4")];
 
-fn report(node: &str, file: &str) -> AgentReport {
+/// An agent's report from `cilium-dbg-status-<name>.json` and `cilium-dbg-debuginfo-<name>.json`.
+fn report(node: &str, name: &str) -> AgentReport {
+    let status = parse_status(&fixture(&format!("cilium-dbg-status-{name}.json"))).unwrap();
+    let peers = parse_debuginfo(&fixture(&format!("cilium-dbg-debuginfo-{name}.json"))).unwrap();
     AgentReport {
         node: node.into(),
         pod: format!("kube-system/cilium-{node}"),
-        encryption: parse_status(&fixture(file)).unwrap(),
+        encryption: merge(status, peers),
     }
 }
 
@@ -39,7 +42,7 @@ fn healthy() -> Snapshot {
     Snapshot {
         agents: NODES
             .iter()
-            .map(|(n, _)| report(n, &format!("cilium-dbg-status-wireguard-{n}.json")))
+            .map(|(n, _)| report(n, &format!("wireguard-{n}")))
             .collect(),
         nodes: nodes(),
     }
@@ -52,7 +55,7 @@ fn fail(v: Verdict) -> String {
 
 #[test]
 fn the_fixtures_parse_into_the_fields_the_checks_read() {
-    let r = report("cp1", "cilium-dbg-status-wireguard-cp1.json");
+    let r = report("cp1", "wireguard-cp1");
     assert_eq!(r.encryption.mode, "Wireguard");
     let i = r.interface().unwrap();
     assert_eq!(
@@ -70,6 +73,14 @@ fn the_fixtures_parse_into_the_fields_the_checks_read() {
         n[0].wg_pub_key.as_deref(),
         Some(i.public_key.as_str()),
         "cp1's annotation is its interface key"
+    );
+    // The status carries the count but not the peers; those come from debuginfo.
+    let status = parse_status(&fixture("cilium-dbg-status-wireguard-cp1.json")).unwrap();
+    let iface = &status.wireguard.as_ref().unwrap().interfaces[0];
+    assert_eq!((iface.peer_count, iface.peers.is_none()), (2, true));
+    assert_eq!(
+        parse_debuginfo(&fixture("cilium-dbg-debuginfo-ipsec-w1.json")).unwrap(),
+        None
     );
     assert!(
         parse_status("{\"cilium\": {}}")
@@ -104,7 +115,7 @@ fn a_healthy_three_node_mesh_passes_every_static_check() {
 #[test]
 fn an_ipsec_agent_fails_the_mode_check_with_the_fix() {
     let mut s = healthy();
-    s.agents[1] = report("w1", "cilium-dbg-status-ipsec-w1.json");
+    s.agents[1] = report("w1", "ipsec-w1");
     let m = fail(judge_mode(&s));
     assert!(
         m.starts_with("agent on w1: encryption mode is \"IPsec\", expected Wireguard: set encryption.enabled=true and encryption.type=wireguard"),
@@ -120,7 +131,7 @@ fn an_ipsec_agent_fails_the_mode_check_with_the_fix() {
 #[test]
 fn a_missing_peer_fails_count_and_keys_naming_the_node() {
     let mut s = healthy();
-    s.agents[2] = report("w2", "cilium-dbg-status-wireguard-w2-missing-peer.json");
+    s.agents[2] = report("w2", "wireguard-w2-missing-peer");
     let m = fail(judge_peer_count(&s));
     assert!(
         m.starts_with(
@@ -340,33 +351,39 @@ fn wg_cluster() -> Cluster {
     c
 }
 
-/// Agents answering from fixtures, each status call receiving a little more than the last.
-fn agents(w2_file: &'static str) -> std::sync::Arc<ScriptedExec> {
+/// Agents answering from fixtures (`w2` as `w2_name`), each debuginfo call reporting a little
+/// more received than the last.
+fn agents(w2_name: &'static str) -> std::sync::Arc<ScriptedExec> {
     let calls: Mutex<BTreeMap<String, i64>> = Mutex::new(BTreeMap::new());
     ScriptedExec::new(move |pod, argv| match argv[0].as_str() {
         "cilium-dbg" => {
-            assert_eq!(argv, ["cilium-dbg", "status", "-o", "json"]);
             assert_eq!(pod.container, "cilium-agent");
             let node = pod.name.trim_start_matches("cilium-");
-            let file = if node == "w2" {
-                w2_file.to_string()
+            let name = if node == "w2" {
+                w2_name.to_string()
             } else {
-                format!("cilium-dbg-status-wireguard-{node}.json")
+                format!("wireguard-{node}")
             };
-            let n = {
-                let mut c = calls.lock().unwrap();
-                let e = c.entry(node.to_string()).or_default();
-                *e += 1;
-                *e
-            };
-            let mut v = fixture_json(&file);
-            for p in v["encryption"]["wireguard"]["interfaces"][0]["peers"]
-                .as_array_mut()
-                .unwrap()
-            {
-                p["transfer-rx"] = json!(p["transfer-rx"].as_i64().unwrap() + 500 * n);
+            match argv[1..].join(" ").as_str() {
+                "status -o json" => out(0, &fixture(&format!("cilium-dbg-status-{name}.json")), ""),
+                "debuginfo --output json" => {
+                    let n = {
+                        let mut c = calls.lock().unwrap();
+                        let e = c.entry(node.to_string()).or_default();
+                        *e += 1;
+                        *e
+                    };
+                    let mut v = fixture_json(&format!("cilium-dbg-debuginfo-{name}.json"));
+                    for p in v["encryption"]["wireguard"]["interfaces"][0]["peers"]
+                        .as_array_mut()
+                        .unwrap()
+                    {
+                        p["transfer-rx"] = json!(p["transfer-rx"].as_i64().unwrap() + 500 * n);
+                    }
+                    out(0, &v.to_string(), "")
+                }
+                other => panic!("unexpected cilium-dbg {other}"),
             }
-            out(0, &v.to_string(), "")
         }
         "date" => out(0, &format!("{}\n", epoch("2026-11-22T04:07:00Z")), ""),
         "ping" => fixture_out("ping-ok.txt", 0),
@@ -382,7 +399,7 @@ fn serve_ciliumnodes(s: &common::Seen, _: &mut Cluster) -> Option<Reply> {
 #[tokio::test]
 async fn the_suite_passes_on_a_healthy_mesh_and_pings_every_node_pair() {
     let (client, log) = cluster(wg_cluster(), serve_ciliumnodes);
-    let exec = agents("cilium-dbg-status-wireguard-w2.json");
+    let exec = agents("wireguard-w2");
     let run = run_suite_with(
         &client,
         exec.clone(),
@@ -436,6 +453,19 @@ async fn the_suite_passes_on_a_healthy_mesh_and_pings_every_node_pair() {
         .filter(|(_, a)| a[0] == "ping")
         .map(|(_, a)| a)
         .collect();
+    for node in ["cp1", "w1", "w2"] {
+        for cmd in [
+            ["cilium-dbg", "status", "-o", "json"],
+            ["cilium-dbg", "debuginfo", "--output", "json"],
+        ] {
+            assert!(
+                calls
+                    .iter()
+                    .any(|(p, a)| p == &format!("kube-system/cilium-{node}") && a == &cmd),
+                "{node}: {cmd:?}"
+            );
+        }
+    }
     // 3 nodes: 6 ordered pairs, 3 in a row each.
     assert_eq!(pings.len(), 18);
     assert!(calls.iter().any(
@@ -452,7 +482,7 @@ async fn a_missing_peer_fails_two_checks_and_passes_the_others() {
         CheckFilter::new(&[], &["!wireguard::handshake-after-traffic".to_string()]).unwrap();
     let run = run_suite_with(
         &client,
-        agents("cilium-dbg-status-wireguard-w2-missing-peer.json"),
+        agents("wireguard-w2-missing-peer"),
         SuiteName::Wireguard,
         &ctx(3, None),
         &filter,
