@@ -225,11 +225,25 @@ fn no_interface(a: &AgentReport) -> Verdict {
     ))
 }
 
+/// Judges every agent, and fails every CiliumNode that has no Ready agent to ask.
 fn per_agent(s: &Snapshot, one: impl Fn(&AgentReport) -> Verdict) -> Verdict {
+    let unasked = s
+        .nodes
+        .iter()
+        .filter(|n| !s.agents.iter().any(|a| a.node == n.name))
+        .map(|n| {
+            (
+                format!("node {}", n.name),
+                Verdict::Fail(format!(
+                    "no Ready Cilium agent ({CILIUM_SELECTOR} in {CILIUM_NAMESPACE}) runs on it, so its tunnel could not be read"
+                )),
+            )
+        });
     Verdict::all(
         s.agents
             .iter()
-            .map(|a| (format!("agent on {}", a.node), one(a))),
+            .map(|a| (format!("agent on {}", a.node), one(a)))
+            .chain(unasked),
     )
 }
 

@@ -150,6 +150,15 @@ fn a_missing_peer_fails_count_and_keys_naming_the_node() {
 }
 
 #[test]
+fn a_node_without_a_ready_agent_fails_every_check() {
+    let mut s = healthy();
+    s.agents.remove(2);
+    let want = "node w2: no Ready Cilium agent (k8s-app=cilium in kube-system) runs on it, so its tunnel could not be read";
+    assert_eq!(fail(judge_mode(&s)), want);
+    assert!(fail(judge_peer_count(&s)).ends_with(want));
+}
+
+#[test]
 fn stale_and_self_keys_are_named() {
     let mut s = healthy();
     // cp1 was re-keyed: its annotation no longer matches what the others peer with.
