@@ -147,12 +147,7 @@ impl HttpReply {
         let echo = serde_json::from_str::<Echo>(body).ok();
         let other_body =
             (echo.is_none() && !body.is_empty()).then(|| body.chars().take(200).collect());
-        let error = out
-            .stderr
-            .lines()
-            .map(str::trim)
-            .find(|l| !l.is_empty())
-            .map(String::from);
+        let error = out.first_error_line();
         HttpReply {
             exit_code: out.exit_code,
             status,

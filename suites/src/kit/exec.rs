@@ -41,6 +41,17 @@ pub struct ExecOutput {
     pub stderr: String,
 }
 
+impl ExecOutput {
+    /// The first non-empty line of stderr: where curl, ping and friends say what went wrong.
+    pub fn first_error_line(&self) -> Option<String> {
+        self.stderr
+            .lines()
+            .map(str::trim)
+            .find(|l| !l.is_empty())
+            .map(String::from)
+    }
+}
+
 pub trait Executor: Send + Sync {
     fn exec<'a>(
         &'a self,

@@ -52,12 +52,7 @@ impl CurlResult {
             .next()
             .filter(|r| !r.starts_with(':') && !r.is_empty())
             .map(String::from);
-        let error = out
-            .stderr
-            .lines()
-            .map(str::trim)
-            .find(|l| !l.is_empty())
-            .map(String::from);
+        let error = out.first_error_line();
         CurlResult {
             exit_code: out.exit_code,
             http_code,

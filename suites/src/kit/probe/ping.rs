@@ -58,12 +58,7 @@ impl PingResult {
                 });
             }
         }
-        let error = out
-            .stderr
-            .lines()
-            .map(str::trim)
-            .find(|l| !l.is_empty())
-            .map(String::from);
+        let error = out.first_error_line();
         PingResult {
             exit_code: out.exit_code,
             transmitted,
