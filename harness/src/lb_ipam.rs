@@ -4,8 +4,13 @@
 use crate::errors::InputError;
 use crate::profile::overlay::Overlay;
 use crate::version::CiliumVersion;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
 use serde::Serialize;
 use std::net::Ipv4Addr;
+
+/// The label the lb-ipam suite puts on its Services. The harness pool leaves them alone so the
+/// suite's own pool (allocation, sharing, exhaustion) is the only one that can serve them.
+pub const SUITE_LABEL: (&str, &str) = ("io.harness.suite", "lb-ipam");
 
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 pub struct ObjectMeta {
@@ -17,13 +22,14 @@ pub struct Block {
     pub cidr: String,
 }
 
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct PoolSpec {
     pub blocks: Vec<Block>,
+    pub service_selector: LabelSelector,
 }
 
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct LoadBalancerIpPool {
     pub api_version: String,
@@ -65,6 +71,14 @@ pub fn objects(
             blocks: vec![Block {
                 cidr: format!("{ip}/{len}"),
             }],
+            service_selector: LabelSelector {
+                match_expressions: Some(vec![LabelSelectorRequirement {
+                    key: SUITE_LABEL.0.into(),
+                    operator: "NotIn".into(),
+                    values: Some(vec![SUITE_LABEL.1.into()]),
+                }]),
+                match_labels: None,
+            },
         },
     };
     let policy = L2AnnouncementPolicy {
@@ -95,5 +109,20 @@ mod tests {
         .unwrap();
         let v = serde_json::to_value(policy).unwrap();
         assert_eq!(v["spec"]["loadBalancerIPs"], serde_json::json!(true));
+    }
+
+    #[test]
+    fn the_harness_pool_leaves_the_lb_ipam_suites_services_alone() {
+        let (pool, _) = objects(
+            &Overlay::embedded(),
+            (Ipv4Addr::new(10, 5, 0, 0), 24),
+            &CiliumVersion::parse("1.18.4").unwrap(),
+        )
+        .unwrap();
+        let v = serde_json::to_value(pool).unwrap();
+        assert_eq!(
+            v["spec"]["serviceSelector"],
+            serde_json::json!({"matchExpressions": [{"key": "io.harness.suite", "operator": "NotIn", "values": ["lb-ipam"]}]})
+        );
     }
 }
