@@ -59,6 +59,8 @@ pub const ROUTE_HOST_WILDCARD: &str = "hostname-wildcard";
 pub const ROUTE_WEIGHTS: &str = "weights";
 pub const ROUTE_REDIRECT: &str = "redirect";
 pub const ROUTE_HEADER_MODIFIER: &str = "request-header-modifier";
+/// The Gateway's only listener, which every route attaches to.
+pub const LISTENER: &str = "http";
 pub const ROUTES: [&str; 8] = [
     ROUTE_PREFIX,
     ROUTE_EXACT,
@@ -85,6 +87,9 @@ pub const REDIRECT_TO: &str = "example.org";
 pub const WEIGHT_REQUESTS: u32 = 200;
 pub const WEIGHTS: [(&str, u32); 3] = [("echo-v1", 70), ("echo-v2", 30), ("echo-v3", 0)];
 pub const WEIGHT_TOLERANCE: f64 = 0.10;
+/// The weighted requests go in this many execs of `WEIGHT_REQUESTS / WEIGHT_BATCHES` each, so
+/// one exec stays short and a slow Gateway still leaves the samples taken before it stalled.
+pub const WEIGHT_BATCHES: u32 = 10;
 
 /// The Service Cilium creates for a Gateway.
 pub fn gateway_service(gateway: &str) -> String {
@@ -153,6 +158,8 @@ pub struct GatewaySeen {
     pub name: String,
     pub gateway: Option<Gateway>,
     pub service: Option<ServiceSeen>,
+    /// How many HTTPRoutes the suite attached to the listener [`LISTENER`].
+    pub routes: usize,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -218,6 +225,18 @@ pub fn judge_gateway(o: &GatewaySeen) -> Verdict {
     if status.addresses.is_empty() {
         wrong.push("status.addresses is empty".into());
     }
+    match status.listeners.iter().find(|l| l.name == LISTENER) {
+        None => wrong.push(format!(
+            "no status.listeners entry for listener {LISTENER}: the controller has not reconciled the listener, so nothing shows it serves the routes"
+        )),
+        Some(l) if usize::try_from(l.attached_routes).unwrap_or(0) < o.routes => {
+            wrong.push(format!(
+                "listener {LISTENER} has {} attached route(s), expected at least the {} HTTPRoutes the suite attached: routes the listener does not count are not served (see gateway-api::httproute-accepted)",
+                l.attached_routes, o.routes
+            ))
+        }
+        Some(_) => {}
+    }
     // Listener conditions, where the controller wrote them: a listener it refused (a protocol
     // or port it does not support, a conflict) is not served even when the Gateway is.
     for l in &status.listeners {
@@ -248,8 +267,13 @@ pub fn judge_gateway(o: &GatewaySeen) -> Verdict {
             s.name, s.type_, s.cluster_ip
         )
     });
+    let attached = status
+        .listeners
+        .iter()
+        .find(|l| l.name == LISTENER)
+        .map_or(0, |l| l.attached_routes);
     Verdict::Pass(format!(
-        "Gateway {}: Accepted=True, Programmed=True, addresses {}{svc}",
+        "Gateway {}: Accepted=True, Programmed=True, addresses {}, listener {LISTENER} with {attached} attached routes{svc}",
         o.name,
         addrs.join(", ")
     ))
@@ -374,6 +398,8 @@ pub struct Weighted {
     pub weights: Vec<(String, u32)>,
     /// Empty when the warm-up failed and no batch was sent.
     pub samples: Vec<Sample>,
+    /// Why the batches stopped before `requested` requests were sent, if they did.
+    pub stopped: Option<String>,
 }
 
 pub fn judge_weighted(o: &Weighted) -> Verdict {
@@ -395,8 +421,21 @@ pub fn judge_weighted(o: &Weighted) -> Verdict {
                 s.status, s.exit_code
             )
         });
+        let stopped = match (&o.stopped, o.samples.len() < o.requested as usize) {
+            (Some(why), _) => format!(
+                "; the batches stopped after {} of {} requests: {why}",
+                o.samples.len(),
+                o.requested
+            ),
+            (None, true) => format!(
+                "; only {} of {} requests were sent",
+                o.samples.len(),
+                o.requested
+            ),
+            (None, false) => String::new(),
+        };
         return Verdict::Fail(format!(
-            "{} of {} requests got an answer from a backend{first}; every request through a weighted route must reach one of its backends",
+            "{} of {} requests got an answer from a backend{first}{stopped}; every request through a weighted route must reach one of its backends",
             o.samples.len() - bad.len(),
             o.requested
         ));
@@ -688,10 +727,14 @@ async fn weighted_backends(f: &GatewayFixture, ctx: &CheckCtx<'_>) -> Result<Wei
     );
     let warmup = exchange(f, ctx, &t, Request::new(HOST_WEIGHTS, "/"), warm).await?;
     let mut samples = Vec::new();
+    let mut stopped = None;
     if judge_exchange(&warmup).is_pass() {
+        let per = WEIGHT_REQUESTS / WEIGHT_BATCHES;
+        // Each request may take curl's whole --max-time; the exec bound covers them all.
+        let bound = http::batch_bound(per, ctx.env.timeouts.exec);
         let probe = Probe {
             label: ctx.label(
-                &format!("curl-x{WEIGHT_REQUESTS}"),
+                &format!("curl-x{per}"),
                 f.client.source(),
                 Peer::new(
                     format!("{GATEWAY} GET {HOST_WEIGHTS}/"),
@@ -699,9 +742,35 @@ async fn weighted_backends(f: &GatewayFixture, ctx: &CheckCtx<'_>) -> Result<Wei
                 ),
             ),
             pod: f.client.pod_ref(),
-            argv: http::batch_argv(&t.addr, LISTENER_PORT, HOST_WEIGHTS, "/", WEIGHT_REQUESTS),
+            argv: http::batch_argv(&t.addr, LISTENER_PORT, HOST_WEIGHTS, "/", per),
         };
-        samples = http::parse_batch(&ctx.run(&probe).await?);
+        for b in 1..=WEIGHT_BATCHES {
+            match ctx.run_within(&probe, bound).await {
+                Ok(out) => {
+                    let got = http::parse_batch(&out);
+                    let short = got.len() < per as usize || got.iter().any(|s| s.exit_code != 0);
+                    samples.extend(got);
+                    if short {
+                        stopped = Some(format!(
+                            "batch {b} of {WEIGHT_BATCHES} ended early (a request curl could not complete ends its batch)"
+                        ));
+                        break;
+                    }
+                }
+                Err(e) => {
+                    stopped = Some(format!("batch {b} of {WEIGHT_BATCHES}: {e}"));
+                    break;
+                }
+            }
+        }
+        ctx.note(format!(
+            "{} of {WEIGHT_REQUESTS} weighted requests sent in batches of {per}{}",
+            samples.len(),
+            stopped
+                .as_deref()
+                .map(|w| format!("; stopped at {w}"))
+                .unwrap_or_default()
+        ));
     }
     Ok(Weighted {
         target: t,
@@ -709,6 +778,7 @@ async fn weighted_backends(f: &GatewayFixture, ctx: &CheckCtx<'_>) -> Result<Wei
         requested: WEIGHT_REQUESTS,
         weights,
         samples,
+        stopped,
     })
 }
 
@@ -729,6 +799,7 @@ async fn gatewayclass_accepted(
                 .as_ref()
                 .is_some_and(|s| types::is_true(&s.conditions, "Accepted", c.metadata.generation))
         },
+        describe_gatewayclass,
     )
     .await?;
     Ok(ClassSeen {
@@ -743,7 +814,11 @@ async fn gateway_programmed(
 ) -> Result<GatewaySeen, KitError> {
     let env = ctx.env;
     let api: Api<Gateway> = Api::namespaced(env.client.clone(), &env.namespace);
-    let what = format!("Gateway {}/{GATEWAY} to be Programmed", env.namespace);
+    let what = format!(
+        "Gateway {}/{GATEWAY} to be Programmed with {} routes attached to listener {LISTENER}",
+        env.namespace,
+        ROUTES.len()
+    );
     // Programming includes an address, which may wait on a load-balancer IP: the pod bound.
     let gateway = settle(
         ctx,
@@ -755,8 +830,13 @@ async fn gateway_programmed(
             g.status.as_ref().is_some_and(|s| {
                 types::is_true(&s.conditions, "Programmed", g.metadata.generation)
                     && !s.addresses.is_empty()
+                    && s.listeners.iter().any(|l| {
+                        l.name == LISTENER
+                            && usize::try_from(l.attached_routes).unwrap_or(0) >= ROUTES.len()
+                    })
             })
         },
+        describe_gateway,
     )
     .await?;
     let svc_name = gateway_service(GATEWAY);
@@ -772,6 +852,7 @@ async fn gateway_programmed(
         name: GATEWAY.into(),
         gateway,
         service,
+        routes: ROUTES.len(),
     })
 }
 
@@ -795,6 +876,7 @@ async fn httproute_accepted(
                 &what,
                 env.timeouts.controller,
                 |r: &HTTPRoute| judge_route(GATEWAY, "", Some(r)).is_pass(),
+                describe_route,
             )
             .await?;
             Ok::<_, KitError>((name.to_string(), r))
@@ -816,19 +898,12 @@ async fn settle<K>(
     what: &str,
     timeout: Duration,
     done: impl Fn(&K) -> bool + Send + 'static,
+    describe: impl Fn(Option<&K>) -> String + Send + 'static,
 ) -> Result<Option<K>, KitError>
 where
     K: kube::Resource + Clone + std::fmt::Debug + Send + serde::de::DeserializeOwned + 'static,
 {
-    match wait::until(api.clone(), name, what, timeout, done, |o: Option<&K>| {
-        if o.is_some() {
-            "the object exists but the condition does not hold".into()
-        } else {
-            "the object does not exist".into()
-        }
-    })
-    .await
-    {
+    match wait::until(api.clone(), name, what, timeout, done, describe).await {
         Ok(o) => {
             ctx.note(format!("{what}: done"));
             return Ok(Some(o));
@@ -840,17 +915,71 @@ where
         .map_err(KitError::api(format!("get {name}")))
 }
 
-fn describe_gateway(g: Option<&Gateway>) -> String {
+/// The GatewayClass as last seen, for a wait that timed out.
+pub fn describe_gatewayclass(c: Option<&GatewayClass>) -> String {
+    let Some(c) = c else {
+        return "the GatewayClass does not exist".into();
+    };
+    let conditions = c
+        .status
+        .as_ref()
+        .map(|s| s.conditions.as_slice())
+        .unwrap_or_default();
+    format!(
+        "controller {}; {}",
+        c.spec.controller_name,
+        types::describe(conditions, "Accepted", c.metadata.generation)
+    )
+}
+
+/// The Gateway as last seen: its conditions, addresses and listeners.
+pub fn describe_gateway(g: Option<&Gateway>) -> String {
     let Some(g) = g else {
         return "the Gateway does not exist".into();
     };
+    let generation = g.metadata.generation;
     let s = g.status.clone().unwrap_or_default();
-    format!(
+    let mut line = format!(
         "{}; {}; {} address(es)",
-        types::describe(&s.conditions, "Accepted", g.metadata.generation),
-        types::describe(&s.conditions, "Programmed", g.metadata.generation),
+        types::describe(&s.conditions, "Accepted", generation),
+        types::describe(&s.conditions, "Programmed", generation),
         s.addresses.len()
-    )
+    );
+    if s.listeners.is_empty() {
+        line.push_str("; no listener status");
+    }
+    for l in &s.listeners {
+        line.push_str(&format!(
+            "; listener {}: {} attached route(s), {}, {}",
+            l.name,
+            l.attached_routes,
+            types::describe(&l.conditions, "Accepted", generation),
+            types::describe(&l.conditions, "Programmed", generation)
+        ));
+    }
+    line
+}
+
+/// An HTTPRoute as last seen: the conditions of its parent status for [`GATEWAY`].
+pub fn describe_route(r: Option<&HTTPRoute>) -> String {
+    let Some(r) = r else {
+        return "the HTTPRoute does not exist".into();
+    };
+    let generation = r.metadata.generation;
+    let parents = r
+        .status
+        .as_ref()
+        .map(|s| s.parents.as_slice())
+        .unwrap_or_default();
+    match parents.iter().find(|p| p.parent_ref.name == GATEWAY) {
+        None => format!("no status for parent Gateway {GATEWAY}"),
+        Some(p) => format!(
+            "parent {GATEWAY} (controller {}): {}; {}",
+            p.controller_name,
+            types::describe(&p.conditions, "Accepted", generation),
+            types::describe(&p.conditions, "ResolvedRefs", generation)
+        ),
+    }
 }
 
 // ---- setup ----
@@ -927,7 +1056,7 @@ pub fn gateway(labels: &BTreeMap<String, String>) -> Gateway {
         spec: GatewaySpec {
             gateway_class_name: GATEWAY_CLASS.into(),
             listeners: vec![Listener {
-                name: "http".into(),
+                name: LISTENER.into(),
                 port: i32::from(LISTENER_PORT),
                 protocol: "HTTP".into(),
                 allowed_routes: Some(AllowedRoutes {

@@ -116,10 +116,11 @@ fn a_programmed_gateway_with_an_address_and_its_service_passes() {
             ingress: vec!["172.18.0.240".into()],
             ..pending_service()
         }),
+        routes: 8,
     });
     assert_eq!(
         v,
-        Verdict::Pass("Gateway harness-gw: Accepted=True, Programmed=True, addresses 172.18.0.240; Service cilium-gateway-harness-gw (LoadBalancer, clusterIP 10.96.40.2)".into())
+        Verdict::Pass("Gateway harness-gw: Accepted=True, Programmed=True, addresses 172.18.0.240, listener http with 8 attached routes; Service cilium-gateway-harness-gw (LoadBalancer, clusterIP 10.96.40.2)".into())
     );
 }
 
@@ -131,6 +132,7 @@ fn a_gateway_without_an_address_fails_with_the_reason_and_the_load_balancer_fix(
             "gateway-harness-gw-programmed-false-addressnotassigned.json",
         )),
         service: Some(pending_service()),
+        routes: 8,
     });
     let m = v.message();
     assert!(!v.is_pass());
@@ -150,6 +152,7 @@ fn a_gateway_without_an_address_fails_with_the_reason_and_the_load_balancer_fix(
             name: "harness-gw".into(),
             gateway: Some(refused),
             service: Some(pending_service()),
+            routes: 8,
         }),
         Verdict::Fail(
             "Gateway harness-gw: listener http: Programmed=False (PortUnavailable: port 80 is in use)"
@@ -160,6 +163,7 @@ fn a_gateway_without_an_address_fails_with_the_reason_and_the_load_balancer_fix(
         name: "harness-gw".into(),
         gateway: Some(gateway("gateway-harness-gw-programmed.json")),
         service: None,
+        routes: 8,
     });
     assert!(
         no_svc
@@ -392,6 +396,7 @@ fn weighted(samples: Vec<Sample>) -> Weighted {
             ("echo-v3".into(), 0),
         ],
         samples,
+        stopped: None,
     }
 }
 
@@ -448,4 +453,78 @@ fn a_batch_with_failures_or_cut_short_fails_and_no_warmup_means_no_split() {
     assert!(judge_weighted(&cold).message().starts_with(
         "the weighted route never answered steadily, so no split was measured: got HTTP 404"
     ));
+}
+
+fn programmed(routes: usize, edit: impl FnOnce(&mut Gateway)) -> Verdict {
+    let mut g = gateway("gateway-harness-gw-programmed.json");
+    edit(&mut g);
+    judge_gateway(&GatewaySeen {
+        name: "harness-gw".into(),
+        gateway: Some(g),
+        service: Some(ServiceSeen {
+            ingress: vec!["172.18.0.240".into()],
+            ..pending_service()
+        }),
+        routes,
+    })
+}
+
+#[test]
+fn a_programmed_gateway_fails_without_the_http_listener_status_or_its_attached_routes() {
+    assert!(programmed(8, |_| {}).is_pass());
+    let none = programmed(8, |g| g.status.as_mut().unwrap().listeners.clear());
+    assert_eq!(
+        none,
+        Verdict::Fail("Gateway harness-gw: no status.listeners entry for listener http: the controller has not reconciled the listener, so nothing shows it serves the routes".into())
+    );
+    let other = programmed(8, |g| {
+        g.status.as_mut().unwrap().listeners[0].name = "https".into();
+    });
+    assert!(
+        other
+            .message()
+            .contains("no status.listeners entry for listener http"),
+        "{}",
+        other.message()
+    );
+    let few = programmed(8, |g| {
+        g.status.as_mut().unwrap().listeners[0].attached_routes = 7;
+    });
+    assert!(
+        few.message().starts_with(
+            "Gateway harness-gw: listener http has 7 attached route(s), expected at least the 8 HTTPRoutes the suite attached"
+        ),
+        "{}",
+        few.message()
+    );
+    assert!(!few.is_pass());
+}
+
+#[test]
+fn a_status_expectation_fails_when_a_backend_answered_with_that_status() {
+    let routed_404 = reply_body(404, "{\"pod\": \"echo-v1\", \"path\": \"/\"}");
+    assert_eq!(routed_404.status, 404);
+    assert_eq!(
+        judge_reply(&routed_404, &Expect::Status(404)),
+        Verdict::Fail("got HTTP 404 from echo-v1 (path /), expected HTTP 404 from the Gateway itself: backend echo-v1 answered, so a route matched the request".into())
+    );
+}
+
+#[test]
+fn batches_cut_short_report_how_far_they_got_and_why() {
+    let mut w = weighted(split(42, 18, 0));
+    w.stopped =
+        Some("batch 4 of 10: exec \"/bin/sh\" in ns/client: did not finish within 230s".into());
+    assert_eq!(
+        judge_weighted(&w),
+        Verdict::Fail("60 of 200 requests got an answer from a backend; the batches stopped after 60 of 200 requests: batch 4 of 10: exec \"/bin/sh\" in ns/client: did not finish within 230s; every request through a weighted route must reach one of its backends".into())
+    );
+    let short = judge_weighted(&weighted(split(70, 30, 0)));
+    assert!(
+        short
+            .message()
+            .contains("; only 100 of 200 requests were sent;"),
+        "{}",
+        short.message()
+    );
 }

@@ -45,6 +45,8 @@ struct Cilium {
     unresolved: &'static [&'static str],
     /// GatewayClass cilium exists.
     class: bool,
+    /// The http listener's attachedRoutes.
+    attached: u32,
 }
 
 impl Default for Cilium {
@@ -53,6 +55,7 @@ impl Default for Cilium {
             lb_address: true,
             unresolved: &[],
             class: true,
+            attached: 8,
         }
     }
 }
@@ -109,7 +112,9 @@ fn gateway_hook(cilium: Cilium) -> impl FnMut(&Seen, &mut Cluster) -> Option<Rep
                         o["status"] = json!({
                             "addresses": [{"type": "IPAddress", "value": "172.18.0.240"}],
                             "conditions": [cond("Accepted", "True", "Accepted", "Gateway successfully scheduled"),
-                                           cond("Programmed", "True", "Programmed", "Gateway successfully reconciled")]});
+                                           cond("Programmed", "True", "Programmed", "Gateway successfully reconciled")],
+                            "listeners": [{"name": "http", "attachedRoutes": cilium.attached,
+                                           "conditions": [cond("Programmed", "True", "Programmed", "Listener Programmed")]}]});
                         service["status"] = json!({"loadBalancer": {"ingress": [{"ip": "172.18.0.240", "ipMode": "VIP"}]}});
                     } else {
                         o["status"] = fixture_json(
@@ -248,7 +253,18 @@ fn echo_json(pod: &str, host: &str, path: &str, headers: &[(String, String)]) ->
 
 /// The client pod's curl against a scripted Cilium Gateway on `addr`.
 fn gateway_exec(addr: &'static str, segment_blind: bool) -> Arc<ScriptedExec> {
+    gateway_exec_stalling(addr, segment_blind, None)
+}
+
+/// As [`gateway_exec`]; the weighted batch number `stall` (from 1), if any, never finishes and
+/// fails as an exec past its bound does.
+fn gateway_exec_stalling(
+    addr: &'static str,
+    segment_blind: bool,
+    stall: Option<usize>,
+) -> Arc<ScriptedExec> {
     let n = Arc::new(AtomicUsize::new(0));
+    let batches = Arc::new(AtomicUsize::new(0));
     ScriptedExec::new(
         move |pod: &PodRef, argv: &[String]| -> Result<ExecOutput, KitError> {
             assert_eq!(pod.to_string(), format!("{NS}/client"));
@@ -295,8 +311,22 @@ fn gateway_exec(addr: &'static str, segment_blind: bool) -> Arc<ScriptedExec> {
                         script.contains("-H 'Host: weights.example.com'"),
                         "{script}"
                     );
+                    let b = batches.fetch_add(1, Ordering::SeqCst) + 1;
+                    if stall == Some(b) {
+                        return Err(KitError::Exec {
+                            pod: pod.to_string(),
+                            argv0: "/bin/sh".into(),
+                            reason: "did not finish within 230s (the exec bound)".into(),
+                        });
+                    }
+                    let count: usize = script
+                        .split("while [ $i -lt ")
+                        .nth(1)
+                        .and_then(|r| r.split(' ').next())
+                        .and_then(|c| c.parse().ok())
+                        .unwrap();
                     let mut text = String::new();
-                    for i in 0..200 {
+                    for i in 0..count {
                         let (status, backend, _) = route("weights.example.com", "/", &[], i, false);
                         text.push_str(&echo_json(
                             backend.unwrap(),
@@ -476,8 +506,8 @@ async fn gateway_api_passes_against_a_conforming_cilium_gateway() {
     }));
     assert_eq!(
         calls.iter().filter(|(_, a)| a[0] == "/bin/sh").count(),
-        1,
-        "one batch for the split"
+        10,
+        "ten batches of 20 for the split"
     );
 
     let t = run
@@ -501,6 +531,13 @@ async fn gateway_api_passes_against_a_conforming_cilium_gateway() {
         evidence.starts_with("echo-v1 140/200 (70.0%, weight 70 -> 70%), echo-v2 60/200 (30.0%"),
         "{evidence}"
     );
+    // 10 batches of 20, each exec bounded by 20 x curl's --max-time (10s) plus the exec bound.
+    let bounds = exec.bounds.lock().unwrap();
+    assert_eq!(bounds.len(), 10, "{bounds:?}");
+    for (argv, bound) in bounds.iter() {
+        assert!(argv[2].contains("while [ $i -lt 20 ]"), "{}", argv[2]);
+        assert_eq!(*bound, std::time::Duration::from_secs(20 * 10 + 30));
+    }
     let CheckOutcome::Passed { evidence } = outcome(&run, "redirect") else {
         unreachable!()
     };
@@ -625,6 +662,12 @@ async fn an_unresolved_backend_and_a_missing_gatewayclass_fail_with_their_reason
         message,
         "HTTPRoute weights: ResolvedRefs=False (BackendNotFound: Service \"harness-gateway-api-r1/echo-v9\" not found): a backendRef names a Service that does not exist in the route's namespace"
     );
+    // The wait that timed out names the conditions it last saw, not just that it timed out.
+    let t = run.checks[1].transcript.render();
+    assert!(
+        t.contains("waiting for HTTPRoute harness-gateway-api-r1/weights to be Accepted with ResolvedRefs; last seen: parent harness-gw (controller io.cilium/gateway-controller): Accepted=True (Accepted: Accepted HTTPRoute); ResolvedRefs=False (BackendNotFound: Service \"harness-gateway-api-r1/echo-v9\" not found)"),
+        "{t}"
+    );
     assert!(
         log.lock()
             .unwrap()
@@ -661,4 +704,60 @@ async fn without_gateway_api_in_the_values_the_suite_is_skipped_and_touches_noth
     assert_eq!(run.cleanup, Cleanup::NothingCreated);
     assert!(log.lock().unwrap().is_empty());
     assert!(exec.calls.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_gateway_listener_counting_too_few_routes_fails_and_the_wait_names_it() {
+    let cilium = Cilium {
+        attached: 7,
+        ..Cilium::default()
+    };
+    let (client, _) = cluster(gateway_cluster(), gateway_hook(cilium));
+    let run = run_suite_with(
+        &client,
+        gateway_exec("172.18.0.240", false),
+        SuiteName::GatewayApi,
+        &ctx(2, None),
+        &only("gateway-api::gateway-programmed"),
+        &fast_options("r1"),
+    )
+    .await;
+    let CheckOutcome::Failed { message } = &run.checks[0].outcome else {
+        panic!("{:?}", run.checks[0].outcome)
+    };
+    assert!(
+        message.starts_with("Gateway harness-gw: listener http has 7 attached route(s), expected at least the 8 HTTPRoutes the suite attached"),
+        "{message}"
+    );
+    let t = run.checks[0].transcript.render();
+    assert!(
+        t.contains("; last seen: Accepted=True (Accepted: Gateway successfully scheduled); Programmed=True (Programmed: Gateway successfully reconciled); 1 address(es); listener http: 7 attached route(s), no Accepted condition, Programmed=True (Programmed: Listener Programmed)"),
+        "{t}"
+    );
+}
+
+#[tokio::test]
+async fn a_stalled_weighted_batch_fails_with_the_samples_taken_before_it() {
+    let (client, _) = cluster(gateway_cluster(), gateway_hook(Cilium::default()));
+    let run = run_suite_with(
+        &client,
+        gateway_exec_stalling("172.18.0.240", false, Some(4)),
+        SuiteName::GatewayApi,
+        &ctx(2, None),
+        &only("gateway-api::weighted-backends"),
+        &fast_options("r1"),
+    )
+    .await;
+    let CheckOutcome::Failed { message } = &run.checks[0].outcome else {
+        panic!("{:?}", run.checks[0].outcome)
+    };
+    assert_eq!(
+        message,
+        "60 of 200 requests got an answer from a backend; the batches stopped after 60 of 200 requests: batch 4 of 10: exec \"/bin/sh\" in harness-gateway-api-r1/client: did not finish within 230s (the exec bound); every request through a weighted route must reach one of its backends"
+    );
+    let t = run.checks[0].transcript.render();
+    assert!(
+        t.contains("# 60 of 200 weighted requests sent in batches of 20; stopped at batch 4 of 10"),
+        "{t}"
+    );
 }

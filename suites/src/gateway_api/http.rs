@@ -231,13 +231,20 @@ pub fn judge_reply(r: &HttpReply, expect: &Expect) -> Verdict {
     match expect {
         Expect::Backend(b) => from_backend(r, std::slice::from_ref(b), expect),
         Expect::AnyBackend(bs) => from_backend(r, bs, expect),
-        Expect::Status(s) => {
-            if r.status == *s {
-                Verdict::Pass(got)
-            } else {
-                Verdict::Fail(format!("got {got}, expected {expect}"))
-            }
-        }
+        Expect::Status(s) => match &r.echo {
+            // The status alone does not prove that no route matched: a backend that answered
+            // (whatever its status) means the request was routed.
+            Some(e) => Verdict::Fail(format!(
+                "got {got}, expected {expect} from the Gateway itself: backend {} answered, so a route matched the request",
+                if e.pod.is_empty() {
+                    "(unnamed pod)"
+                } else {
+                    e.pod.as_str()
+                }
+            )),
+            None if r.status == *s => Verdict::Pass(got),
+            None => Verdict::Fail(format!("got {got}, expected {expect}")),
+        },
         Expect::Redirect { status, host, path } => {
             let Some(loc) = r.header("location") else {
                 return Verdict::Fail(format!(
@@ -349,6 +356,12 @@ pub fn batch_argv(addr: &str, port: u16, host: &str, path: &str, n: u32) -> Vec<
     vec!["/bin/sh".into(), "-c".into(), script]
 }
 
+/// The exec bound for a batch of `n` requests: every request may take curl's whole
+/// `--max-time`, plus `overhead` for the exec itself (the ordinary exec bound).
+pub fn batch_bound(n: u32, overhead: std::time::Duration) -> std::time::Duration {
+    std::time::Duration::from_secs(u64::from(n) * u64::from(MAX_TIME_S)) + overhead
+}
+
 pub fn parse_batch(out: &ExecOutput) -> Vec<Sample> {
     let mut samples = Vec::new();
     let mut body = String::new();
@@ -407,5 +420,12 @@ mod tests {
         let argv = batch_argv("10.0.0.1", 80, "weights.example.com", "/", 200);
         assert!(argv[2].contains("while [ $i -lt 200 ]"), "{}", argv[2]);
         assert!(argv[2].contains("-H 'Host: weights.example.com'"));
+    }
+
+    #[test]
+    fn a_batch_bound_covers_every_request_taking_curls_max_time() {
+        let b = batch_bound(20, std::time::Duration::from_secs(30));
+        assert_eq!(b, std::time::Duration::from_secs(20 * 10 + 30));
+        assert!(b >= std::time::Duration::from_secs(20 * u64::from(MAX_TIME_S)));
     }
 }

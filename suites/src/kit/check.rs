@@ -100,9 +100,26 @@ impl<'a> CheckCtx<'a> {
 
     /// Runs a probe once and records the attempt, whatever its outcome.
     pub async fn run(&self, probe: &Probe) -> Result<ExecOutput, KitError> {
+        self.run_bounded(probe, None).await
+    }
+
+    /// [`CheckCtx::run`] for a probe that runs longer than one request (a batch): the exec
+    /// bound is at least `bound` instead of [`Timeouts::exec`].
+    pub async fn run_within(&self, probe: &Probe, bound: Duration) -> Result<ExecOutput, KitError> {
+        self.run_bounded(probe, Some(bound)).await
+    }
+
+    async fn run_bounded(
+        &self,
+        probe: &Probe,
+        bound: Option<Duration>,
+    ) -> Result<ExecOutput, KitError> {
         let started = Timestamp::now();
         let clock = tokio::time::Instant::now();
-        let result = self.env.exec.exec(&probe.pod, &probe.argv).await;
+        let result = match bound {
+            Some(b) => self.env.exec.exec_within(&probe.pod, &probe.argv, b).await,
+            None => self.env.exec.exec(&probe.pod, &probe.argv).await,
+        };
         let ended = match &result {
             Ok(o) => Ended::Exited {
                 code: o.exit_code,

@@ -58,6 +58,19 @@ pub trait Executor: Send + Sync {
         pod: &'a PodRef,
         argv: &'a [String],
     ) -> BoxFuture<'a, Result<ExecOutput, KitError>>;
+
+    /// Like [`Executor::exec`], for a command known to run longer than one probe (e.g. a batch
+    /// of requests): the exec bound is at least `bound`. An executor without its own bound
+    /// ignores it.
+    fn exec_within<'a>(
+        &'a self,
+        pod: &'a PodRef,
+        argv: &'a [String],
+        bound: Duration,
+    ) -> BoxFuture<'a, Result<ExecOutput, KitError>> {
+        let _ = bound;
+        self.exec(pod, argv)
+    }
 }
 
 /// Exec over the API server's websocket (kube's `ws` feature).
@@ -116,25 +129,43 @@ impl KubeExecutor {
     }
 }
 
+impl KubeExecutor {
+    async fn bounded(
+        &self,
+        pod: &PodRef,
+        argv: &[String],
+        bound: Duration,
+    ) -> Result<ExecOutput, KitError> {
+        match tokio::time::timeout(bound, self.run(pod, argv)).await {
+            Ok(r) => r,
+            Err(_) => Err(KitError::Exec {
+                pod: pod.to_string(),
+                argv0: argv.first().cloned().unwrap_or_default(),
+                reason: format!(
+                    "did not finish within {}s (the exec bound; the probe's own timeouts are shorter, so the API server or kubelet is slow)",
+                    bound.as_secs()
+                ),
+            }),
+        }
+    }
+}
+
 impl Executor for KubeExecutor {
     fn exec<'a>(
         &'a self,
         pod: &'a PodRef,
         argv: &'a [String],
     ) -> BoxFuture<'a, Result<ExecOutput, KitError>> {
-        Box::pin(async move {
-            match tokio::time::timeout(self.timeout, self.run(pod, argv)).await {
-                Ok(r) => r,
-                Err(_) => Err(KitError::Exec {
-                    pod: pod.to_string(),
-                    argv0: argv.first().cloned().unwrap_or_default(),
-                    reason: format!(
-                        "did not finish within {}s (the exec bound; the probe's own timeouts are shorter, so the API server or kubelet is slow)",
-                        self.timeout.as_secs()
-                    ),
-                }),
-            }
-        })
+        Box::pin(self.bounded(pod, argv, self.timeout))
+    }
+
+    fn exec_within<'a>(
+        &'a self,
+        pod: &'a PodRef,
+        argv: &'a [String],
+        bound: Duration,
+    ) -> BoxFuture<'a, Result<ExecOutput, KitError>> {
+        Box::pin(self.bounded(pod, argv, self.timeout.max(bound)))
     }
 }
 

@@ -371,6 +371,8 @@ type Answer = dyn Fn(&PodRef, &[String]) -> Result<ExecOutput, KitError> + Send 
 /// An executor answering from a function of (pod, argv), and recording the calls.
 pub struct ScriptedExec {
     pub calls: Mutex<Vec<(String, Vec<String>)>>,
+    /// The bound of each call made through `exec_within`, with its argv.
+    pub bounds: Mutex<Vec<(Vec<String>, std::time::Duration)>>,
     answer: Box<Answer>,
 }
 
@@ -380,6 +382,7 @@ impl ScriptedExec {
     ) -> Arc<ScriptedExec> {
         Arc::new(ScriptedExec {
             calls: Mutex::new(Vec::new()),
+            bounds: Mutex::new(Vec::new()),
             answer: Box::new(answer),
         })
     }
@@ -397,6 +400,16 @@ impl Executor for ScriptedExec {
             .push((pod.to_string(), argv.to_vec()));
         let r = (self.answer)(pod, argv);
         Box::pin(async move { r })
+    }
+
+    fn exec_within<'a>(
+        &'a self,
+        pod: &'a PodRef,
+        argv: &'a [String],
+        bound: std::time::Duration,
+    ) -> BoxFuture<'a, Result<ExecOutput, KitError>> {
+        self.bounds.lock().unwrap().push((argv.to_vec(), bound));
+        self.exec(pod, argv)
     }
 }
 
