@@ -131,10 +131,21 @@ pub fn parse_debuginfo(stdout: &str) -> Result<Option<WireguardStatus>, String> 
     Ok(d.encryption.and_then(|e| e.wireguard))
 }
 
-/// An agent's encryption status: mode and counts from the status, peers from debuginfo.
+/// An agent's encryption status: mode, interfaces and peer counts from the status; only each
+/// interface's `peers` from debuginfo, matched by interface name. An interface debuginfo does
+/// not list keeps no peers; one only debuginfo lists is not added.
 pub fn merge(mut status: EncryptionStatus, debuginfo: Option<WireguardStatus>) -> EncryptionStatus {
-    if let Some(with_peers) = debuginfo {
-        status.wireguard = Some(with_peers);
+    let Some(with_peers) = debuginfo else {
+        return status;
+    };
+    for i in status
+        .wireguard
+        .iter_mut()
+        .flat_map(|w| w.interfaces.iter_mut())
+    {
+        if let Some(d) = with_peers.interfaces.iter().find(|d| d.name == i.name) {
+            i.peers = d.peers.clone();
+        }
     }
     status
 }
@@ -345,6 +356,21 @@ pub fn judge_peer_keys(s: &Snapshot) -> Verdict {
     })
 }
 
+/// The CiliumNodes other than the agent's own that none of `peers` belongs to (by key).
+fn unpeered<'a>(s: &'a Snapshot, a: &AgentReport, peers: &[WireguardPeer]) -> Vec<&'a str> {
+    s.nodes
+        .iter()
+        .filter(|n| n.name != a.node)
+        .filter(|n| {
+            !peers.iter().any(|p| {
+                s.node_of_key(&p.public_key)
+                    .is_some_and(|k| k.name == n.name)
+            })
+        })
+        .map(|n| n.name.as_str())
+        .collect()
+}
+
 /// Parses `10.244.1.0/24` (or a bare address as a host route).
 fn cidr(s: &str) -> Option<(IpAddr, u8)> {
     let (ip, len) = match s.split_once('/') {
@@ -429,6 +455,13 @@ pub fn judge_allowed_ips(s: &Snapshot) -> Verdict {
                     uncovered.join(", ")
                 ));
             }
+        }
+        let missing = unpeered(s, a, peers);
+        if !missing.is_empty() {
+            wrong.push(format!(
+                "no peer for node {}, so nothing routes its pod CIDRs through the tunnel",
+                missing.join(", ")
+            ));
         }
         if wrong.is_empty() {
             Verdict::Pass(format!("pod CIDRs covered: {}", ok.join("; ")))
@@ -515,6 +548,13 @@ pub fn judge_handshakes(h: &Handshakes) -> Verdict {
                     }
                 }
             }
+        }
+        let missing = unpeered(&h.after, a, peers);
+        if !missing.is_empty() {
+            wrong.push(format!(
+                "no peer for node {}, so no handshake with it is possible",
+                missing.join(", ")
+            ));
         }
         if wrong.is_empty() {
             Verdict::Pass(ok.join("; "))
