@@ -3,8 +3,22 @@
 //! The suite brings its own CiliumLoadBalancerIPPool (`cilium.io/v2`, or `v2alpha1` on Cilium
 //! 1.17 and older): one small block ([`crate::RunOptions::lb_ipam_block`], by default
 //! [`DEFAULT_BLOCK`]) with a `serviceSelector` on the run's labels, so it serves only this run's
-//! Services and is small enough to exhaust. The pool is owned by the suite's namespace (an
-//! ownerReference), so deleting the namespace deletes the pool, and keeping it keeps both.
+//! Services and is small enough to exhaust.
+//!
+//! The pool is cluster-scoped. Its ownerReference to the suite's namespace is only a safety net:
+//! the garbage collector removes it after the namespace has finished terminating, and every run
+//! uses the same default block, so a pool left behind makes the next run's pool conflict. So the
+//! suite deletes its pool by name when the run ends, passed or failed ([`LbIpam::teardown`]),
+//! and keeps it only when the namespace is kept (the cleanup says so). Setup stops with an error
+//! naming any existing pool whose blocks overlap the suite's block, before creating its own.
+//!
+//! The suite's Services carry the run labels ([`crate::kit::namespace::run_labels`]):
+//! `app.kubernetes.io/managed-by=talos-cilium-harness`, `io.harness.run-id=<run id>` and
+//! `io.harness.suite=lb-ipam`. service-gets-ip passes only if the address comes from the suite's
+//! block, so the result means something only if no other pool selects the suite's Services: a
+//! pool without a `serviceSelector` selects every Service, and LB IPAM may then hand out its
+//! address instead. Other pools (the harness's own included) must exclude
+//! `io.harness.suite=lb-ipam`, e.g. with a `NotIn` match expression.
 //!
 //! Names, from cilium/cilium `operator/pkg/lbipam` and `pkg/annotation`: Service condition
 //! `cilium.io/IPAMRequestSatisfied` (before 1.15 `io.cilium/lb-ipam-request-satisfied`) with
@@ -348,17 +362,18 @@ pub fn judge_allocation(a: &Allocation) -> Verdict {
             "{} asked for {r} with {ANNOTATION_IPS} but got {ips}: LB IPAM ignored the annotation",
             a.service.name
         )),
-        None => {
-            let whence = if a.service.ingress.iter().all(|ip| in_block(ip, &a.block)) {
-                format!("from the test pool {}", a.block)
-            } else {
-                format!(
-                    "outside the test pool {} (another pool without a serviceSelector also serves it)",
-                    a.block
-                )
-            };
-            Verdict::Pass(format!("{} got {ips} {whence}", a.service.name))
+        None if a.service.ingress.iter().all(|ip| in_block(ip, &a.block)) => {
+            Verdict::Pass(format!(
+                "{} got {ips} from the test pool {}",
+                a.service.name, a.block
+            ))
         }
+        None => Verdict::Fail(format!(
+            "{} got {ips}, outside the test pool {}: another pool selects the suite's Services; give every other pool a serviceSelector that excludes {}=lb-ipam",
+            a.service.name,
+            a.block,
+            crate::kit::namespace::LABEL_SUITE
+        )),
     }
 }
 
@@ -426,8 +441,26 @@ pub fn judge_exhaustion(e: &Exhaustion) -> Verdict {
             bad.describe()
         ));
     }
+    let mut holders: BTreeMap<&str, &str> = BTreeMap::new();
+    for s in before {
+        for ip in &s.ingress {
+            if let Some(other) = holders.insert(ip, &s.name) {
+                return Verdict::Fail(format!(
+                    "{other} and {} both got {ip} without a sharing key: LB IPAM handed one address out twice",
+                    s.name
+                ));
+            }
+        }
+    }
     match last.satisfied() {
         Some(c) if c.status == "False" && c.reason == "out_of_ips" && last.ingress.is_empty() => {
+            if before.len() as u64 != free {
+                return Verdict::Fail(format!(
+                    "{} was refused (out_of_ips) after {} Services got addresses, but the pools ({pools}) reported {free} free: IPsAvailable does not match what LB IPAM hands out",
+                    last.name,
+                    before.len()
+                ));
+            }
             Verdict::Pass(format!(
                 "after {} Services took the {free} free addresses of {pools}, {} stays pending: {c}",
                 before.len(),
@@ -447,17 +480,85 @@ pub fn judge_exhaustion(e: &Exhaustion) -> Verdict {
     }
 }
 
-/// Whether a pool's serviceSelector may select a Service with `labels`. Only matchLabels is
-/// evaluated; a selector with matchExpressions counts as selecting (the safe side for a count).
+/// Whether a pool's serviceSelector may select a Service with `labels`: matchLabels and the
+/// matchExpressions operators In, NotIn, Exists and DoesNotExist; an expression it cannot read
+/// counts as matching (the safe side for a count of free addresses).
 pub fn selects(pool: &Value, labels: &BTreeMap<String, String>) -> bool {
     let sel = &pool["spec"]["serviceSelector"];
     if sel.is_null() {
         return true;
     }
-    sel["matchLabels"].as_object().is_none_or(|m| {
+    let by_labels = sel["matchLabels"].as_object().is_none_or(|m| {
         m.iter()
             .all(|(k, v)| labels.get(k).map(String::as_str) == v.as_str())
-    })
+    });
+    let by_expressions = sel["matchExpressions"].as_array().is_none_or(|exprs| {
+        exprs.iter().all(|e| {
+            let value = e["key"].as_str().and_then(|k| labels.get(k));
+            let listed = || {
+                e["values"]
+                    .as_array()
+                    .is_some_and(|vs| vs.iter().any(|v| v.as_str() == value.map(String::as_str)))
+            };
+            match e["operator"].as_str() {
+                Some("In") => value.is_some() && listed(),
+                Some("NotIn") => value.is_none() || !listed(),
+                Some("Exists") => value.is_some(),
+                Some("DoesNotExist") => value.is_none(),
+                _ => true,
+            }
+        })
+    });
+    by_labels && by_expressions
+}
+
+/// The IPv4 range (first, last) of one entry of a pool's `spec.blocks` (or v2alpha1's
+/// `spec.cidrs`): a `cidr` of any prefix length, or `start` with an optional `stop`. `None` for
+/// IPv6 and entries it cannot read.
+pub fn block_range(b: &Value) -> Option<(u32, u32)> {
+    if let Some(cidr) = b["cidr"].as_str() {
+        let (ip, len) = cidr.split_once('/')?;
+        let ip: Ipv4Addr = ip.parse().ok()?;
+        let len: u32 = len.parse().ok().filter(|l| *l <= 32)?;
+        let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
+        let first = u32::from(ip) & mask;
+        return Some((first, first | !mask));
+    }
+    let start: Ipv4Addr = b["start"].as_str()?.parse().ok()?;
+    let stop = match b["stop"].as_str() {
+        Some(s) => s.parse::<Ipv4Addr>().ok()?,
+        None => start,
+    };
+    Some((u32::from(start), u32::from(stop)))
+}
+
+/// The blocks of `pool`, as the pool writes them, that share an address with `block`.
+pub fn overlapping_blocks(pool: &Value, block: &str) -> Vec<String> {
+    let Ok((net, len)) = parse_block(block) else {
+        return Vec::new();
+    };
+    let lo = u32::from(net);
+    let hi = lo + (block_size(len) - 1) as u32;
+    ["blocks", "cidrs"]
+        .iter()
+        .flat_map(|k| pool["spec"][k].as_array().into_iter().flatten())
+        .filter(|b| block_range(b).is_some_and(|(first, last)| first <= hi && lo <= last))
+        .map(|b| match b["cidr"].as_str() {
+            Some(c) => c.to_string(),
+            None => format!(
+                "{}-{}",
+                b["start"].as_str().unwrap_or_default(),
+                b["stop"].as_str().unwrap_or_default()
+            ),
+        })
+        .collect()
+}
+
+/// Whether LB IPAM hands out addresses from this pool: not disabled, and not in conflict
+/// (a conflicting pool allocates nothing).
+pub fn pool_allocates(pool: &Value) -> bool {
+    pool["spec"]["disabled"].as_bool() != Some(true)
+        && find(&pool_conditions(pool), &POOL_CONFLICT).is_none_or(|c| c.status != "True")
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -595,10 +696,17 @@ async fn pool_exhausted(f: &LbFixture, ctx: &CheckCtx<'_>) -> Result<Exhaustion,
             )))?;
     let mut pools = Vec::new();
     for p in &list.items {
-        if p.data["spec"]["disabled"].as_bool() == Some(true) || !selects(&p.data, &f.labels) {
+        let name = p.metadata.name.clone().unwrap_or_default();
+        if !selects(&p.data, &f.labels) {
             continue;
         }
-        let name = p.metadata.name.clone().unwrap_or_default();
+        if !pool_allocates(&p.data) {
+            ctx.note(format!(
+                "pool {name} selects the test Services but is disabled or in conflict ({}): its addresses are not counted",
+                show(&pool_conditions(&p.data))
+            ));
+            continue;
+        }
         let free =
             count(&pool_conditions(&p.data), &IPS_AVAILABLE).ok_or_else(|| KitError::Missing {
                 what: format!("the IPsAvailable count of pool {name}"),
@@ -625,26 +733,38 @@ async fn pool_exhausted(f: &LbFixture, ctx: &CheckCtx<'_>) -> Result<Exhaustion,
         });
     }
     let mut out = Vec::new();
+    let mut created = Vec::new();
+    let mut failed = None;
     for i in 0..=free as usize {
-        let svc = lb_service(
-            &format!("{SVC_FILL_PREFIX}{i}"),
-            &f.labels,
-            BTreeMap::new(),
-            80,
-        );
-        let s = create_and_settle(ctx, &svc).await?;
-        let refused = s.satisfied().is_some_and(|c| c.status == "False");
-        out.push(s);
-        if refused {
-            break;
+        let name = format!("{SVC_FILL_PREFIX}{i}");
+        let svc = lb_service(&name, &f.labels, BTreeMap::new(), 80);
+        // Deleted below even if creating or settling it failed: it may exist all the same.
+        created.push(name);
+        match create_and_settle(ctx, &svc).await {
+            Ok(s) => {
+                let refused = s.satisfied().is_some_and(|c| c.status == "False");
+                out.push(s);
+                if refused {
+                    break;
+                }
+            }
+            Err(e) => {
+                failed = Some(e);
+                break;
+            }
         }
     }
-    // Give the addresses back at once rather than at namespace deletion.
+    // Give the addresses back at once rather than at namespace deletion, also on error.
     let api = services(ctx);
-    for s in &out {
-        if let Err(e) = api.delete(&s.name, &DeleteParams::default()).await {
-            ctx.note(format!("could not delete {}: {e}", s.name));
+    for name in &created {
+        match api.delete(name, &DeleteParams::default()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(e) => ctx.note(format!("could not delete {name}: {e}")),
         }
+    }
+    if let Some(e) = failed {
+        return Err(e);
     }
     Ok(Exhaustion {
         pools,
@@ -695,6 +815,42 @@ impl SuiteImpl for LbIpam {
         // cilium.io/v2 from Cilium 1.18; v2alpha1 before.
         for version in ["v2", "v2alpha1"] {
             let api = Api::<DynamicObject>::all_with(env.client.clone(), &pool_resource(version));
+            let existing = match api.list(&ListParams::default()).await {
+                Ok(l) => l.items,
+                Err(kube::Error::Api(s)) if s.code == 404 => {
+                    log.note(format!("{POOL_PLURAL}.cilium.io/{version} is not served"));
+                    last_err = Some(format!("{} ({} {})", s.message, s.code, s.reason));
+                    continue;
+                }
+                Err(e) => {
+                    return Err(KitError::api(format!(
+                        "list {POOL_PLURAL}.cilium.io/{version}"
+                    ))(e));
+                }
+            };
+            let overlaps: Vec<String> = existing
+                .iter()
+                .filter_map(|p| {
+                    let blocks = overlapping_blocks(&p.data, &env.lb_ipam_block);
+                    (!blocks.is_empty()).then(|| {
+                        format!(
+                            "{} ({})",
+                            p.metadata.name.as_deref().unwrap_or_default(),
+                            blocks.join(", ")
+                        )
+                    })
+                })
+                .collect();
+            if !overlaps.is_empty() {
+                return Err(KitError::Missing {
+                    what: format!("a free block for the suite's pool {name}"),
+                    hint: format!(
+                        "{} overlaps the existing {POOL_KIND} {}, so Cilium would report a PoolConflict; delete a pool left over by an earlier run (`kubectl delete {POOL_PLURAL}.cilium.io <name>`) or choose another RunOptions::lb_ipam_block",
+                        env.lb_ipam_block,
+                        overlaps.join(", ")
+                    ),
+                });
+            }
             let body: DynamicObject = serde_json::from_value(pool_object(
                 &name,
                 &format!("cilium.io/{version}"),
@@ -709,7 +865,7 @@ impl SuiteImpl for LbIpam {
             match api.create(&PostParams::default(), &body).await {
                 Ok(_) => {
                     log.note(format!(
-                        "pool {name} (cilium.io/{version}) created with block {} selecting {}; owned by namespace {}",
+                        "pool {name} (cilium.io/{version}) created with block {} selecting {}; deleted by name when the suite ends, unless its namespace {} is kept",
                         env.lb_ipam_block,
                         labels
                             .iter()
@@ -726,10 +882,6 @@ impl SuiteImpl for LbIpam {
                         labels,
                     });
                 }
-                Err(kube::Error::Api(s)) if s.code == 404 => {
-                    log.note(format!("{POOL_PLURAL}.cilium.io/{version} is not served"));
-                    last_err = Some(format!("{} ({} {})", s.message, s.code, s.reason));
-                }
                 Err(e) => {
                     return Err(KitError::api(format!(
                         "create pool {name} (cilium.io/{version})"
@@ -744,5 +896,41 @@ impl SuiteImpl for LbIpam {
                 last_err.unwrap_or_default()
             ),
         })
+    }
+
+    /// Deletes the suite's pool by name: the namespace's garbage collection would remove it only
+    /// after the namespace finished terminating, and the next run's pool on the same block would
+    /// conflict with it until then. A kept namespace keeps its pool, and the cleanup says so.
+    async fn teardown(
+        env: &Env,
+        f: &LbFixture,
+        keep: bool,
+        log: &CheckCtx<'_>,
+    ) -> Result<Vec<String>, KitError> {
+        if keep {
+            log.note(format!(
+                "teardown: pool {} (block {}) kept with namespace {}",
+                f.pool, f.block, f.namespace
+            ));
+            return Ok(vec![format!(
+                "the cluster-scoped {POOL_KIND} {} (block {}) is kept with it; delete it (`kubectl delete {POOL_PLURAL}.cilium.io {}`) before the next run on an overlapping block, whose setup stops on the overlap",
+                f.pool, f.block, f.pool
+            )]);
+        }
+        let api =
+            Api::<DynamicObject>::all_with(env.client.clone(), &pool_resource(&f.api_version));
+        match api.delete(&f.pool, &DeleteParams::default()).await {
+            Ok(_) => log.note(format!("teardown: pool {} deleted", f.pool)),
+            Err(kube::Error::Api(s)) if s.code == 404 => {
+                log.note(format!("teardown: pool {} was already gone", f.pool));
+            }
+            Err(e) => {
+                return Err(KitError::api(format!(
+                    "delete pool {} (cilium.io/{})",
+                    f.pool, f.api_version
+                ))(e));
+            }
+        }
+        Ok(Vec::new())
     }
 }

@@ -142,6 +142,19 @@ pub(crate) trait SuiteImpl {
         wanted: &[&'static str],
         log: &CheckCtx<'_>,
     ) -> impl Future<Output = Result<Self::Fixture, KitError>> + Send;
+
+    /// Removes what setup made outside the suite's namespaces (cluster-scoped objects that
+    /// deleting the namespaces would leave behind, or remove only later), after the checks and
+    /// before the namespaces go. With `keep` the namespaces stay, and so should these objects;
+    /// the returned sentences name what was kept, for [`Cleanup::Kept`].
+    fn teardown(
+        _env: &Env,
+        _fixture: &Self::Fixture,
+        _keep: bool,
+        _log: &CheckCtx<'_>,
+    ) -> impl Future<Output = Result<Vec<String>, KitError>> + Send {
+        async { Ok(Vec::new()) }
+    }
 }
 
 /// The names of the checks a suite implements (observe + judge), for coverage tests and plans.
@@ -318,15 +331,17 @@ async fn run_impl<S: SuiteImpl>(
         }
     };
     run.setup_duration = started.elapsed();
-    run.setup = setup_log.into_transcript();
 
-    let results = match fixture {
-        Err(e) => all_error(
-            KitError::Setup {
-                suite: S::SUITE.to_string(),
-                cause: e.to_string(),
-            }
-            .to_string(),
+    let (results, fixture) = match fixture {
+        Err(e) => (
+            all_error(
+                KitError::Setup {
+                    suite: S::SUITE.to_string(),
+                    cause: e.to_string(),
+                }
+                .to_string(),
+            ),
+            None,
         ),
         Ok(fixture) => {
             let impls = S::checks();
@@ -340,24 +355,38 @@ async fn run_impl<S: SuiteImpl>(
                 };
                 out.push(run_check::<S>(&env, check.as_ref(), &fixture, name).await);
             }
-            out
+            (out, Some(fixture))
         }
     };
 
     let bad = results.iter().any(|r| r.outcome.is_bad());
+    let keep = !namespaces.is_empty() && opts.keep.keeps(bad);
+    let mut errors = Vec::new();
+    let mut kept_too = Vec::new();
+    if let Some(fixture) = &fixture {
+        match S::teardown(&env, fixture, keep, &setup_log).await {
+            Ok(kept) => kept_too = kept,
+            Err(e) => {
+                setup_log.note(format!("teardown: {e}"));
+                errors.push(e.to_string());
+            }
+        }
+    }
+    run.setup = setup_log.into_transcript();
     run.cleanup = if namespaces.is_empty() {
         Cleanup::NothingCreated
-    } else if opts.keep.keeps(bad) {
-        Cleanup::Kept {
-            why: if bad {
-                "kept because a check failed (keep on failure)".into()
-            } else {
-                "kept on request".into()
-            },
-            namespaces,
+    } else if keep {
+        let mut why: String = if bad {
+            "kept because a check failed (keep on failure)".into()
+        } else {
+            "kept on request".into()
+        };
+        for k in kept_too.iter().chain(&errors) {
+            why.push_str("; ");
+            why.push_str(k);
         }
+        Cleanup::Kept { why, namespaces }
     } else {
-        let mut errors = Vec::new();
         for ns in &namespaces {
             if let Err(e) = namespace::delete(client, ns).await {
                 errors.push(e.to_string());

@@ -8,13 +8,14 @@ use common::{Cluster, Reply, Seen, cluster, ctx, fast_options, fixture_json, sta
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use suites::kit::KeepNamespaces;
 use suites::kit::{Executor, Verdict};
 use suites::lb_ipam::{
     Allocation, Exhaustion, PoolState, SvcState, block_size, in_block, judge_allocation,
-    judge_exhaustion, judge_pool, judge_sharing, parse_block, pool_conditions, pool_object,
-    requested_ip, selects,
+    judge_exhaustion, judge_pool, judge_sharing, overlapping_blocks, parse_block, pool_allocates,
+    pool_conditions, pool_object, requested_ip, selects,
 };
-use suites::{CheckFilter, CheckOutcome, NOT_IMPLEMENTED, SuiteName, run_suite_with};
+use suites::{CheckFilter, CheckOutcome, Cleanup, NOT_IMPLEMENTED, SuiteName, run_suite_with};
 
 const NS: &str = "harness-lb-ipam-r1";
 const BLOCK: &str = "172.31.250.0/29";
@@ -88,10 +89,9 @@ fn allocations_are_judged_on_the_condition_and_the_ingress() {
         requested: None,
         service: ok.clone(),
     };
-    assert!(
-        judge_allocation(&elsewhere)
-            .message()
-            .contains("outside the test pool 10.9.0.0/29")
+    assert_eq!(
+        fail(judge_allocation(&elsewhere)),
+        "lb-basic got 172.31.250.0, outside the test pool 10.9.0.0/29: another pool selects the suite's Services; give every other pool a serviceSelector that excludes io.harness.suite=lb-ipam"
     );
     let m = fail(judge_allocation(&Allocation {
         block: BLOCK.into(),
@@ -135,13 +135,21 @@ fn sharing_needs_one_address_for_both() {
     assert!(fail(judge_sharing(&vec![a])).contains("expected two Services, observed 1"));
 }
 
+/// A satisfied filler holding `ip`.
+fn filler(i: usize, ip: &str) -> SvcState {
+    let mut s = svc("service-lb-satisfied.json");
+    s.name = format!("lb-fill-{i}");
+    s.ingress = vec![ip.into()];
+    s
+}
+
 #[test]
 fn exhaustion_passes_only_on_out_of_ips_after_the_free_addresses() {
-    let ok = svc("service-lb-satisfied.json");
+    let (a, b) = (filler(0, "172.31.250.3"), filler(1, "172.31.250.4"));
     let refused = svc("service-lb-out-of-ips.json");
     let e = Exhaustion {
         pools: vec![("harness-lb-ipam-r1".into(), 2)],
-        services: vec![ok.clone(), ok.clone(), refused.clone()],
+        services: vec![a.clone(), b.clone(), refused.clone()],
     };
     let v = judge_exhaustion(&e);
     assert!(v.is_pass(), "{}", v.message());
@@ -149,7 +157,7 @@ fn exhaustion_passes_only_on_out_of_ips_after_the_free_addresses() {
 
     let e = Exhaustion {
         pools: vec![("harness-lb-ipam-r1".into(), 2)],
-        services: vec![ok.clone(), ok.clone(), ok.clone()],
+        services: vec![a.clone(), b.clone(), filler(2, "172.31.250.5")],
     };
     assert!(fail(judge_exhaustion(&e)).starts_with("3 Services all got addresses although the pools (harness-lb-ipam-r1 (2 free)) reported 2 free"));
 
@@ -157,13 +165,13 @@ fn exhaustion_passes_only_on_out_of_ips_after_the_free_addresses() {
     no_pool.conditions[0].reason = "no_pool".into();
     let e = Exhaustion {
         pools: vec![("p".into(), 1)],
-        services: vec![ok.clone(), no_pool],
+        services: vec![a.clone(), no_pool],
     };
     assert!(fail(judge_exhaustion(&e)).contains("refused for the wrong reason"));
 
     let e = Exhaustion {
         pools: vec![("p".into(), 2)],
-        services: vec![refused.clone(), ok, refused],
+        services: vec![refused.clone(), a.clone(), refused.clone()],
     };
     assert!(
         fail(judge_exhaustion(&e))
@@ -175,6 +183,87 @@ fn exhaustion_passes_only_on_out_of_ips_after_the_free_addresses() {
             services: vec![]
         }))
         .contains("nothing was proved")
+    );
+}
+
+#[test]
+fn exhaustion_needs_exactly_the_free_count_of_distinct_addresses() {
+    let refused = svc("service-lb-out-of-ips.json");
+    let (a, b) = (filler(0, "172.31.250.3"), filler(1, "172.31.250.4"));
+    // Refused early: fewer Services got addresses than the pools reported free.
+    let early = Exhaustion {
+        pools: vec![("p".into(), 3)],
+        services: vec![a.clone(), b.clone(), refused.clone()],
+    };
+    assert_eq!(
+        fail(judge_exhaustion(&early)),
+        "lb-fill-8 was refused (out_of_ips) after 2 Services got addresses, but the pools (p (3 free)) reported 3 free: IPsAvailable does not match what LB IPAM hands out"
+    );
+    // More got addresses than were free.
+    let late = Exhaustion {
+        pools: vec![("p".into(), 1)],
+        services: vec![a.clone(), b.clone(), refused.clone()],
+    };
+    assert!(
+        fail(judge_exhaustion(&late))
+            .contains("after 2 Services got addresses, but the pools (p (1 free)) reported 1 free")
+    );
+    // Satisfied, the right number, but one address twice.
+    let twice = Exhaustion {
+        pools: vec![("p".into(), 2)],
+        services: vec![a, filler(1, "172.31.250.3"), refused],
+    };
+    assert_eq!(
+        fail(judge_exhaustion(&twice)),
+        "lb-fill-0 and lb-fill-1 both got 172.31.250.3 without a sharing key: LB IPAM handed one address out twice"
+    );
+}
+
+#[test]
+fn pools_in_conflict_or_disabled_allocate_nothing() {
+    let ready = fixture_json("ciliumloadbalancerippool-ready.json");
+    assert!(pool_allocates(&ready));
+    assert!(!pool_allocates(&fixture_json(
+        "ciliumloadbalancerippool-conflict.json"
+    )));
+    let mut disabled = ready;
+    disabled["spec"]["disabled"] = json!(true);
+    assert!(!pool_allocates(&disabled));
+}
+
+#[test]
+fn overlapping_blocks_are_found_in_cidrs_and_ranges() {
+    let pool = |blocks: Value| json!({"spec": {"blocks": blocks}});
+    assert_eq!(
+        overlapping_blocks(
+            &pool(json!([{"cidr": "10.5.0.240/28"}, {"cidr": "172.31.250.0/24"}])),
+            BLOCK
+        ),
+        ["172.31.250.0/24"]
+    );
+    assert!(overlapping_blocks(&pool(json!([{"cidr": "172.31.250.8/29"}])), BLOCK).is_empty());
+    assert_eq!(
+        overlapping_blocks(
+            &pool(json!([{"start": "172.31.249.250", "stop": "172.31.250.0"}])),
+            BLOCK
+        ),
+        ["172.31.249.250-172.31.250.0"]
+    );
+    assert!(
+        overlapping_blocks(
+            &pool(json!([{"start": "172.31.250.8", "stop": "172.31.250.9"}])),
+            BLOCK
+        )
+        .is_empty()
+    );
+    assert!(overlapping_blocks(&pool(json!([{"cidr": "fd00::/120"}])), BLOCK).is_empty());
+    // v2alpha1's deprecated spec.cidrs, and a /12 that contains the block.
+    assert_eq!(
+        overlapping_blocks(
+            &json!({"spec": {"cidrs": [{"cidr": "172.16.0.0/12"}]}}),
+            BLOCK
+        ),
+        ["172.16.0.0/12"]
     );
 }
 
@@ -208,6 +297,23 @@ fn selectors_decide_which_pools_can_serve_the_test_services() {
         &json!({"spec": {"blocks": [{"cidr": "10.5.0.240/28"}]}}),
         &run_labels()
     ));
+    // The harness's own pool excludes the suite's Services with an expression.
+    let not_lb_ipam = json!({"spec": {"serviceSelector": {"matchExpressions": [
+        {"key": "io.harness.suite", "operator": "NotIn", "values": ["lb-ipam"]}]}}});
+    assert!(!selects(&not_lb_ipam, &run_labels()));
+    assert!(selects(&not_lb_ipam, &BTreeMap::new()));
+    let expr = |op: &str, values: Value| {
+        json!({"spec": {"serviceSelector": {"matchExpressions": [
+        {"key": "io.harness.suite", "operator": op, "values": values}]}}})
+    };
+    assert!(selects(
+        &expr("In", json!(["dns", "lb-ipam"])),
+        &run_labels()
+    ));
+    assert!(!selects(&expr("In", json!(["dns"])), &run_labels()));
+    assert!(selects(&expr("Exists", json!([])), &run_labels()));
+    assert!(!selects(&expr("DoesNotExist", json!([])), &run_labels()));
+    assert!(!selects(&expr("In", json!(["lb-ipam"])), &BTreeMap::new()));
 }
 
 fn validator(file: &str) -> jsonschema::Validator {
@@ -247,27 +353,54 @@ fn the_pool_object_is_valid_for_the_crd_schemas() {
     }
 }
 
-/// A fake LB IPAM: one pool of 8 addresses, requested IPs, sharing keys, out_of_ips.
+/// A fake LB IPAM: the one pool the suite sent (its size from the block it asked for), requested
+/// IPs, sharing keys, out_of_ips; `others` are listed but allocate nothing.
 #[derive(Default)]
 struct Ipam {
     pool: Option<Value>,
     /// ip -> (sharing key, services)
     used: BTreeMap<String, (Option<String>, Vec<String>)>,
     pool_version_served: Vec<&'static str>,
+    others: Vec<Value>,
+    /// Services of these names get no status, as if the operator never answered them.
+    ignored: Vec<&'static str>,
 }
 
 impl Ipam {
+    /// Every address of the block of the pool the suite sent, in order.
+    fn addresses(&self) -> Vec<String> {
+        let Some(pool) = &self.pool else {
+            return Vec::new();
+        };
+        let (net, len) = parse_block(pool["spec"]["blocks"][0]["cidr"].as_str().unwrap()).unwrap();
+        (0..block_size(len) as u32)
+            .map(|i| std::net::Ipv4Addr::from(u32::from(net) + i).to_string())
+            .collect()
+    }
+
     fn pool_with_status(&self) -> Value {
         let mut p = self.pool.clone().unwrap();
+        let total = self.addresses().len();
         let used = self.used.len();
         let c = |t: &str, m: String| json!({"type": t, "status": "Unknown", "reason": "noreason", "message": m});
         p["status"] = json!({"conditions": [
-            c("cilium.io/IPsTotal", "8".into()),
-            c("cilium.io/IPsAvailable", (8 - used).to_string()),
+            c("cilium.io/IPsTotal", total.to_string()),
+            c("cilium.io/IPsAvailable", (total - used).to_string()),
             c("cilium.io/IPsUsed", used.to_string()),
             {"type": "cilium.io/PoolConflict", "status": "False", "reason": "resolved", "message": ""},
         ]});
         p
+    }
+
+    fn list(&self) -> Value {
+        let items: Vec<Value> = self
+            .others
+            .iter()
+            .cloned()
+            .chain(self.pool.is_some().then(|| self.pool_with_status()))
+            .collect();
+        json!({"apiVersion": "cilium.io/v2", "kind": "CiliumLoadBalancerIPPoolList",
+               "metadata": {"resourceVersion": "11"}, "items": items})
     }
 
     fn allocate(&mut self, svc: &mut Value) {
@@ -284,8 +417,8 @@ impl Ipam {
                 .map(|(ip, _)| ip.clone())
         });
         let ip = shared.or(wanted).or_else(|| {
-            (0..8)
-                .map(|i| format!("172.31.250.{i}"))
+            self.addresses()
+                .into_iter()
                 .find(|ip| !self.used.contains_key(ip))
         });
         let cond = match ip {
@@ -340,18 +473,43 @@ fn lb_cluster(ipam: Arc<std::sync::Mutex<Ipam>>) -> (kube::Client, common::Log) 
                     ipam.pool = Some(s.body.clone());
                     Some(Reply::Json(201, s.body.clone()))
                 }
-                ("GET", ["apis", "cilium.io", _, "ciliumloadbalancerippools"]) if !s.is_watch() => {
-                    Some(Reply::Json(
-                        200,
-                        json!({"apiVersion": "cilium.io/v2", "kind": "CiliumLoadBalancerIPPoolList",
-                    "metadata": {"resourceVersion": "11"}, "items": [ipam.pool_with_status()]}),
-                    ))
+                ("GET", ["apis", "cilium.io", version, "ciliumloadbalancerippools"])
+                    if !s.is_watch() =>
+                {
+                    if !ipam.pool_version_served.contains(version) {
+                        return Some(Reply::Json(
+                            404,
+                            status(
+                                404,
+                                "NotFound",
+                                "the server could not find the requested resource",
+                            ),
+                        ));
+                    }
+                    Some(Reply::Json(200, ipam.list()))
+                }
+                ("DELETE", ["apis", "cilium.io", _, "ciliumloadbalancerippools", name]) => {
+                    match ipam.pool.take() {
+                        Some(p) if p["metadata"]["name"] == *name => Some(Reply::Json(200, p)),
+                        other => {
+                            ipam.pool = other;
+                            Some(Reply::Json(
+                                404,
+                                status(404, "NotFound", "ciliumloadbalancerippools not found"),
+                            ))
+                        }
+                    }
                 }
                 ("POST", ["api", "v1", "namespaces", ns, "services"]) => {
                     let mut svc = s.body.clone();
                     svc["metadata"]["namespace"] = json!(ns);
                     svc["metadata"]["resourceVersion"] = json!("3");
-                    ipam.allocate(&mut svc);
+                    if !ipam
+                        .ignored
+                        .contains(&svc["metadata"]["name"].as_str().unwrap())
+                    {
+                        ipam.allocate(&mut svc);
+                    }
                     let name = svc["metadata"]["name"].as_str().unwrap().to_string();
                     state
                         .objects
@@ -469,9 +627,11 @@ async fn the_suite_creates_its_pool_and_services_and_passes() {
     );
     for s in &services {
         assert_eq!(s.body["spec"]["type"], "LoadBalancer");
+        // What other pools must not select for service-gets-ip to mean something.
         assert_eq!(
-            s.body["metadata"]["labels"]["io.harness.run-id"], "r1",
-            "the pool selects on it"
+            s.body["metadata"]["labels"],
+            json!(run_labels()),
+            "the pool selects on them"
         );
         assert!(s.body["spec"]["selector"].is_null());
     }
@@ -496,17 +656,244 @@ async fn the_suite_creates_its_pool_and_services_and_passes() {
         .filter(|s| s.method == "DELETE")
         .map(|s| s.path.as_str())
         .collect();
-    assert_eq!(deleted.len(), 7, "{deleted:?}");
+    assert_eq!(deleted.len(), 8, "{deleted:?}");
     assert!(
         deleted[..6]
             .iter()
             .all(|p| p.contains("/services/lb-fill-"))
     );
-    assert_eq!(deleted[6], format!("/api/v1/namespaces/{NS}"));
+    // The cluster-scoped pool goes by name, before the namespace.
     assert_eq!(
-        ipam.lock().unwrap().used.len(),
-        3,
-        "the fillers gave their addresses back"
+        deleted[6],
+        format!("/apis/cilium.io/v2/ciliumloadbalancerippools/{NS}")
+    );
+    assert_eq!(deleted[7], format!("/api/v1/namespaces/{NS}"));
+    assert_eq!(
+        run.cleanup,
+        Cleanup::Deleted {
+            namespaces: vec![NS.into()]
+        }
+    );
+    assert!(
+        run.setup
+            .render()
+            .contains(&format!("teardown: pool {NS} deleted"))
+    );
+    let ipam = ipam.lock().unwrap();
+    assert!(ipam.pool.is_none(), "the pool is gone");
+    assert_eq!(ipam.used.len(), 3, "the fillers gave their addresses back");
+}
+
+async fn run_lb(
+    ipam: Ipam,
+    checks: &[&str],
+    opts: suites::RunOptions,
+) -> (suites::SuiteRun, Arc<std::sync::Mutex<Ipam>>, common::Log) {
+    let ipam = Arc::new(std::sync::Mutex::new(ipam));
+    let (client, log) = lb_cluster(ipam.clone());
+    let only: Vec<String> = checks.iter().map(|c| format!("lb-ipam::{c}")).collect();
+    let run = run_suite_with(
+        &client,
+        no_exec(),
+        SuiteName::LbIpam,
+        &ctx(1, None),
+        &CheckFilter::new(&[], &only).unwrap(),
+        &opts,
+    )
+    .await;
+    (run, ipam, log)
+}
+
+fn served() -> Ipam {
+    Ipam {
+        pool_version_served: vec!["v2"],
+        ..Ipam::default()
+    }
+}
+
+fn pool_deletes(log: &common::Log) -> Vec<String> {
+    log.lock()
+        .unwrap()
+        .iter()
+        .filter(|s| s.method == "DELETE" && s.path.contains("ciliumloadbalancerippools"))
+        .map(|s| s.path.clone())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_kept_namespace_keeps_the_pool_and_the_cleanup_says_so() {
+    let mut opts = fast_options("r1");
+    opts.keep = KeepNamespaces::Always;
+    let (run, ipam, log) = run_lb(served(), &["pool-ready"], opts).await;
+    assert!(
+        matches!(run.checks[0].outcome, CheckOutcome::Passed { .. }),
+        "{:?}",
+        run.checks[0].outcome
+    );
+    assert!(pool_deletes(&log).is_empty());
+    assert!(ipam.lock().unwrap().pool.is_some());
+    let Cleanup::Kept { why, namespaces } = &run.cleanup else {
+        panic!("{:?}", run.cleanup)
+    };
+    assert_eq!(namespaces, &[NS.to_string()]);
+    assert_eq!(
+        why,
+        &format!(
+            "kept on request; the cluster-scoped CiliumLoadBalancerIPPool {NS} (block {BLOCK}) is kept with it; delete it (`kubectl delete ciliumloadbalancerippools.cilium.io {NS}`) before the next run on an overlapping block, whose setup stops on the overlap"
+        )
+    );
+    assert!(
+        run.setup
+            .render()
+            .contains(&format!("teardown: pool {NS} (block {BLOCK}) kept"))
+    );
+}
+
+#[tokio::test]
+async fn an_existing_overlapping_pool_stops_setup_with_an_error_naming_it() {
+    let mut ipam = served();
+    let mut old = fixture_json("ciliumloadbalancerippool-ready.json");
+    old["metadata"]["name"] = json!("harness-lb-ipam-old");
+    old["spec"]["blocks"] = json!([{"cidr": "10.5.0.240/28"}, {"cidr": "172.31.250.0/28"}]);
+    ipam.others.push(old);
+    let (run, ipam, log) =
+        run_lb(ipam, &["pool-ready", "service-gets-ip"], fast_options("r1")).await;
+    for c in &run.checks {
+        let CheckOutcome::Error { message } = &c.outcome else {
+            panic!("{}: {:?}", c.check, c.outcome)
+        };
+        assert_eq!(
+            message,
+            &format!(
+                "setup of the lb-ipam suite failed, so this check could not run: a free block for the suite's pool {NS} is missing: {BLOCK} overlaps the existing CiliumLoadBalancerIPPool harness-lb-ipam-old (172.31.250.0/28), so Cilium would report a PoolConflict; delete a pool left over by an earlier run (`kubectl delete ciliumloadbalancerippools.cilium.io <name>`) or choose another RunOptions::lb_ipam_block"
+            )
+        );
+    }
+    assert!(ipam.lock().unwrap().pool.is_none(), "no pool was created");
+    assert!(
+        !log.lock()
+            .unwrap()
+            .iter()
+            .any(|s| s.method == "POST" && s.path.contains("ciliumloadbalancerippools"))
+    );
+    assert!(pool_deletes(&log).is_empty(), "the other pool is not ours");
+    assert_eq!(
+        run.cleanup,
+        Cleanup::Deleted {
+            namespaces: vec![NS.into()]
+        }
+    );
+}
+
+#[tokio::test]
+async fn fillers_and_the_pool_are_deleted_when_exhaustion_errors() {
+    let ipam = Ipam {
+        ignored: vec!["lb-fill-2"],
+        ..served()
+    };
+    let (run, ipam, log) = run_lb(ipam, &["pool-exhausted-pending"], fast_options("r1")).await;
+    let CheckOutcome::Error { message } = &run.checks[0].outcome else {
+        panic!("{:?}", run.checks[0].outcome)
+    };
+    assert!(
+        message.starts_with(&format!(
+            "timed out after 0.50s waiting for LB IPAM to answer service {NS}/lb-fill-2"
+        )),
+        "{message}"
+    );
+    let deleted: Vec<String> = log
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|s| s.method == "DELETE")
+        .map(|s| s.path.clone())
+        .collect();
+    assert_eq!(
+        deleted,
+        [
+            format!("/api/v1/namespaces/{NS}/services/lb-fill-0"),
+            format!("/api/v1/namespaces/{NS}/services/lb-fill-1"),
+            format!("/api/v1/namespaces/{NS}/services/lb-fill-2"),
+            format!("/apis/cilium.io/v2/ciliumloadbalancerippools/{NS}"),
+            format!("/api/v1/namespaces/{NS}"),
+        ]
+    );
+    let ipam = ipam.lock().unwrap();
+    assert!(ipam.used.is_empty(), "{:?}", ipam.used);
+    assert!(ipam.pool.is_none());
+}
+
+#[tokio::test]
+async fn the_pool_size_follows_the_block_the_suite_asked_for() {
+    let mut opts = fast_options("r1");
+    opts.lb_ipam_block = "172.31.250.8/30".into();
+    let (run, _ipam, log) = run_lb(served(), &[], opts).await;
+    let evidence: Vec<String> = run.checks[..5]
+        .iter()
+        .map(|c| match &c.outcome {
+            CheckOutcome::Passed { evidence } => evidence.clone(),
+            o => panic!("{}: {o:?}", c.check),
+        })
+        .collect();
+    assert_eq!(
+        evidence[0],
+        format!("pool {NS} (172.31.250.8/30): 4 total, 4 available, 0 used, no conflict")
+    );
+    assert_eq!(
+        evidence[2],
+        "lb-requested got the requested 172.31.250.11 (lbipam.cilium.io/ips)"
+    );
+    // basic, requested and the shared pair hold 3 of 4; one filler takes the last.
+    assert!(
+        evidence[4].starts_with(&format!(
+            "after 1 Services took the 1 free addresses of {NS} (1 free), lb-fill-1 stays pending"
+        )),
+        "{}",
+        evidence[4]
+    );
+    let seen = log.lock().unwrap();
+    let pool = seen
+        .iter()
+        .find(|s| s.is("POST", "/apis/cilium.io/v2/ciliumloadbalancerippools"))
+        .unwrap();
+    assert_eq!(
+        pool.body["spec"]["blocks"],
+        json!([{"cidr": "172.31.250.8/30"}])
+    );
+}
+
+#[tokio::test]
+async fn pools_that_cannot_allocate_or_exclude_the_suite_are_not_counted() {
+    let mut ipam = served();
+    let mut conflict = fixture_json("ciliumloadbalancerippool-conflict.json");
+    conflict["metadata"]["name"] = json!("conflicting");
+    conflict["spec"] = json!({"blocks": [{"cidr": "10.5.0.0/24"}]});
+    let mut disabled = fixture_json("ciliumloadbalancerippool-ready.json");
+    disabled["metadata"]["name"] = json!("disabled");
+    disabled["spec"] = json!({"blocks": [{"cidr": "10.5.1.0/24"}], "disabled": true});
+    let mut harness = fixture_json("ciliumloadbalancerippool-ready.json");
+    harness["metadata"]["name"] = json!("harness-docker-subnet");
+    harness["spec"] = json!({"blocks": [{"cidr": "10.5.0.240/28"}], "serviceSelector": {"matchExpressions": [
+        {"key": "io.harness.suite", "operator": "NotIn", "values": ["lb-ipam"]}]}});
+    ipam.others = vec![conflict, disabled, harness];
+    let (run, _ipam, _log) = run_lb(ipam, &["pool-exhausted-pending"], fast_options("r1")).await;
+    let CheckOutcome::Passed { evidence } = &run.checks[0].outcome else {
+        panic!("{:?}", run.checks[0].outcome)
+    };
+    assert!(
+        evidence.starts_with(&format!(
+            "after 8 Services took the 8 free addresses of {NS} (8 free), lb-fill-8 stays pending"
+        )),
+        "{evidence}"
+    );
+    let notes = run.checks[0].transcript.render();
+    assert!(
+        notes.contains("pool conflicting selects the test Services but is disabled or in conflict"),
+        "{notes}"
+    );
+    assert!(
+        notes.contains("pool disabled selects the test Services but is disabled or in conflict"),
+        "{notes}"
     );
 }
 
@@ -567,6 +954,11 @@ async fn a_silent_operator_times_out_naming_the_service_and_its_conditions() {
                 ("POST", ["apis", "cilium.io", "v2", "ciliumloadbalancerippools"]) => {
                     ipam.pool = Some(s.body.clone());
                     Some(Reply::Json(201, s.body.clone()))
+                }
+                ("GET", ["apis", "cilium.io", "v2", "ciliumloadbalancerippools"])
+                    if !s.is_watch() =>
+                {
+                    Some(Reply::Json(200, ipam.list()))
                 }
                 _ => None,
             }
