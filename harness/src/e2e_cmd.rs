@@ -33,6 +33,7 @@ pub struct E2eArgs {
     /// The talosctl to use; its minor version must match each cell's Talos.
     #[arg(long)]
     pub talosctl: Option<PathBuf>,
+    /// The Helm 3 binary.
     #[arg(long, default_value = "helm")]
     pub helm: PathBuf,
     /// Cilium chart: a directory, .tgz or oci:// reference instead of the Cilium Helm repository.
