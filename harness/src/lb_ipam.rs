@@ -6,7 +6,6 @@ use crate::profile::overlay::Overlay;
 use crate::version::CiliumVersion;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
 use serde::Serialize;
-use std::net::Ipv4Addr;
 
 /// The label the lb-ipam suite puts on its Services. The harness pool leaves them alone so the
 /// suite's own pool (allocation, sharing, exhaustion) is the only one that can serve them.
@@ -57,10 +56,10 @@ pub struct L2AnnouncementPolicy {
 /// The harness's pool and policy for a cluster on `subnet`.
 pub fn objects(
     overlay: &Overlay,
-    subnet: (Ipv4Addr, u8),
+    subnet: talos_docker::Ipv4Net,
     cilium: &CiliumVersion,
 ) -> Result<(LoadBalancerIpPool, L2AnnouncementPolicy), InputError> {
-    let (ip, len) = overlay.pool_block(subnet)?;
+    let block = overlay.pool_block(subnet)?;
     let pool = LoadBalancerIpPool {
         api_version: cilium.release()?.lb_pool_api_version.to_string(),
         kind: "CiliumLoadBalancerIPPool",
@@ -69,7 +68,7 @@ pub fn objects(
         },
         spec: PoolSpec {
             blocks: vec![Block {
-                cidr: format!("{ip}/{len}"),
+                cidr: block.to_string(),
             }],
             service_selector: LabelSelector {
                 match_expressions: Some(vec![LabelSelectorRequirement {
@@ -103,7 +102,7 @@ mod tests {
     fn l2_policy_field_is_spelled_as_the_crd_spells_it() {
         let (_, policy) = objects(
             &Overlay::embedded(),
-            (Ipv4Addr::new(10, 5, 0, 0), 24),
+            "10.5.0.0/24".parse().unwrap(),
             &CiliumVersion::parse("1.18.4").unwrap(),
         )
         .unwrap();
@@ -115,7 +114,7 @@ mod tests {
     fn the_harness_pool_leaves_the_lb_ipam_suites_services_alone() {
         let (pool, _) = objects(
             &Overlay::embedded(),
-            (Ipv4Addr::new(10, 5, 0, 0), 24),
+            "10.5.0.0/24".parse().unwrap(),
             &CiliumVersion::parse("1.18.4").unwrap(),
         )
         .unwrap();

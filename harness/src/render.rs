@@ -7,9 +7,12 @@ use crate::profile::overlay::Overlay;
 use serde::Serialize;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
+use talos_docker::Ipv4Net;
 
 /// The docker subnet rendered files assume; a real run picks a free one at provisioning.
-pub const EXAMPLE_SUBNET: (Ipv4Addr, u8) = (Ipv4Addr::new(10, 5, 0, 0), 24);
+pub fn example_subnet() -> Ipv4Net {
+    Ipv4Net::new(Ipv4Addr::new(10, 5, 0, 0), 24).expect("a network address")
+}
 
 fn yaml<T: Serialize>(value: &T) -> String {
     serde_saphyr::to_string(value).expect("plain data always serialises")
@@ -55,13 +58,14 @@ pub fn cell_files(
         (PathBuf::from("gateway-api-crds.yaml"), gateway),
     ];
     if cell.features.l2_announcements {
-        let (pool, policy) = lb_ipam::objects(overlay, EXAMPLE_SUBNET, &cell.cell.cilium)?;
+        let (pool, policy) = lb_ipam::objects(overlay, example_subnet(), &cell.cell.cilium)?;
         files.push((
             PathBuf::from("lb-ipam.yaml"),
             format!(
-                "# Shown for the docker subnet {}/{}; a run places the pool in the subnet it provisions.\n{}---\n{}",
-                EXAMPLE_SUBNET.0,
-                EXAMPLE_SUBNET.1,
+                "# Shown for the docker subnet {}; a run places the pool in the subnet it provisions.
+{}---
+{}",
+                example_subnet(),
                 yaml(&pool),
                 yaml(&policy)
             ),

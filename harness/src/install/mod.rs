@@ -17,7 +17,6 @@ use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
 use kube::{Api, Client};
-use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -93,7 +92,7 @@ pub async fn install(
     workdir: &Path,
     cell: &CellPlan,
     overlay: &Overlay,
-    subnet: (Ipv4Addr, u8),
+    subnet: talos_docker::Ipv4Net,
     nodes: usize,
     opts: &InstallOptions,
 ) -> Result<Vec<Step>, InstallError> {
@@ -191,7 +190,7 @@ async fn apply_lb_objects(
     client: &Client,
     cell: &CellPlan,
     overlay: &Overlay,
-    subnet: (Ipv4Addr, u8),
+    subnet: talos_docker::Ipv4Net,
     timeout: Duration,
 ) -> Result<(), String> {
     let (pool, policy) =

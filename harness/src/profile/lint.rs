@@ -7,6 +7,7 @@ use crate::version::CiliumVersion;
 use serde::Serialize;
 use serde_json::Value;
 use std::net::Ipv4Addr;
+use talos_docker::Ipv4Net;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -82,24 +83,12 @@ const REMOVED_KEYS: &[(&str, (u64, u64), &str)] = &[
 ];
 
 /// The pod CIDR Talos gives a cluster unless its config says otherwise.
-pub const TALOS_POD_CIDR: (Ipv4Addr, u8) = (Ipv4Addr::new(10, 244, 0, 0), 16);
-
-pub fn parse_cidr(s: &str) -> Option<(Ipv4Addr, u8)> {
-    let (ip, len) = s.split_once('/')?;
-    let len: u8 = len.parse().ok().filter(|l| *l <= 32)?;
-    Some((ip.parse().ok()?, len))
+pub fn talos_pod_cidr() -> Ipv4Net {
+    Ipv4Net::new(Ipv4Addr::new(10, 244, 0, 0), 16).expect("a network address")
 }
 
-fn contains(outer: (Ipv4Addr, u8), inner: (Ipv4Addr, u8)) -> bool {
-    if inner.1 < outer.1 {
-        return false;
-    }
-    let mask = if outer.1 == 0 {
-        0
-    } else {
-        u32::MAX << (32 - outer.1)
-    };
-    u32::from(outer.0) & mask == u32::from(inner.0) & mask
+fn covers(outer: &Ipv4Net, inner: &Ipv4Net) -> bool {
+    outer.prefix() <= inner.prefix() && outer.contains(inner.network())
 }
 
 fn is_set(values: &Value, key: &str) -> bool {
@@ -211,23 +200,29 @@ pub fn values(values: &Value, cilium: &CiliumVersion) -> Vec<Finding> {
 
     match text(values, "routingMode").as_deref() {
         None | Some("") | Some("tunnel") => {}
-        Some("native") => match text(values, "ipv4NativeRoutingCIDR").as_deref().and_then(parse_cidr) {
+        Some("native") => match text(values, "ipv4NativeRoutingCIDR").map(|c| c.parse::<Ipv4Net>()) {
             None => out.push(finding(
                 Error,
                 "ipv4NativeRoutingCIDR",
                 "native routing with masquerading (the default) needs the CIDR that is routed without masquerading; the agent refuses to start",
                 "set ipv4NativeRoutingCIDR: 10.244.0.0/16 (the Talos pod CIDR)",
             )),
-            Some(cidr) if !contains(cidr, TALOS_POD_CIDR) => out.push(finding(
+            Some(Err(why)) => out.push(finding(
+                Error,
+                "ipv4NativeRoutingCIDR",
+                format!("is not an IPv4 CIDR: {why}"),
+                "set ipv4NativeRoutingCIDR: 10.244.0.0/16 (the Talos pod CIDR)",
+            )),
+            Some(Ok(cidr)) if !covers(&cidr, &talos_pod_cidr()) => out.push(finding(
                 Error,
                 "ipv4NativeRoutingCIDR",
                 format!(
-                    "{}/{} does not cover the cluster's pod CIDR 10.244.0.0/16, so pod traffic between nodes would be masqueraded",
-                    cidr.0, cidr.1
+                    "{cidr} does not cover the cluster's pod CIDR {}, so pod traffic between nodes would be masqueraded",
+                    talos_pod_cidr()
                 ),
                 "set ipv4NativeRoutingCIDR: 10.244.0.0/16",
             )),
-            Some(_) => {}
+            Some(Ok(_)) => {}
         },
         Some(other) => out.push(finding(
             Error,

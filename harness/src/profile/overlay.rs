@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::net::Ipv4Addr;
 use suites::Features;
+use talos_docker::Ipv4Net;
 
 pub const EMBEDDED: &str = include_str!("../../../profiles/overlays/talos-in-docker.yaml");
 
@@ -71,19 +72,18 @@ impl Overlay {
     }
 
     /// The LB pool block: the last `prefix_length` block of the docker subnet.
-    pub fn pool_block(&self, subnet: (Ipv4Addr, u8)) -> Result<(Ipv4Addr, u8), InputError> {
+    pub fn pool_block(&self, subnet: Ipv4Net) -> Result<Ipv4Net, InputError> {
         let len = self.lb_pool.prefix_length;
-        if len <= subnet.1 || len > 30 {
+        if len <= subnet.prefix() || len > 30 {
             return Err(InputError::Unsupported(format!(
-                "an LB pool of /{len} does not fit in the docker subnet {}/{}",
-                subnet.0, subnet.1
+                "an LB pool of /{len} does not fit in the docker subnet {subnet}"
             )));
         }
-        let host_bits = 32 - subnet.1;
-        let base = u32::from(subnet.0) & (u32::MAX.checked_shl(host_bits.into()).unwrap_or(0));
-        let last = base | (u32::MAX >> subnet.1);
-        let block = last & (u32::MAX << (32 - len));
-        Ok((Ipv4Addr::from(block), len))
+        let last = subnet
+            .nth(u32::try_from(subnet.size() - 1).unwrap_or(u32::MAX))
+            .expect("in range");
+        let block = u32::from(last) & (u32::MAX << (32 - len));
+        Ok(Ipv4Net::new(Ipv4Addr::from(block), len).expect("a block boundary"))
     }
 }
 
@@ -127,9 +127,9 @@ mod tests {
     fn pool_sits_at_the_top_of_the_subnet() {
         let o = Overlay::embedded();
         assert_eq!(
-            o.pool_block((Ipv4Addr::new(10, 5, 3, 0), 24)).unwrap(),
-            (Ipv4Addr::new(10, 5, 3, 240), 28)
+            o.pool_block("10.5.3.0/24".parse().unwrap()).unwrap(),
+            "10.5.3.240/28".parse().unwrap()
         );
-        assert!(o.pool_block((Ipv4Addr::new(10, 5, 3, 0), 29)).is_err());
+        assert!(o.pool_block("10.5.3.0/29".parse().unwrap()).is_err());
     }
 }

@@ -166,7 +166,7 @@ impl Phases for Live<'_> {
             c.cluster.run_dir(),
             cell,
             &self.overlay,
-            (subnet.network(), subnet.prefix()),
+            subnet,
             c.cluster.nodes().len(),
             &self.install,
         )
