@@ -80,6 +80,23 @@ pub fn schedulable(nodes: &[Node]) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
 
+async fn remove_run_namespaces(client: &Client, run_id: &str) {
+    let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    let selector = format!("{}={run_id}", suites::kit::namespace::LABEL_RUN);
+    let lp = kube::api::ListParams::default().labels(&selector);
+    match api.list(&lp).await {
+        Ok(list) => {
+            for ns in list.items {
+                let name = ns.metadata.name.unwrap_or_default();
+                if let Err(e) = suites::kit::namespace::delete(client, &name).await {
+                    eprintln!("error: {e}; remove it with `kubectl delete namespace {name}`");
+                }
+            }
+        }
+        Err(e) => eprintln!("error: cannot list this run's namespaces ({selector}): {e}"),
+    }
+}
+
 fn default_kubeconfig() -> Option<PathBuf> {
     std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".kube/config"))
 }
@@ -125,10 +142,35 @@ pub fn check(args: CheckArgs) -> Result<u8, InputError> {
             cell.id, ctx.nodes
         );
         let start = Instant::now();
+        let mut interrupt = crate::run::signals::install()
+            .map_err(|e| InputError::Unsupported(format!("cannot install signal handlers: {e}")))?;
         let mut suites_run = Vec::new();
+        let mut interrupted = None;
         for s in &cell.suites {
-            let run = suites::run_suite(&client, s.suite, &ctx, &options.filter, &suite_opts).await;
-            suites_run.push(suite_report(&run));
+            let run = suites::run_suite(&client, s.suite, &ctx, &options.filter, &suite_opts);
+            tokio::select! {
+                run = run => suites_run.push(suite_report(&run)),
+                _ = interrupt.changed() => {
+                    interrupted = *interrupt.borrow();
+                    break;
+                }
+            }
+        }
+        if let Some(sig) = interrupted {
+            // The suite stopped mid-way and did not clean up: remove this run's namespaces
+            // (and with them what they own, such as the lb-ipam pool).
+            remove_run_namespaces(&client, &run_id).await;
+            let done: Vec<String> = suites_run.iter().map(|s| s.suite.clone()).collect();
+            for s in cell
+                .suites
+                .iter()
+                .filter(|s| !done.contains(&s.suite.to_string()))
+            {
+                suites_run.push(crate::run::skipped_checks_of(
+                    s,
+                    &format!("not run: interrupted by {sig}"),
+                ));
+            }
         }
         let failed = suites_run
             .iter()
@@ -136,7 +178,7 @@ pub fn check(args: CheckArgs) -> Result<u8, InputError> {
             .any(|c| matches!(c.outcome, Outcome::Failed { .. } | Outcome::Error { .. }));
         let report = RunReport {
             run_id,
-            interrupted: None,
+            interrupted: interrupted.map(String::from),
             cells: vec![CellReport {
                 cell: cell.cell.clone(),
                 seed: cell.profile.seed.clone(),
@@ -157,7 +199,7 @@ pub fn check(args: CheckArgs) -> Result<u8, InputError> {
         };
         junit::write(&report, &args.junit)?;
         eprintln!("report: {}", args.junit.display());
-        Ok(u8::from(failed))
+        Ok(crate::run::exit_status(&report).max(u8::from(failed)))
     })
 }
 

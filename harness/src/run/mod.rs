@@ -54,26 +54,32 @@ pub type Interrupt = watch::Receiver<Option<&'static str>>;
 pub(crate) fn skipped_checks(cell: &CellPlan, reason: &str) -> Vec<SuiteReport> {
     cell.suites
         .iter()
-        .map(|s| SuiteReport {
-            suite: s.suite.to_string(),
-            checks: s
-                .checks
-                .iter()
-                .map(|c| CheckReport {
-                    name: c.name.clone(),
-                    duration: Duration::ZERO,
-                    outcome: Outcome::Skipped {
-                        reason: match &c.applicability {
-                            suites::Applicability::Skipped(why) => why.clone(),
-                            suites::Applicability::Applies => reason.to_string(),
-                        },
-                    },
-                    transcript: String::new(),
-                })
-                .collect(),
-            setup_transcript: String::new(),
-        })
+        .map(|s| skipped_checks_of(s, reason))
         .collect()
+}
+
+/// One planned suite as a report in which nothing ran: inapplicable checks keep their own
+/// reason, the rest get `reason`.
+pub(crate) fn skipped_checks_of(suite: &crate::plan::SuitePlan, reason: &str) -> SuiteReport {
+    SuiteReport {
+        suite: suite.suite.to_string(),
+        checks: suite
+            .checks
+            .iter()
+            .map(|c| CheckReport {
+                name: c.name.clone(),
+                duration: Duration::ZERO,
+                outcome: Outcome::Skipped {
+                    reason: match &c.applicability {
+                        suites::Applicability::Skipped(why) => why.clone(),
+                        suites::Applicability::Applies => reason.to_string(),
+                    },
+                },
+                transcript: String::new(),
+            })
+            .collect(),
+        setup_transcript: String::new(),
+    }
 }
 
 fn failed(outcome: &Outcome) -> bool {

@@ -15,7 +15,7 @@ pub fn install() -> std::io::Result<watch::Receiver<Option<&'static str>>> {
             _ = term.recv() => "SIGTERM",
         };
         let _ = tx.send(Some(sig));
-        eprintln!("{sig}: stopping; destroying what this run made (signal again to exit at once)");
+        eprintln!("{sig}: stopping and removing what this run made (signal again to exit at once)");
         let status = tokio::select! {
             _ = int.recv() => 130,
             _ = term.recv() => 143,
