@@ -418,6 +418,12 @@ mod tests {
         watch::channel(None)
     }
 
+    /// One run of the talos-basic plan with `opts` and no interrupt.
+    async fn run_basic(fake: &Fake, opts: RunOptions) -> (RunReport, Vec<String>) {
+        let (_tx, rx) = no_interrupt();
+        run_plan(fake, &plan_of(&["talos-basic"]), "r1", &opts, rx, |_| {}).await
+    }
+
     fn phase_names(c: &CellReport) -> Vec<(&'static str, bool)> {
         c.phases
             .iter()
@@ -467,16 +473,7 @@ mod tests {
             fail_check: true,
             ..Default::default()
         };
-        let (_tx, rx) = no_interrupt();
-        let (run, notes) = run_plan(
-            &fake,
-            &plan_of(&["talos-basic"]),
-            "r1",
-            &RunOptions::default(),
-            rx,
-            |_| {},
-        )
-        .await;
+        let (run, notes) = run_basic(&fake, RunOptions::default()).await;
         assert_eq!(
             fake.calls()[3..],
             ["collect cluster-talos-basic", "destroy cluster-talos-basic"]
@@ -491,12 +488,13 @@ mod tests {
             fail_install: true,
             ..Default::default()
         };
-        let (_tx, rx) = no_interrupt();
-        let opts = RunOptions {
-            keep_on_failure: true,
-        };
-        let (run, notes) =
-            run_plan(&fake, &plan_of(&["talos-basic"]), "r1", &opts, rx, |_| {}).await;
+        let (run, notes) = run_basic(
+            &fake,
+            RunOptions {
+                keep_on_failure: true,
+            },
+        )
+        .await;
         assert!(!fake.calls().iter().any(|c| c.starts_with("destroy")));
         assert!(
             notes
@@ -519,16 +517,7 @@ mod tests {
             fail_provision: true,
             ..Default::default()
         };
-        let (_tx, rx) = no_interrupt();
-        let (run, _) = run_plan(
-            &fake,
-            &plan_of(&["talos-basic"]),
-            "r1",
-            &RunOptions::default(),
-            rx,
-            |_| {},
-        )
-        .await;
+        let (run, _) = run_basic(&fake, RunOptions::default()).await;
         assert_eq!(fake.calls(), ["provision talos-basic"]);
         assert_eq!(phase_names(&run.cells[0]), [("provision", false)]);
         assert_eq!(exit_status(&run), 1);
