@@ -317,6 +317,22 @@ pub fn judge_external(l: &Lookup) -> Verdict {
     }
 }
 
+/// The resolver configuration a pod actually got.
+async fn resolv_conf(ctx: &CheckCtx<'_>, pod: &PodInfo) -> Result<ResolvConf, KitError> {
+    let out = ctx
+        .run(&Probe {
+            label: ctx.label(
+                "read-resolv-conf",
+                pod.source(),
+                Peer::new("/etc/resolv.conf", None),
+            ),
+            pod: pod.pod_ref(),
+            argv: vec!["cat".into(), "/etc/resolv.conf".into()],
+        })
+        .await?;
+    Ok(ResolvConf::parse(&out.stdout))
+}
+
 async fn lookup(
     ctx: &CheckCtx<'_>,
     from: &PodInfo,
@@ -528,18 +544,7 @@ async fn dns_policy_none(f: &DnsFixture, ctx: &CheckCtx<'_>) -> Result<PolicyNon
         &wait::pod_ready(api, CUSTOM, env.timeouts.pod_ready).await?,
         "dns",
     )?;
-    let out = ctx
-        .run(&Probe {
-            label: ctx.label(
-                "read-resolv-conf",
-                custom.source(),
-                Peer::new("/etc/resolv.conf", None),
-            ),
-            pod: custom.pod_ref(),
-            argv: vec!["cat".into(), "/etc/resolv.conf".into()],
-        })
-        .await?;
-    let actual = ResolvConf::parse(&out.stdout);
+    let actual = resolv_conf(ctx, &custom).await?;
     // A bare Service name resolves only if the custom search list is in force.
     let lookup = lookup(
         ctx,
@@ -745,25 +750,14 @@ impl SuiteImpl for Dns {
                     hint: "every cluster has it; the API server's Service is broken".into(),
                 })?;
         let client = ready[0].clone();
-        let out = log
-            .run(&Probe {
-                label: log.label(
-                    "read-resolv-conf",
-                    client.source(),
-                    Peer::new("/etc/resolv.conf", None),
-                ),
-                pod: client.pod_ref(),
-                argv: vec!["cat".into(), "/etc/resolv.conf".into()],
-            })
-            .await?;
-        let rc = ResolvConf::parse(&out.stdout);
+        let rc = resolv_conf(log, &client).await?;
         let cluster_dns = rc
             .nameservers
             .first()
             .cloned()
             .ok_or_else(|| KitError::Missing {
                 what: format!("a nameserver in {}'s /etc/resolv.conf", client.name),
-                hint: format!("the file read: {:?}", out.stdout),
+                hint: format!("it parsed as {rc:?}; the transcript holds the file as read"),
             })?;
         log.note(format!(
             "cluster DNS {cluster_dns}; kubernetes Service {kubernetes_ip}; {SVC} {}; ready backends {}; not-ready backend {}",
