@@ -27,7 +27,11 @@ pub const MODELLED: &[(&str, &str, &str)] = &[
         "cmd/talosctl/cmd/mgmt/gen/config.go",
         "genConfigCmd",
     ),
-    ("talosctl config", "cmd/talosctl/cmd/talos/config.go", "configCmd"),
+    (
+        "talosctl config",
+        "cmd/talosctl/cmd/talos/config.go",
+        "configCmd",
+    ),
     (
         "talosctl config endpoint",
         "cmd/talosctl/cmd/talos/config.go",
@@ -56,13 +60,7 @@ pub const MODELLED: &[(&str, &str, &str)] = &[
 ];
 
 /// The tag read for each supported minor: the newest one in the mirror the tables were made from.
-pub const TAGS: &[&str] = &[
-    "v1.10.9",
-    "v1.11.6",
-    "v1.12.11",
-    "v1.13.9",
-    "v1.14.0-rc.1",
-];
+pub const TAGS: &[&str] = &["v1.10.9", "v1.11.6", "v1.12.11", "v1.13.9", "v1.14.0-rc.1"];
 
 struct Repo<'a> {
     git_dir: &'a Path,
@@ -132,7 +130,9 @@ pub fn grammar_at(git_dir: &Path, tag: &str) -> Result<Grammar, String> {
             path: path.to_string(),
             source: file.to_string(),
             aliases: aliases(&literal),
-            runnable: Regex::new(r"(?m)^\s*(RunE|Run):").unwrap().is_match(&literal),
+            runnable: Regex::new(r"(?m)^\s*(RunE|Run):")
+                .unwrap()
+                .is_match(&literal),
             args: args_rule(&literal).map_err(|e| format!("{tag} {path}: {e}"))?,
             flags: Vec::new(),
             persistent_flags: Vec::new(),
@@ -262,7 +262,11 @@ fn args_rule(literal: &str) -> Result<Option<Args>, String> {
         .map(|m| {
             m.as_str()
                 .split(',')
-                .map(|n| n.trim().parse().map_err(|_| format!("Args({})", m.as_str())))
+                .map(|n| {
+                    n.trim()
+                        .parse()
+                        .map_err(|_| format!("Args({})", m.as_str()))
+                })
                 .collect::<Result<_, _>>()
         })
         .transpose()?
@@ -544,7 +548,10 @@ impl CliReference {
     }
 
     fn section(&self, path: &str) -> Option<&Section> {
-        self.sections.iter().find(|(t, _)| t == path).map(|(_, s)| s)
+        self.sections
+            .iter()
+            .find(|(t, _)| t == path)
+            .map(|(_, s)| s)
     }
 
     fn children(&self, path: &str) -> Vec<String> {
@@ -657,7 +664,10 @@ pub fn render(g: &Grammar) -> String {
             Some(Args::Maximum(n)) => s.push_str(&format!("    args: {{maximum: {n}}}\n")),
             Some(Args::Range(a, b)) => s.push_str(&format!("    args: {{range: [{a}, {b}]}}\n")),
         }
-        for (key, flags) in [("flags", &c.flags), ("persistent_flags", &c.persistent_flags)] {
+        for (key, flags) in [
+            ("flags", &c.flags),
+            ("persistent_flags", &c.persistent_flags),
+        ] {
             if !flags.is_empty() {
                 s.push_str(&format!("    {key}:\n"));
                 for f in flags {
@@ -666,7 +676,10 @@ pub fn render(g: &Grammar) -> String {
             }
         }
         if !c.subcommands.is_empty() {
-            s.push_str(&format!("    subcommands: [{}]\n", c.subcommands.join(", ")));
+            s.push_str(&format!(
+                "    subcommands: [{}]\n",
+                c.subcommands.join(", ")
+            ));
         }
     }
     s

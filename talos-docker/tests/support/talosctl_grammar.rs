@@ -11,26 +11,11 @@ use serde::{Deserialize, Serialize};
 
 /// The committed tables, by minor.
 pub const TABLES: &[(&str, &str)] = &[
-    (
-        "v1.10",
-        include_str!("../../grammar/talosctl-v1.10.yaml"),
-    ),
-    (
-        "v1.11",
-        include_str!("../../grammar/talosctl-v1.11.yaml"),
-    ),
-    (
-        "v1.12",
-        include_str!("../../grammar/talosctl-v1.12.yaml"),
-    ),
-    (
-        "v1.13",
-        include_str!("../../grammar/talosctl-v1.13.yaml"),
-    ),
-    (
-        "v1.14",
-        include_str!("../../grammar/talosctl-v1.14.yaml"),
-    ),
+    ("v1.10", include_str!("../../grammar/talosctl-v1.10.yaml")),
+    ("v1.11", include_str!("../../grammar/talosctl-v1.11.yaml")),
+    ("v1.12", include_str!("../../grammar/talosctl-v1.12.yaml")),
+    ("v1.13", include_str!("../../grammar/talosctl-v1.13.yaml")),
+    ("v1.14", include_str!("../../grammar/talosctl-v1.14.yaml")),
 ];
 
 /// What one talosctl release accepts, for the commands talos-docker runs.
@@ -183,7 +168,8 @@ impl Parsed {
 
     /// A bool flag's value, `default` when not given.
     pub fn bool(&self, name: &str, default: bool) -> bool {
-        self.value(name).map_or(default, |v| parse_bool(v) == Some(true))
+        self.value(name)
+            .map_or(default, |v| parse_bool(v) == Some(true))
     }
 
     /// Every value of a repeatable flag; a stringSlice splits each value on commas.
@@ -375,7 +361,11 @@ impl Grammar {
                 .shorthand
                 .as_ref()
                 .map_or("    ".to_string(), |s| format!("-{s}, "));
-            let word = f.kind.doc_word().map(|w| format!(" {w}")).unwrap_or_default();
+            let word = f
+                .kind
+                .doc_word()
+                .map(|w| format!(" {w}"))
+                .unwrap_or_default();
             format!("  {short}--{}{word}\n", f.name)
         };
         let own: Vec<&Flag> = cmd
@@ -536,7 +526,10 @@ fn set_value(flag: &Flag, value: String, out: &mut Vec<(String, String)>) -> Res
             )));
         }
         FlagType::Duration if !is_go_duration(&value) => {
-            return Err(invalid(format!("time: invalid duration {}", go_quote(&value))));
+            return Err(invalid(format!(
+                "time: invalid duration {}",
+                go_quote(&value)
+            )));
         }
         _ => {}
     }
@@ -660,12 +653,10 @@ fn check_args(cmd: &Command, args: &[String]) -> Result<(), String> {
         )),
         Some(Args::None) => Ok(()),
         Some(Args::Exact(k)) if n != k => Err(format!("accepts {k} arg(s), received {n}")),
-        Some(Args::Minimum(k)) if n < k => Err(format!(
-            "requires at least {k} arg(s), only received {n}"
-        )),
-        Some(Args::Maximum(k)) if n > k => {
-            Err(format!("accepts at most {k} arg(s), received {n}"))
+        Some(Args::Minimum(k)) if n < k => {
+            Err(format!("requires at least {k} arg(s), only received {n}"))
         }
+        Some(Args::Maximum(k)) if n > k => Err(format!("accepts at most {k} arg(s), received {n}")),
         Some(Args::Range(lo, hi)) if n < lo || n > hi => Err(format!(
             "accepts between {lo} and {hi} arg(s), received {n}"
         )),
