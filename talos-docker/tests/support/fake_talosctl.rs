@@ -650,9 +650,7 @@ fn check_cluster_endpoint(endpoint: &str) -> Result<(), String> {
         Some((scheme, rest)) if scheme != "https" => Err(format!(
             "the control plane endpoint URL should have scheme https://\ntry: \"https://{rest}\""
         )),
-        Some((_, host)) if host.is_empty() => {
-            Err("error validating the cluster endpoint URL: empty host".into())
-        }
+        Some((_, "")) => Err("error validating the cluster endpoint URL: empty host".into()),
         Some(_) => Ok(()),
     }
 }

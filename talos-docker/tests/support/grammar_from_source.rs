@@ -121,6 +121,7 @@ pub fn grammar_at(git_dir: &Path, tag: &str) -> Result<Grammar, String> {
     let cli_md = repo.show(&format!("website/content/{minor}/reference/cli.md"))?;
     let docs = CliReference::parse(&cli_md);
 
+    let runs = Regex::new(r"(?m)^\s*(RunE|Run):").unwrap();
     let mut commands = Vec::new();
     for (path, file, var) in MODELLED {
         let src = repo.show(file)?;
@@ -130,9 +131,7 @@ pub fn grammar_at(git_dir: &Path, tag: &str) -> Result<Grammar, String> {
             path: path.to_string(),
             source: file.to_string(),
             aliases: aliases(&literal),
-            runnable: Regex::new(r"(?m)^\s*(RunE|Run):")
-                .unwrap()
-                .is_match(&literal),
+            runnable: runs.is_match(&literal),
             args: args_rule(&literal).map_err(|e| format!("{tag} {path}: {e}"))?,
             flags: Vec::new(),
             persistent_flags: Vec::new(),

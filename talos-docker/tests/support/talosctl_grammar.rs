@@ -567,11 +567,11 @@ fn is_go_duration(s: &str) -> bool {
     true
 }
 
+/// Flags set (long name, value) in order, and the positional arguments.
+type FlagsAndArgs = (Vec<(String, String)>, Vec<String>);
+
 /// pflag's `parseArgs` with interspersed positional arguments.
-fn parse_flags(
-    args: &[String],
-    flags: &[&Flag],
-) -> Result<(Vec<(String, String)>, Vec<String>), String> {
+fn parse_flags(args: &[String], flags: &[&Flag]) -> Result<FlagsAndArgs, String> {
     let mut set = Vec::new();
     let mut positional = Vec::new();
     let mut i = 0;
