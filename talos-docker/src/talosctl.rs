@@ -446,6 +446,8 @@ pub struct GenConfig<'a> {
     pub endpoint: &'a str,
     pub talos_version: &'a TalosVersion,
     pub kubernetes_version: Option<&'a str>,
+    /// (flag, file) pairs, e.g. `("--config-patch-worker", "/run/dir/p.yaml")`; the flags come
+    /// from [`crate::PatchTarget::flag`].
     pub patches: &'a [(&'static str, PathBuf)],
     pub timeout: Duration,
 }

@@ -87,7 +87,7 @@ fn every_refusal_is_logged_with_its_reason() {
         .collect();
     assert_eq!(lines.len(), 3);
     assert_eq!(lines[0]["refused"], "accepts 2 arg(s), received 1");
-    assert_eq!(lines[0]["command"], "talosctl gen config");
+    assert_eq!(lines[0]["command"], "gen config");
     assert!(
         lines[1]["refused"]
             .as_str()

@@ -101,6 +101,8 @@ fn setting(name: &str) -> Option<String> {
 
 fn log_call(argv: &[String], command: Option<&str>, refused: Option<&str>) {
     let Some(path) = setting("LOG") else { return };
+    // Command paths without the program name, as `Parsed::command` has them.
+    let command = command.map(|c| c.strip_prefix("talosctl").unwrap_or(c).trim_start());
     let line = serde_json::json!({ "argv": argv, "command": command, "refused": refused });
     let mut file = std::fs::OpenOptions::new()
         .create(true)
