@@ -3,7 +3,7 @@ CARGO ?= cargo
 E2E_ARGS ?=
 PLAN_ARGS ?=
 
-.PHONY: e2e test lint plan render-check bench clean
+.PHONY: e2e test lint plan tools bench clean
 
 e2e:
 	$(CARGO) run --release -q -p harness -- e2e $(E2E_ARGS)
@@ -17,11 +17,6 @@ lint:
 
 plan:
 	$(CARGO) run -q -p harness -- plan $(PLAN_ARGS)
-
-# helm template of every rendered profile against the real chart; needs helm and the chart repo
-# (set CILIUM_CHART_REPO for a mirror). Not possible on machines without internet.
-render-check:
-	$(CARGO) nextest run -p harness --run-ignored only -E 'test(helm_template_renders_every_profile)'
 
 bench:
 	$(CARGO) bench -p harness

@@ -23,7 +23,7 @@ grep -v '^#' "$pins" | while IFS=$'\t' read -r version requirement wheel_sha hel
   fi
   work="$(mktemp -d)"
   trap 'rm -rf "$work"' EXIT
-  pip download --quiet --no-deps --only-binary=:all: -d "$work/wheel" "$requirement"
+  python3 -m pip download --quiet --no-deps --only-binary=:all: -d "$work/wheel" "$requirement"
   wheel="$(ls "$work"/wheel/*.whl)"
   got="$(sha256 "$wheel")"
   if [ "$got" != "$wheel_sha" ]; then

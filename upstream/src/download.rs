@@ -97,7 +97,11 @@ impl Client {
 
     /// Stream `url` into a temporary file in `dir`, hashing as it goes. The file is removed when
     /// the returned handle drops unless the caller persists it.
-    pub fn to_temp(&self, url: &str, dir: &Path) -> Result<(tempfile::NamedTempFile, Sha256), Error> {
+    pub fn to_temp(
+        &self,
+        url: &str,
+        dir: &Path,
+    ) -> Result<(tempfile::NamedTempFile, Sha256), Error> {
         use sha2::Digest;
         std::fs::create_dir_all(dir).map_err(io(dir))?;
         let mut response = self.get(url)?;

@@ -218,8 +218,8 @@ impl Chain {
                 return Err(fail(tried));
             }
         };
-        let fetched = Client::new(self.timeout)
-            .and_then(|c| c.fetch_verified(&url, &entry.sha256, &cached));
+        let fetched =
+            Client::new(self.timeout).and_then(|c| c.fetch_verified(&url, &entry.sha256, &cached));
         match fetched {
             Ok(()) => Ok((cached, Origin::Downloaded)),
             Err(e) => {
@@ -286,12 +286,17 @@ mod tests {
             // The digest of 1.18.4 in the cilium/charts index.yaml (shared/charts/PROVENANCE.txt).
             "c361ca567b319af64b82736ab4c5927a201b1f5dbae4e909c7aeaabce0571299"
         );
-        assert!(entry("seeds/000_0b0a51f430e0de1c.txt").unwrap().url.is_none());
+        assert!(
+            entry("seeds/000_0b0a51f430e0de1c.txt")
+                .unwrap()
+                .url
+                .is_none()
+        );
         let talos = entries_under("schemas/talos");
         assert!(talos.len() >= 6);
-        assert!(talos.iter().all(|e| e.url.is_some_and(|u| u.starts_with(
-            "https://raw.githubusercontent.com/siderolabs/talos/"
-        ))));
+        assert!(talos.iter().all(|e| e.url.is_some_and(|u| {
+            u.starts_with("https://raw.githubusercontent.com/siderolabs/talos/")
+        })));
     }
 
     #[test]

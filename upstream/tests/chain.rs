@@ -133,7 +133,10 @@ fn a_damaged_cache_entry_is_replaced() {
     let (path, origin) = chain(cache.path(), Some(&server.base))
         .resolve_entry(&entry(None))
         .unwrap();
-    assert_eq!((path.as_path(), origin), (cached.as_path(), Origin::Downloaded));
+    assert_eq!(
+        (path.as_path(), origin),
+        (cached.as_path(), Origin::Downloaded)
+    );
     assert_eq!(std::fs::read(&cached).unwrap(), BODY);
 }
 
@@ -167,7 +170,10 @@ fn shared_comes_before_the_cache_and_a_download() {
     std::fs::write(&file, BODY).unwrap();
     let mut c = chain(cache.path(), Some(&server.base));
     c.shared = Some(shared.path().to_path_buf());
-    assert_eq!(c.resolve_entry(&entry(None)).unwrap(), (file, Origin::Shared));
+    assert_eq!(
+        c.resolve_entry(&entry(None)).unwrap(),
+        (file, Origin::Shared)
+    );
     assert_eq!(server.requested(), Vec::<String>::new());
     // A shared/ without the file falls through to the download.
     std::fs::remove_dir_all(shared.path().join("schemas")).unwrap();

@@ -1,0 +1,298 @@
+//! Real `helm template` of every profile on every published Cilium chart in the test data
+//! (charts/*.tgz, sha256-checked by the test-data chain), with Helm 3 and Helm 4 as pinned in
+//! .ci/helm-pins.tsv (installed by .ci/install-helm.sh). The command line is the install's own
+//! (`HelmInstall::template_args`: the `upgrade --install` arguments with only the verb changed)
+//! plus the cell's Kubernetes version and the API versions the Gateway API bundle adds.
+//! Without helm or the charts the tests say why they skip; with `CI` set they fail instead.
+
+use harness::install::gateway_crds;
+use harness::install::helm::{ChartSource, ClusterApis, HelmInstall};
+use harness::matrix::{AxisFlags, MatrixSpec, expand};
+use harness::plan::{CellPlan, PlanOptions, plan};
+use harness::profile::Catalog;
+use harness::profile::overlay::Overlay;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+use suites::CheckFilter;
+use upstream::Sha256;
+use upstream::testdata::{self, in_ci};
+
+/// The charts these tests render; `every_chart_in_the_test_data_is_rendered` keeps this list
+/// and the test-data manifest in step.
+const CHARTS: [&str; 4] = ["1.18.4", "1.18.12", "1.19.6", "1.20.0"];
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A pinned helm build, present and with its pinned sha256.
+pub struct Helm {
+    pub version: String,
+    pub path: PathBuf,
+}
+
+fn pinned_helm(major: u32) -> Result<Helm, String> {
+    let pins = std::fs::read_to_string(workspace().join(".ci/helm-pins.tsv")).unwrap();
+    let row = pins
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|l| l.split('\t').collect::<Vec<_>>())
+        .find(|f| f[0].starts_with(&format!("v{major}.")))
+        .unwrap_or_else(|| panic!(".ci/helm-pins.tsv pins no helm {major}"));
+    let dir = std::env::var_os("HARNESS_TEST_HELM_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join(".tools/test-helm"));
+    let path = dir.join(row[0]).join("helm");
+    let pinned: Sha256 = row[3].parse().unwrap();
+    match Sha256::of_file(&path) {
+        Ok(sum) if sum == pinned => Ok(Helm {
+            version: row[0].to_string(),
+            path,
+        }),
+        Ok(sum) => Err(format!(
+            "{} has sha256 {sum}, .ci/helm-pins.tsv pins {pinned}: run .ci/install-helm.sh",
+            path.display()
+        )),
+        Err(e) => Err(format!(
+            "helm {} is not installed ({}: {e}): run .ci/install-helm.sh",
+            row[0],
+            path.display()
+        )),
+    }
+}
+
+/// What a test needs, or the reason it cannot run: a skip outside CI, a failure under CI.
+fn need<T>(what: Result<T, String>) -> Option<T> {
+    match what {
+        Ok(t) => Some(t),
+        Err(reason) if in_ci() => panic!("{reason} (CI is set, so this fails rather than skips)"),
+        Err(reason) => {
+            eprintln!("skipped: {reason}");
+            None
+        }
+    }
+}
+
+fn chart(version: &str) -> Result<PathBuf, String> {
+    testdata::try_path(&format!("charts/cilium-{version}.tgz")).map_err(|e| e.to_string())
+}
+
+fn plan_cells(cilium: &str) -> Result<Vec<CellPlan>, harness::errors::InputError> {
+    let catalog = Catalog::embedded();
+    let spec = MatrixSpec::load(
+        None,
+        AxisFlags {
+            profiles: catalog.names().map(String::from).collect(),
+            cilium_versions: vec![cilium.to_string()],
+            talos_versions: vec!["v1.12.11".into()],
+            kubernetes_versions: vec![],
+        },
+    )?;
+    let (cells, excluded) = expand(&spec, &catalog)?;
+    let opts = PlanOptions {
+        values_files: vec![],
+        filter: CheckFilter::new(&[], &[]).unwrap(),
+        nodes: 2,
+        external_target: None,
+    };
+    Ok(plan(&cells, excluded, &catalog, &Overlay::embedded(), &opts)?.cells)
+}
+
+/// Every profile's cell for this chart. A chart whose minor the release table does not know yet
+/// is rendered with the values planned for the newest chart the table knows, and says so: the
+/// values do not depend on the Cilium version today, and the chart still judges them.
+pub fn cells_for(cilium: &str) -> Vec<CellPlan> {
+    match plan_cells(cilium) {
+        Ok(cells) => cells,
+        Err(e) if e.to_string().contains("the harness knows Cilium") => {
+            let known = CHARTS
+                .iter()
+                .rev()
+                .find_map(|v| plan_cells(v).ok().map(|c| (v, c)))
+                .expect("some chart's minor is known");
+            eprintln!(
+                "note: the plan refuses Cilium {cilium} ({e}); rendering the values planned for {} on the {cilium} chart",
+                known.0
+            );
+            known.1
+        }
+        Err(e) => panic!("planning Cilium {cilium}: {e}"),
+    }
+}
+
+/// The API versions the cluster serves when helm runs: the cell's Gateway API bundle is
+/// applied before Cilium, so its CRDs are served (from the stored CRDs of that release).
+pub fn cluster_apis(cell: &CellPlan) -> ClusterApis {
+    let api_versions = match &cell.gateway_api {
+        None => vec![],
+        Some(g) => {
+            let dir = format!("schemas/gateway-api/{}/{}", g.version, g.channel.as_str());
+            // The release bundle is these CRDs; kustomization.yaml only lists them.
+            let files: Vec<_> = testdata::entries_under(&dir)
+                .into_iter()
+                .filter(|e| !e.path.ends_with("/kustomization.yaml"))
+                .collect();
+            assert!(!files.is_empty(), "{}: no stored CRDs under {dir}", cell.id);
+            let bundle: String = files
+                .iter()
+                .map(|e| format!("---\n{}", testdata::read_to_string(e.path)))
+                .collect();
+            let objects = gateway_crds::parse_bundle(&bundle)
+                .unwrap_or_else(|e| panic!("{}: {dir}: {e}", cell.id));
+            gateway_crds::api_versions(&objects)
+        }
+    };
+    ClusterApis {
+        kubernetes: cell.cell.kubernetes.to_string(),
+        api_versions,
+    }
+}
+
+/// `helm template` of `values` the way the install passes them; the rendered documents, or
+/// helm's stderr.
+pub fn template(
+    helm: &Helm,
+    chart: &Path,
+    cell: &CellPlan,
+    values: &Value,
+) -> Result<Vec<Value>, String> {
+    let dir = tempfile::tempdir().unwrap();
+    let values_path = dir.path().join("values.yaml");
+    std::fs::write(&values_path, serde_saphyr::to_string(values).unwrap()).unwrap();
+    let install = HelmInstall {
+        helm: helm.path.clone(),
+        kubeconfig: dir.path().join("kubeconfig"),
+        chart: ChartSource::Chart(chart.display().to_string()),
+        version: cell.cell.cilium.to_string(),
+        values: values_path,
+        timeout: Duration::from_secs(300),
+    };
+    let out = Command::new(&helm.path)
+        .args(install.template_args(&cluster_apis(cell)))
+        // Keep the user's helm repositories, plugins and cache out of it.
+        .env("HELM_CONFIG_HOME", dir.path().join("config"))
+        .env("HELM_CACHE_HOME", dir.path().join("cache"))
+        .env("HELM_DATA_HOME", dir.path().join("data"))
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e}", helm.path.display()));
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    let docs: Vec<Value> = serde_saphyr::from_multiple(&String::from_utf8_lossy(&out.stdout))
+        .map_err(|e| format!("helm's output is not YAML: {e}"))?;
+    Ok(docs.into_iter().filter(|d| !d.is_null()).collect())
+}
+
+fn renders_every_profile(cilium: &str, helm_major: u32) {
+    let Some(helm) = need(pinned_helm(helm_major)) else {
+        return;
+    };
+    let Some(chart) = need(chart(cilium)) else {
+        return;
+    };
+    let cells = cells_for(cilium);
+    assert_eq!(
+        cells.len(),
+        Catalog::embedded().names().count(),
+        "one cell per profile"
+    );
+    let mut failures = Vec::new();
+    for cell in &cells {
+        match template(&helm, &chart, cell, &cell.values) {
+            Ok(docs) => {
+                let agent = docs
+                    .iter()
+                    .any(|d| d["kind"] == "DaemonSet" && d["metadata"]["name"] == "cilium");
+                assert!(agent, "{}: no cilium DaemonSet rendered", cell.id);
+                if cell.gateway_api.is_some() && cell.features.gateway_api {
+                    let class = docs.iter().any(|d| d["kind"] == "GatewayClass");
+                    assert!(
+                        class,
+                        "{}: the GatewayClass needs the API versions",
+                        cell.id
+                    );
+                }
+            }
+            Err(stderr) => failures.push(format!(
+                "{} with helm {}: {stderr}",
+                cell.profile.name, helm.version
+            )),
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "the cilium {cilium} chart refused:\n{}",
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn every_chart_in_the_test_data_is_rendered() {
+    let mut listed: Vec<String> = testdata::entries_under("charts")
+        .iter()
+        .filter_map(|e| e.path.strip_prefix("charts/cilium-")?.strip_suffix(".tgz"))
+        .map(String::from)
+        .collect();
+    listed.sort();
+    let mut tested: Vec<String> = CHARTS.iter().map(|s| s.to_string()).collect();
+    tested.sort();
+    assert_eq!(listed, tested);
+}
+
+#[test]
+fn helm3_renders_every_profile_on_cilium_1_18_4() {
+    renders_every_profile("1.18.4", 3);
+}
+
+#[test]
+fn helm3_renders_every_profile_on_cilium_1_18_12() {
+    renders_every_profile("1.18.12", 3);
+}
+
+#[test]
+fn helm3_renders_every_profile_on_cilium_1_19_6() {
+    renders_every_profile("1.19.6", 3);
+}
+
+#[test]
+fn helm3_renders_every_profile_on_cilium_1_20_0() {
+    renders_every_profile("1.20.0", 3);
+}
+
+#[test]
+fn helm4_renders_every_profile_on_cilium_1_18_4() {
+    renders_every_profile("1.18.4", 4);
+}
+
+#[test]
+fn helm4_renders_every_profile_on_cilium_1_18_12() {
+    renders_every_profile("1.18.12", 4);
+}
+
+#[test]
+fn helm4_renders_every_profile_on_cilium_1_19_6() {
+    renders_every_profile("1.19.6", 4);
+}
+
+#[test]
+fn helm4_renders_every_profile_on_cilium_1_20_0() {
+    renders_every_profile("1.20.0", 4);
+}
+
+#[test]
+fn the_chart_refuses_what_the_lint_refuses() {
+    // The render check has teeth: seed 000's literal `tunnel: disabled` fails on the real chart.
+    let Some(helm) = need(pinned_helm(3)) else {
+        return;
+    };
+    let Some(chart) = need(chart("1.18.4")) else {
+        return;
+    };
+    let cell = &cells_for("1.18.4")[0];
+    let mut values = cell.values.clone();
+    values["tunnel"] = Value::String("disabled".into());
+    let err = template(&helm, &chart, cell, &values).unwrap_err();
+    assert!(err.contains("tunnel was deprecated in v1.14"), "{err}");
+}
