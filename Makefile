@@ -2,11 +2,18 @@
 CARGO ?= cargo
 E2E_ARGS ?=
 PLAN_ARGS ?=
+TOOLS_ARGS ?=
 
 .PHONY: e2e test lint plan tools bench clean
 
+# Tools from `make tools` (.tools/bin) come first on PATH; without them, PATH's own are used.
 e2e:
-	$(CARGO) run --release -q -p harness -- e2e $(E2E_ARGS)
+	PATH="$(CURDIR)/.tools/bin:$$PATH" $(CARGO) run --release -q -p harness -- e2e $(E2E_ARGS)
+
+# The pinned helm and the talosctl of the default matrix's Talos releases, for this host, checked
+# against their releases' checksum files (and pins.yaml); see .tools/tools.lock.
+tools:
+	$(CARGO) run -q -p harness -- tools install $(TOOLS_ARGS)
 
 test: lint
 	$(CARGO) nextest run --workspace --all-targets --profile ci
