@@ -296,3 +296,137 @@ fn the_chart_refuses_what_the_lint_refuses() {
     let err = template(&helm, &chart, cell, &values).unwrap_err();
     assert!(err.contains("tunnel was deprecated in v1.14"), "{err}");
 }
+
+/// The workloads helm rendered, as the install's waits describe them.
+fn rendered_workloads(docs: &[Value]) -> Vec<String> {
+    let mut out: Vec<String> = docs
+        .iter()
+        .filter_map(|d| {
+            let kind = d["kind"].as_str()?;
+            let replicas = match kind {
+                "DaemonSet" => "every node".to_string(),
+                "Deployment" | "StatefulSet" => {
+                    let n = d["spec"]["replicas"].as_u64().unwrap_or(1);
+                    format!("{n} replica{}", if n == 1 { "" } else { "s" })
+                }
+                _ => return None,
+            };
+            Some(format!(
+                "{kind} {}/{} ({replicas})",
+                d["metadata"]["namespace"].as_str().unwrap_or("?"),
+                d["metadata"]["name"].as_str()?
+            ))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+fn derived_workloads(values: &Value) -> Vec<String> {
+    let mut out: Vec<String> = harness::install::waits::workloads(values)
+        .iter()
+        .map(|w| w.to_string())
+        .collect();
+    out.sort();
+    out
+}
+
+/// Value changes that flip the chart's conditions and counts.
+fn variations() -> Vec<(&'static str, Value)> {
+    use serde_json::json;
+    vec![
+        ("operator.replicas=1", json!({"operator": {"replicas": 1}})),
+        ("operator.replicas=3", json!({"operator": {"replicas": 3}})),
+        ("envoy.enabled=false", json!({"envoy": {"enabled": false}})),
+        ("envoy.enabled=true", json!({"envoy": {"enabled": true}})),
+        (
+            "l7Proxy=false",
+            json!({"l7Proxy": false, "gatewayAPI": {"enabled": false}}),
+        ),
+        (
+            "hubble relay and ui on, 2 relays",
+            json!({"hubble": {"enabled": true, "relay": {"enabled": true, "replicas": 2}, "ui": {"enabled": true}}}),
+        ),
+        (
+            "hubble relay and ui off",
+            json!({"hubble": {"relay": {"enabled": false}, "ui": {"enabled": false}}}),
+        ),
+        (
+            // Without standalone the chart refuses a UI without relay (templates/validate.yaml).
+            "hubble off, standalone ui on",
+            json!({"hubble": {"enabled": false, "relay": {"enabled": false}, "ui": {"enabled": true, "standalone": {"enabled": true}}}}),
+        ),
+        (
+            "spire on",
+            json!({"authentication": {"enabled": true, "mutual": {"spire": {"enabled": true, "install": {"enabled": true}}}}}),
+        ),
+    ]
+}
+
+/// `plan`'s waits (derived in code) against what helm renders: every profile as it is, and the
+/// first profile under each variation.
+fn waits_match_the_chart(cilium: &str) {
+    let Some(helm) = need(pinned_helm(3)) else {
+        return;
+    };
+    let Some(chart) = need(chart(cilium)) else {
+        return;
+    };
+    let cells = cells_for(cilium);
+    let mut compared = 0;
+    for cell in &cells {
+        let docs = template(&helm, &chart, cell, &cell.values)
+            .unwrap_or_else(|e| panic!("{}: {e}", cell.id));
+        assert_eq!(
+            derived_workloads(&cell.values),
+            rendered_workloads(&docs),
+            "{}",
+            cell.id
+        );
+        let planned: Vec<String> = cell.waits.iter().map(|w| w.to_string()).collect();
+        assert_eq!(
+            planned,
+            harness::install::waits::workloads(&cell.values)
+                .iter()
+                .map(|w| w.to_string())
+                .collect::<Vec<_>>()
+        );
+        compared += 1;
+    }
+    let base = cells
+        .iter()
+        .find(|c| c.profile.name == "talos-hubble")
+        .expect("the talos-hubble profile");
+    for (name, change) in variations() {
+        let mut values = base.values.clone();
+        harness::values::merge(&mut values, &change);
+        let docs = template(&helm, &chart, base, &values).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(
+            derived_workloads(&values),
+            rendered_workloads(&docs),
+            "talos-hubble with {name} on cilium {cilium}"
+        );
+        compared += 1;
+    }
+    assert_eq!(compared, cells.len() + variations().len());
+}
+
+#[test]
+fn waits_match_the_chart_1_18_4() {
+    waits_match_the_chart("1.18.4");
+}
+
+#[test]
+fn waits_match_the_chart_1_18_12() {
+    waits_match_the_chart("1.18.12");
+}
+
+#[test]
+fn waits_match_the_chart_1_19_6() {
+    waits_match_the_chart("1.19.6");
+}
+
+#[test]
+fn waits_match_the_chart_1_20_0() {
+    waits_match_the_chart("1.20.0");
+}
