@@ -430,3 +430,170 @@ fn waits_match_the_chart_1_19_6() {
 fn waits_match_the_chart_1_20_0() {
     waits_match_the_chart("1.20.0");
 }
+
+/// Discovery entries of one built-in kind, from k8s-openapi's generated type (Kubernetes'
+/// own OpenAPI spec): (group, version, resource list entry).
+fn discovered<K>() -> (&'static str, &'static str, Value)
+where
+    K: k8s_openapi::Resource,
+    K::Scope: 'static,
+{
+    let namespaced = std::any::TypeId::of::<K::Scope>()
+        == std::any::TypeId::of::<k8s_openapi::NamespaceResourceScope>();
+    (
+        K::GROUP,
+        K::VERSION,
+        serde_json::json!({
+            "name": K::URL_PATH_SEGMENT, "singularName": K::KIND.to_lowercase(),
+            "namespaced": namespaced, "kind": K::KIND,
+            "verbs": ["create", "delete", "get", "list", "patch", "update", "watch"],
+        }),
+    )
+}
+
+/// A fake API server with what helm reads before an install: the version, discovery of the
+/// built-in kinds the chart renders (helm 3 maps every object through discovery), and the
+/// (empty) release storage in kube-system's Secrets. No OpenAPI document is served, and every
+/// write is refused.
+fn fake_api_server() -> upstream::test_server::Server {
+    use k8s_openapi::api::{apps, core, policy, rbac};
+    use serde_json::json;
+    let kinds = [
+        discovered::<core::v1::Namespace>(),
+        discovered::<core::v1::ServiceAccount>(),
+        discovered::<core::v1::ConfigMap>(),
+        discovered::<core::v1::Secret>(),
+        discovered::<core::v1::Service>(),
+        discovered::<apps::v1::DaemonSet>(),
+        discovered::<apps::v1::Deployment>(),
+        discovered::<apps::v1::StatefulSet>(),
+        discovered::<rbac::v1::ClusterRole>(),
+        discovered::<rbac::v1::ClusterRoleBinding>(),
+        discovered::<rbac::v1::Role>(),
+        discovered::<rbac::v1::RoleBinding>(),
+        discovered::<policy::v1::PodDisruptionBudget>(),
+    ];
+    let lists = move |group: &str, version: &str| {
+        let resources: Vec<Value> = kinds
+            .iter()
+            .filter(|(g, v, _)| *g == group && *v == version)
+            .map(|(_, _, r)| r.clone())
+            .collect();
+        let gv = if group.is_empty() {
+            version.to_string()
+        } else {
+            format!("{group}/{version}")
+        };
+        json!({"kind": "APIResourceList", "groupVersion": gv, "resources": resources})
+    };
+    let groups: Vec<Value> = ["apps", "rbac.authorization.k8s.io", "policy"]
+        .iter()
+        .map(|g| {
+            let gv = json!({"groupVersion": format!("{g}/v1"), "version": "v1"});
+            json!({"name": g, "versions": [gv.clone()], "preferredVersion": gv})
+        })
+        .collect();
+    upstream::test_server::Server::with_handler(move |method, url| {
+        let path = url.split('?').next().unwrap_or(url);
+        let body = match (method, path) {
+            ("GET", "/version") => {
+                json!({"major": "1", "minor": "34", "gitVersion": "v1.34.1", "platform": "linux/amd64"})
+            }
+            ("GET", "/api") => {
+                json!({"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []})
+            }
+            ("GET", "/apis") => {
+                json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
+            }
+            ("GET", "/api/v1") => lists("", "v1"),
+            ("GET", p) if p.starts_with("/apis/") && p.matches('/').count() == 3 => {
+                let mut parts = p.trim_start_matches("/apis/").split('/');
+                lists(parts.next().unwrap_or(""), parts.next().unwrap_or(""))
+            }
+            ("GET", "/api/v1/namespaces/kube-system/secrets") => {
+                json!({"kind": "SecretList", "apiVersion": "v1", "metadata": {"resourceVersion": "1"}, "items": []})
+            }
+            _ => {
+                let status = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404});
+                return (404, "application/json", status.to_string().into_bytes());
+            }
+        };
+        (200, "application/json", body.to_string().into_bytes())
+    })
+}
+
+/// The install's exact `upgrade --install` argument list, run by the real helm against the
+/// fake API server with `--dry-run=client`: helm reads the cluster's version and discovery and
+/// looks for an existing release, then renders, and writes nothing.
+fn upgrade_install_dry_run(helm_major: u32, extra: &[&str]) {
+    let Some(helm) = need(pinned_helm(helm_major)) else {
+        return;
+    };
+    let Some(chart) = need(chart("1.18.4")) else {
+        return;
+    };
+    let cell = cells_for("1.18.4")
+        .into_iter()
+        .find(|c| c.profile.name == "talos-hubble")
+        .unwrap();
+    let server = fake_api_server();
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters: [{{name: fake, cluster: {{server: \"{}\"}}}}]\nusers: [{{name: u, user: {{token: fake}}}}]\ncontexts: [{{name: c, context: {{cluster: fake, user: u}}}}]\ncurrent-context: c\n",
+            server.base
+        ),
+    )
+    .unwrap();
+    let values = dir.path().join("values.yaml");
+    std::fs::write(&values, serde_saphyr::to_string(&cell.values).unwrap()).unwrap();
+    let install = HelmInstall {
+        helm: helm.path.clone(),
+        kubeconfig: kubeconfig.clone(),
+        chart: ChartSource::Chart(chart.display().to_string()),
+        version: cell.cell.cilium.to_string(),
+        values,
+        timeout: Duration::from_secs(300),
+    };
+    let out = Command::new(&helm.path)
+        .args(install.args())
+        .arg("--dry-run=client")
+        .args(extra)
+        .env("KUBECONFIG", &kubeconfig)
+        .env("HELM_CONFIG_HOME", dir.path().join("config"))
+        .env("HELM_CACHE_HOME", dir.path().join("cache"))
+        .env("HELM_DATA_HOME", dir.path().join("data"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "helm {}: {stderr}", helm.version);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("STATUS: pending-install"), "{stdout}");
+    let requests = server.requests();
+    assert!(
+        requests.iter().any(|r| r.starts_with(
+            "GET /api/v1/namespaces/kube-system/secrets?labelSelector=name%3Dcilium%2Cowner%3Dhelm"
+        )),
+        "helm looked for the release: {requests:?}"
+    );
+    assert!(requests.iter().any(|r| r.starts_with("GET /version")));
+    assert!(
+        requests.iter().all(|r| r.starts_with("GET ")),
+        "a client dry run writes nothing: {requests:?}"
+    );
+}
+
+#[test]
+fn helm4_runs_the_exact_upgrade_install_against_the_fake_api_server() {
+    upgrade_install_dry_run(4, &[]);
+}
+
+#[test]
+fn helm3_runs_the_exact_upgrade_install_against_the_fake_api_server() {
+    // Helm 3 validates the manifest client-side against the server's OpenAPI document, which the
+    // fake does not serve (it answers 404, and helm 3 fails with "failed to download openapi");
+    // only that validation is switched off. Helm 4 leaves validation to the server.
+    upgrade_install_dry_run(3, &["--disable-openapi-validation"]);
+}
