@@ -2,7 +2,7 @@
 //! fresh clone and in CI as well as beside the project's shared/ folder. A file is looked for:
 //!
 //! 1. in `$HARNESS_TEST_DATA`, a directory laid out like shared/ (when set, the only place);
-//! 2. in `../shared/` beside the checkout, when it is there;
+//! 2. in `../shared/` beside the checkout (or `$HARNESS_TEST_DATA_SHARED`), when it is there;
 //! 3. in the download cache (`$HARNESS_TEST_DATA_CACHE`, else `$XDG_CACHE_HOME` or `~/.cache`
 //!    under `talos-cilium-harness/testdata`);
 //! 4. at its upstream URL, or under `$HARNESS_TEST_DATA_MIRROR` (a base URL laid out like
@@ -132,7 +132,9 @@ pub fn default_cache() -> Option<PathBuf> {
 
 impl Chain {
     pub fn from_env() -> Chain {
-        let shared = workspace_root().join("../shared");
+        // HARNESS_TEST_DATA_SHARED moves (or, pointed at nothing, hides) the sibling shared/.
+        let shared = env_path("HARNESS_TEST_DATA_SHARED")
+            .unwrap_or_else(|| workspace_root().join("../shared"));
         Chain {
             dir: env_path("HARNESS_TEST_DATA"),
             shared: shared.is_dir().then_some(shared),
