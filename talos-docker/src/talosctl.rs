@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use tokio::process::Command;
 
+use crate::child::DiesWithHarness;
+
 use crate::errors::{Error, PreflightError};
 use crate::run::RunDir;
 use crate::spec::TalosVersion;
@@ -124,7 +126,7 @@ impl Talosctl {
         let run = Command::new(&path)
             .args(["version", "--client", "--short"])
             .stdin(Stdio::null())
-            .kill_on_drop(true)
+            .dies_with_harness()
             .output();
         let output = match tokio::time::timeout(timeout, run).await {
             Ok(Ok(o)) => o,
@@ -180,7 +182,7 @@ impl Talosctl {
             .env("TALOSCONFIG", dir.file(TALOSCONFIG))
             .env("KUBECONFIG", dir.file(KUBECONFIG))
             .stdin(Stdio::null())
-            .kill_on_drop(true)
+            .dies_with_harness()
             .output();
         let output = match tokio::time::timeout(timeout, run).await {
             Ok(Ok(o)) => o,

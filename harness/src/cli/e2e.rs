@@ -1,38 +1,35 @@
-//! `harness e2e`: plan, check the host, then run every cell and write the JUnit report.
-//! Everything that can be wrong with the input or the host is found before the first container
-//! exists; after that a failure is a test result, and an interrupt still destroys and reports.
+//! `harness e2e`: the run engine over the Talos-in-Docker deployer, one cluster per cell.
+//! Everything that can be wrong with the input or the host is found, all at once, before the
+//! first Docker object exists; after that a failure is a test result, an interrupt still tears
+//! down and reports, and a final sweep removes whatever carries the run id.
 
-use crate::cli::SelectArgs;
-use crate::errors::InputError;
+use super::args::{ClusterArgs, ReportArgs, RunArgs, SelectArgs, StateArgs};
+use crate::errors::{Error, InputError, Refused, RunError};
 use crate::install::InstallOptions;
 use crate::install::helm::ChartSource;
 use crate::preflight::{self, Host, Needs};
 use crate::report::junit;
-use crate::run::live::Live;
-use crate::run::{RunOptions, exit_status, run_plan, signals};
+use crate::run::signals::{self, Stop};
+use crate::run::sweep::Sweep;
+use crate::run::talos_docker::TalosDocker;
+use crate::run::tester::KubeTester;
+use crate::run::{Engine, EngineOptions, Step, Verdict};
 use clap::Args;
 use std::path::PathBuf;
 use std::time::Duration;
-use talos_docker::docker::Engine;
-use talos_docker::spec::{TalosVersion, Timeouts};
-use talos_docker::talosctl::Talosctl;
 
 #[derive(Args, Debug)]
 pub struct E2eArgs {
     #[command(flatten)]
     pub select: SelectArgs,
-    /// Where the JUnit report goes (rewritten after every cell).
-    #[arg(long, default_value = "reports/junit.xml")]
-    pub junit: PathBuf,
-    /// Where diagnostics of failed cells go.
-    #[arg(long, default_value = "reports/artifacts")]
-    pub artifacts: PathBuf,
-    /// Keep a failed cell's cluster (and its test namespaces) for debugging.
-    #[arg(long)]
-    pub keep_on_failure: bool,
-    /// The talosctl to use; its minor version must match each cell's Talos.
-    #[arg(long)]
-    pub talosctl: Option<PathBuf>,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    #[command(flatten)]
+    pub run: RunArgs,
+    #[command(flatten)]
+    pub state: StateArgs,
+    #[command(flatten)]
+    pub report: ReportArgs,
     /// The Helm 3 binary.
     #[arg(long, default_value = "helm")]
     pub helm: PathBuf,
@@ -52,188 +49,203 @@ pub struct E2eArgs {
     /// Bound on each install wait (CRDs, rollouts, nodes Ready).
     #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
     pub install_timeout: Duration,
-    /// Where run directories (secrets, talosconfig, kubeconfig; mode 0600) go.
-    #[arg(long, env = "HARNESS_STATE_DIR")]
-    pub state_dir: Option<PathBuf>,
-    /// Label this run's Docker objects with this id (e.g. the CI job id, for `harness gc --run-id`).
-    #[arg(long)]
-    pub run_id: Option<String>,
-    /// Talos image repository; the tag is each cell's Talos version (for mirrors).
-    #[arg(long, default_value = "ghcr.io/siderolabs/talos")]
-    pub talos_image_repo: String,
-    /// CPUs per node.
-    #[arg(long, default_value_t = 2.0)]
-    pub cpus: f64,
-    /// Memory per node, in MiB or with a unit (512MiB, 2GiB).
-    #[arg(long, default_value = "2GiB", value_parser = crate::cluster_cmd::parse_memory_mib)]
-    pub memory: u64,
-    /// How long the API server may take to list every node after bootstrap.
-    #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
-    pub ready_timeout: Duration,
-    /// Start nodes unprivileged: only for stand-in images on hosts that cannot run privileged
-    /// containers (tests); Talos does not boot that way.
-    #[arg(long, hide = true)]
-    pub unprivileged: bool,
 }
 
-impl E2eArgs {
-    fn image(&self, talos: &str) -> String {
-        format!("{}:{talos}", self.talos_image_repo)
-    }
+/// Keeps the first error of each step and goes on, so every problem is reported at once.
+fn note<T>(problems: &mut Vec<InputError>, r: Result<T, impl Into<InputError>>) -> Option<T> {
+    r.map_err(|e| problems.push(e.into())).ok()
 }
 
-fn refuse(message: impl std::fmt::Display) -> u8 {
-    eprintln!("error: {message}");
-    2
-}
-
-pub fn e2e(args: E2eArgs) -> u8 {
-    let (plan, overlay) = match args.select.plan() {
-        Ok(p) => p,
-        Err(e) => return refuse(e),
-    };
-    let options = match args.select.options() {
-        Ok(o) => o,
-        Err(e) => return refuse(e),
-    };
-    let run_id = match args.run_id.as_deref().map(talos_docker::RunId::parse) {
-        None => talos_docker::RunId::generate(),
-        Some(Ok(id)) => id,
-        Some(Err(e)) => return refuse(e),
-    };
-    let mut suite_opts = match suites::RunOptions::from_env(run_id.as_str()) {
-        Ok(o) => o,
-        Err(e) => return refuse(format!("{e}; fix the HARNESS_IMAGE_* variables")),
-    };
-    if args.keep_on_failure {
-        suite_opts.keep = suites::kit::namespace::KeepNamespaces::OnFailure;
+pub async fn run(args: E2eArgs) -> Result<Verdict, Error> {
+    let mut problems = Vec::new();
+    let selection = note(
+        &mut problems,
+        args.select.select(args.cluster.workers.workers),
+    );
+    let run_id = note(&mut problems, args.run.run_id());
+    let label = run_id.as_ref().map(|id| id.to_string()).unwrap_or_default();
+    let suite_options = note(
+        &mut problems,
+        suites::RunOptions::from_env(label.as_str()).map_err(|e| {
+            InputError::problem(
+                e.to_string(),
+                "fix the HARNESS_IMAGE_* variables (a tag or digest is required)",
+            )
+        }),
+    );
+    let state_dir = args.state.dir();
+    note(
+        &mut problems,
+        preflight::output_file("--junit", &args.report.junit),
+    );
+    note(
+        &mut problems,
+        preflight::output_dir("--artifacts", &args.report.artifacts),
+    );
+    note(
+        &mut problems,
+        preflight::output_dir("--state-dir", &state_dir),
+    );
+    if args.chart.is_none() {
+        note(
+            &mut problems,
+            preflight::http_url("--chart-repo", &args.chart_repo),
+        );
     }
-    let live = Live {
-        run_id: run_id.clone(),
-        cells: plan.cells.iter().map(|c| c.id.clone()).collect(),
-        talosctl: args.talosctl.clone(),
-        state_dir: args.state_dir.clone(),
-        talos_image_repo: args.talos_image_repo.clone(),
-        cpus: args.cpus,
-        memory_mib: args.memory,
-        ready_timeout: args.ready_timeout,
-        privileged: !args.unprivileged,
-        workers: options.nodes,
-        install: InstallOptions {
-            helm: args.helm.clone(),
-            chart: match &args.chart {
-                Some(c) => ChartSource::Chart(c.clone()),
-                None => ChartSource::Repo(args.chart_repo.clone()),
-            },
-            gateway_api_dir: args.gateway_api_dir.clone(),
-            timeout: args.install_timeout,
-        },
-        suites: suite_opts,
-        filter: &options.filter,
-        external_target: options.external_target.clone(),
-        overlay,
-        artifacts: args.artifacts.clone(),
-    };
-    for cell in &plan.cells {
-        if let Err(e) = live.spec(cell) {
-            return refuse(format!("{}: {e}", cell.id));
-        }
-    }
-    let problems = preflight::check(
-        &plan,
-        &Needs {
+    let host = Host::current();
+    if let Some(s) = &selection {
+        let needs = Needs {
             helm: &args.helm,
             gateway_api_dir: args.gateway_api_dir.as_deref(),
             chart: args.chart.as_deref(),
-        },
-        &Host::current(),
-    );
-    if !problems.is_empty() {
-        return refuse(preflight::message(&problems));
-    }
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return 1;
-        }
-    };
-    runtime.block_on(async {
-        if let Err(e) = docker_preflight(&plan, &args).await {
-            return refuse(e);
-        }
-        // Last of the checks, so a refused run leaves no directory behind.
-        for dir in [
-            args.junit.parent().unwrap_or(std::path::Path::new(".")),
-            args.artifacts.as_path(),
-        ] {
-            if let Err(e) = writable(dir) {
-                return refuse(format!(
-                    "{} is not writable ({e}); pass --junit/--artifacts paths you can write",
-                    dir.display()
-                ));
-            }
-        }
-        let interrupt = match signals::install() {
-            Ok(rx) => rx,
-            Err(e) => {
-                eprintln!("error: cannot install signal handlers: {e}");
-                return 1;
-            }
         };
-        eprintln!(
-            "run {}: {} cell(s); report: {}",
-            run_id.as_str(),
-            plan.cells.len(),
-            args.junit.display()
+        problems.extend(
+            preflight::check(&s.plan, &needs, &host)
+                .into_iter()
+                .map(Into::into),
         );
-        let opts = RunOptions {
-            keep_on_failure: args.keep_on_failure,
-        };
-        let mut report_failed = false;
-        let (run, notes) = run_plan(&live, &plan, run_id.as_str(), &opts, interrupt, |r| {
-            if let Err(e) = junit::write(r, &args.junit) {
-                eprintln!("error: {e}");
-                report_failed = true;
+    }
+    if let Some(helm) = host.find(&args.helm) {
+        note(&mut problems, preflight::helm_runs(&helm).await);
+    }
+
+    let deployer = match (&selection, &run_id) {
+        (Some(s), Some(id)) => {
+            let base = args.cluster.base_spec(id, &state_dir);
+            let deployer = TalosDocker::new(
+                s.plan.cells.iter().map(|c| c.id.clone()).collect(),
+                base,
+                args.cluster.talos_image_repo.clone(),
+                InstallOptions {
+                    helm: args.helm.clone(),
+                    chart: match &args.chart {
+                        Some(c) => ChartSource::Chart(c.clone()),
+                        None => ChartSource::Repo(args.chart_repo.clone()),
+                    },
+                    gateway_api_dir: args.gateway_api_dir.clone(),
+                    timeout: args.install_timeout,
+                },
+                s.overlay.clone(),
+                args.state.state_dir.is_some(),
+            );
+            let mut specs = Vec::new();
+            for cell in &s.plan.cells {
+                match deployer.spec(cell) {
+                    Ok(spec) => specs.push(spec),
+                    // Sizes are the same for every cell: say each problem once.
+                    Err(e) if problems.iter().any(|p| p.to_string() == e.to_string()) => {}
+                    Err(e) => problems.push(e.into()),
+                }
+            }
+            if specs.len() == s.plan.cells.len() {
+                problems.extend(preflight::docker_host(&specs).await);
+            }
+            Some(deployer)
+        }
+        _ => None,
+    };
+    let (Some(selection), Some(run_id), Some(mut suite_options), Some(deployer), true) = (
+        selection,
+        run_id,
+        suite_options,
+        deployer,
+        problems.is_empty(),
+    ) else {
+        return Err(Refused(problems).into());
+    };
+
+    if args.run.keep_on_failure {
+        suite_options.keep = suites::kit::namespace::KeepNamespaces::OnFailure;
+    }
+    let plan = &selection.plan;
+    let tester = KubeTester {
+        filter: selection.options.filter,
+        options: suite_options,
+        external_target: selection.options.external_target,
+        artifacts: args.report.artifacts.clone(),
+    };
+    let gc = deployer.gc_command();
+    let interrupt =
+        signals::install(run_id.as_str(), gc.clone()).map_err(|source| RunError::Os {
+            what: "install the SIGINT/SIGTERM handlers",
+            source,
+        })?;
+    let sweep = Sweep::arm(&run_id, &state_dir);
+    eprintln!(
+        "run {run_id}: {} cell(s); report: {}",
+        plan.cells.len(),
+        args.report.junit.display()
+    );
+    let engine = Engine {
+        deployer: &deployer,
+        tester: &tester,
+        steps: &[Step::Install, Step::Suites { label: None }],
+        opts: EngineOptions {
+            run_id: run_id.to_string(),
+            keep_on_failure: args.run.keep_on_failure,
+            jobs: 1,
+        },
+    };
+    let mut report_error = None;
+    let outcome = engine
+        .run(plan, &interrupt, |r| {
+            if let Err(e) = junit::write(r, &args.report.junit) {
+                report_error = Some(e.to_string());
             }
         })
         .await;
-        for n in notes {
-            eprintln!("{n}");
-        }
-        match exit_status(&run) {
-            // A run without its report has not passed, whatever its checks said.
-            0 if report_failed => 1,
-            status => status,
-        }
-    })
-}
-
-fn writable(dir: &std::path::Path) -> std::io::Result<()> {
-    let dir = if dir.as_os_str().is_empty() {
-        std::path::Path::new(".")
-    } else {
-        dir
-    };
-    std::fs::create_dir_all(dir)?;
-    tempfile::tempfile_in(dir).map(drop)
-}
-
-/// The Docker engine answers, talosctl matches each Talos minor, and every Talos image is here
-/// (or pulled now, within bounds), before the first cell starts.
-async fn docker_preflight(plan: &crate::plan::Plan, args: &E2eArgs) -> Result<(), InputError> {
-    let timeouts = Timeouts::default();
-    let engine = Engine::connect(timeouts.docker).await?;
-    let mut seen = Vec::new();
-    for cell in &plan.cells {
-        let talos = cell.cell.talos.to_string();
-        if seen.contains(&talos) {
-            continue;
-        }
-        let version = TalosVersion::parse(&talos)?;
-        Talosctl::locate(args.talosctl.as_deref(), &version, timeouts.talosctl).await?;
-        engine.ensure_image(&args.image(&talos), &timeouts).await?;
-        seen.push(talos);
+    for n in &outcome.notes {
+        eprintln!("{n}");
     }
-    Ok(())
+    let kept = deployer.kept();
+    let swept = if matches!(*interrupt.borrow(), Stop::Abandon(_)) {
+        sweep.disarm();
+        eprintln!("clean-up skipped on request; remove what is left with `{gc}`");
+        Ok(())
+    } else {
+        let mut rx = interrupt.clone();
+        tokio::select! {
+            r = sweep.run(&kept) => r.map(|removed| {
+                if !removed.is_empty() {
+                    eprintln!("final sweep of run {run_id}: removed {removed}");
+                }
+            }),
+            _ = signals::wait(&mut rx, true) => {
+                eprintln!("clean-up skipped on request; remove what is left with `{gc}`");
+                Ok(())
+            }
+        }
+    };
+    eprintln!("report: {}", args.report.junit.display());
+    finish(outcome.verdict, report_error, swept, &gc)
+}
+
+/// The run's verdict, unless the report or the final sweep failed: a run without its report,
+/// or one that leaves objects behind, was not carried out (an interrupt still says so).
+pub(crate) fn finish(
+    verdict: Verdict,
+    report_error: Option<String>,
+    swept: Result<(), String>,
+    retry: &str,
+) -> Result<Verdict, Error> {
+    if let Verdict::Interrupted(_) = verdict {
+        if let Some(e) = report_error {
+            eprintln!("error: {e}");
+        }
+        if let Err(e) = swept {
+            eprintln!("error: {e}; run `{retry}`");
+        }
+        return Ok(verdict);
+    }
+    if let Some(message) = report_error {
+        return Err(RunError::Report { message }.into());
+    }
+    if let Err(message) = swept {
+        return Err(RunError::Cleanup {
+            message,
+            retry: retry.to_string(),
+        }
+        .into());
+    }
+    Ok(verdict)
 }

@@ -1,137 +1,87 @@
-//! The phases bound to the real thing: talos-docker provisions, `install` installs Cilium, the
-//! suites crate runs the checks, and a failure leaves pod and event listings behind.
+//! The Talos-in-Docker deployer: talos-docker provisions a cell's cluster, `install` puts Cilium
+//! on it, and tear-down destroys it. Cluster names derive from a hash of the whole run id, so
+//! concurrent runs whose ids share a tail (`amd64-shard-1`, `arm64-shard-1`) never collide.
 
-use super::Phases;
+use super::Deployer;
+use super::kube::KubeAccess;
+use super::tester::KubeTarget;
 use crate::install::{self, InstallOptions};
 use crate::plan::CellPlan;
 use crate::profile::overlay::Overlay;
-use crate::report::{CheckReport, Outcome, SuiteReport};
-use k8s_openapi::api::core::v1::{Event, Pod};
-use kube::api::ListParams;
-use kube::{Api, Client};
-use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
-use suites::{CheckFilter, CheckOutcome, RunContext, SuiteRun};
+use std::sync::Mutex;
 use talos_docker::{
-    ApiServerReadiness, Cluster, ClusterSpec, ConfigPatch, PatchSource, PatchTarget, RunId,
+    ApiServerReadiness, Cluster, ClusterSpec, ConfigPatch, Error, PatchSource, PatchTarget,
+    PreflightError, RunId,
 };
 
-pub struct Live<'a> {
-    pub run_id: RunId,
-    /// The plan's cell ids, in order: a cell's position makes its cluster name unique.
-    pub cells: Vec<String>,
-    pub talosctl: Option<PathBuf>,
-    pub state_dir: Option<PathBuf>,
-    pub talos_image_repo: String,
-    pub cpus: f64,
-    pub memory_mib: u64,
-    pub ready_timeout: std::time::Duration,
-    pub privileged: bool,
-    pub workers: u32,
-    pub install: InstallOptions,
-    pub suites: suites::RunOptions,
-    pub filter: &'a CheckFilter,
-    pub external_target: Option<String>,
-    pub overlay: Overlay,
-    pub artifacts: PathBuf,
+/// Eight hex digits naming a run: FNV-1a of the whole run id, so every character counts.
+pub fn run_tag(run_id: &RunId) -> String {
+    use std::hash::Hasher;
+    let mut h = fnv::FnvHasher::default();
+    h.write(run_id.as_str().as_bytes());
+    let v = h.finish();
+    format!("{:08x}", (v ^ (v >> 32)) & 0xffff_ffff)
 }
 
-/// A provisioned cluster. The Kubernetes client is made per phase, so provisioning has no await
-/// after `Cluster::create` at which an interrupt could drop a running cluster unrecorded.
-pub struct LiveCluster {
+pub struct TalosDocker {
+    /// The plan's cell ids, in order: a cell's position makes its cluster name unique.
+    pub cells: Vec<String>,
+    /// Everything but the per-cell parts (name, versions, image, patch): sizes, tools,
+    /// timeouts, state directory, run id.
+    pub base: ClusterSpec,
+    /// The image is `<repo>:<cell's Talos version>`.
+    pub image_repo: String,
+    pub install: InstallOptions,
+    pub overlay: Overlay,
+    /// Whether `--state-dir` was given, for the clean-up advice.
+    pub state_dir_given: bool,
+    kept: Mutex<Vec<String>>,
+}
+
+/// A provisioned cluster.
+pub struct DockerCluster {
     cluster: Cluster,
 }
 
-impl LiveCluster {
-    async fn client(&self) -> Result<Client, String> {
-        client_for(&self.cluster.kubeconfig()).await
-    }
-}
-
-async fn client_for(kubeconfig: &Path) -> Result<Client, String> {
-    let kc = kube::config::Kubeconfig::read_from(kubeconfig)
-        .map_err(|e| format!("reading the kubeconfig: {e}"))?;
-    let config =
-        kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
-            .await
-            .map_err(|e| format!("the kubeconfig does not load: {e}"))?;
-    Client::try_from(config).map_err(|e| format!("no Kubernetes client from the kubeconfig: {e}"))
-}
-
-fn check_report(run: &suites::CheckRun) -> CheckReport {
-    let mut transcript = run.transcript.render();
-    let outcome = match &run.outcome {
-        CheckOutcome::Passed { evidence } => {
-            if !evidence.is_empty() {
-                transcript = format!("evidence: {evidence}\n{transcript}");
-            }
-            Outcome::Passed
+impl TalosDocker {
+    pub fn new(
+        cells: Vec<String>,
+        base: ClusterSpec,
+        image_repo: String,
+        install: InstallOptions,
+        overlay: Overlay,
+        state_dir_given: bool,
+    ) -> Self {
+        TalosDocker {
+            cells,
+            base,
+            image_repo,
+            install,
+            overlay,
+            state_dir_given,
+            kept: Mutex::new(Vec::new()),
         }
-        CheckOutcome::Failed { message } => Outcome::Failed {
-            message: message.clone(),
-            detail: String::new(),
-        },
-        CheckOutcome::Error { message } => Outcome::Error {
-            message: message.clone(),
-            detail: String::new(),
-        },
-        CheckOutcome::Skipped { reason } => Outcome::Skipped {
-            reason: reason.clone(),
-        },
-    };
-    CheckReport {
-        name: run.name(),
-        duration: run.duration,
-        outcome,
-        transcript,
     }
-}
 
-/// A suite run as the report holds it.
-pub fn suite_report(run: &SuiteRun) -> SuiteReport {
-    let mut setup = run.setup.render();
-    match &run.cleanup {
-        suites::Cleanup::Kept { namespaces, why } => {
-            let _ = writeln!(setup, "kept namespaces {} ({why})", namespaces.join(", "));
-        }
-        suites::Cleanup::Failed { message } => {
-            let _ = writeln!(setup, "cleanup failed: {message}");
-        }
-        _ => {}
+    pub fn run_id(&self) -> &RunId {
+        &self.base.run_id
     }
-    SuiteReport {
-        suite: run.suite.to_string(),
-        checks: run.checks.iter().map(check_report).collect(),
-        setup_transcript: setup,
-    }
-}
 
-impl Live<'_> {
     /// The cluster a cell runs on. Built (and validated) for every cell before the run starts,
     /// so a bad size or version is refused before the first container exists.
-    pub fn spec(&self, cell: &CellPlan) -> Result<ClusterSpec, talos_docker::PreflightError> {
-        // Short names (they prefix every node's hostname), unique per cell of the run: a profile
+    pub fn spec(&self, cell: &CellPlan) -> Result<ClusterSpec, PreflightError> {
+        let mut spec = self.base.clone();
+        // Short (it prefixes every node's hostname) and unique per cell of the run: a profile
         // appears once per Cilium version, and a kept cluster must not clash with the next one.
-        let id = self.run_id.as_str();
-        let mut spec = ClusterSpec::new(format!(
+        spec.name = format!(
             "h{}-{}-{}",
-            &id[id.len().saturating_sub(6)..],
+            run_tag(&self.base.run_id),
             self.cell_index(cell),
             cell.profile.name
-        ));
-        spec.run_id = self.run_id.clone();
-        spec.talos_version = talos_docker::spec::TalosVersion::parse(&cell.cell.talos.to_string())?;
+        );
+        spec.talos_version = talos_docker::TalosVersion::parse(&cell.cell.talos.to_string())?;
         spec.kubernetes_version = Some(cell.cell.kubernetes.to_string());
-        spec.workers = self.workers;
-        spec.image = Some(format!("{}:{}", self.talos_image_repo, cell.cell.talos));
-        spec.cpus = self.cpus;
-        spec.memory_mib = self.memory_mib;
-        spec.timeouts.ready = self.ready_timeout;
-        spec.privileged = self.privileged;
-        spec.talosctl = self.talosctl.clone();
-        if let Some(dir) = &self.state_dir {
-            spec.state_dir = dir.clone();
-        }
+        spec.image = Some(format!("{}:{}", self.image_repo, cell.cell.talos));
         let patch = serde_saphyr::to_string(&cell.talos_patch).expect("a typed patch serialises");
         spec.patches = vec![ConfigPatch {
             target: PatchTarget::All,
@@ -144,24 +94,57 @@ impl Live<'_> {
     fn cell_index(&self, cell: &CellPlan) -> usize {
         self.cells.iter().position(|id| *id == cell.id).unwrap_or(0)
     }
+
+    /// Clusters kept by `--keep-on-failure`, which the final sweep must leave alone.
+    pub fn kept(&self) -> Vec<String> {
+        self.kept.lock().expect("not poisoned").clone()
+    }
+
+    /// `harness gc` limited to this run.
+    pub fn gc_command(&self) -> String {
+        gc_command(&self.base, self.state_dir_given)
+    }
+
+    /// talos-docker's messages suggest `up`'s flags; say what works for a run of cells.
+    fn explain(&self, e: Error) -> String {
+        match e {
+            Error::Preflight(PreflightError::NameClash { name, objects }) => format!(
+                "a cluster named '{name}' already exists ({objects}): another run used the run id {}; pass another --run-id, or remove the other run with `{}`",
+                self.base.run_id,
+                self.gc_command()
+            ),
+            Error::Preflight(PreflightError::NoFreeSubnet) => "no /24 in 10.5.0.0/16 is free: every one overlaps an existing docker network; remove unused networks (`harness gc`, `docker network prune`)".to_string(),
+            other => other.to_string(),
+        }
+    }
 }
 
-impl Phases for Live<'_> {
-    type Cluster = LiveCluster;
+/// `harness gc --run-id <id>` (with the state directory when it is not the default).
+pub fn gc_command(spec: &ClusterSpec, state_dir_given: bool) -> String {
+    let mut cmd = format!("harness gc --run-id {}", spec.run_id);
+    if state_dir_given {
+        cmd.push_str(&format!(" --state-dir {}", spec.state_dir.display()));
+    }
+    cmd
+}
 
-    async fn provision(&self, cell: &CellPlan) -> Result<LiveCluster, String> {
+impl Deployer for TalosDocker {
+    type Cluster = DockerCluster;
+    type Target = KubeTarget;
+
+    async fn provision(&self, cell: &CellPlan) -> Result<DockerCluster, String> {
         let spec = self.spec(cell).map_err(|e| e.to_string())?;
         let cluster = Cluster::create(spec, &ApiServerReadiness)
             .await
-            .map_err(|e| e.to_string())?;
-        Ok(LiveCluster { cluster })
+            .map_err(|e| self.explain(e))?;
+        Ok(DockerCluster { cluster })
     }
 
-    async fn install(&self, cell: &CellPlan, c: &LiveCluster) -> Result<String, String> {
+    async fn install(&self, cell: &CellPlan, c: &DockerCluster) -> Result<String, String> {
         let subnet = c.cluster.subnet().ok_or("the cluster has no subnet")?;
-        let client = c.client().await?;
+        let target = self.target(c).await?;
         let steps = install::install(
-            &client,
+            &target.client,
             &c.cluster.kubeconfig(),
             c.cluster.run_dir(),
             cell,
@@ -178,82 +161,53 @@ impl Phases for Live<'_> {
             .collect())
     }
 
-    async fn suites(&self, cell: &CellPlan, c: &LiveCluster) -> Vec<SuiteReport> {
-        let ctx = RunContext {
-            features: cell.features.clone(),
-            nodes: self.workers,
-            external_target: self.external_target.clone(),
-        };
-        let client = match c.client().await {
-            Ok(client) => client,
-            Err(e) => return super::skipped_checks(cell, &format!("not run: {e}")),
-        };
-        let mut out = Vec::new();
-        for s in &cell.suites {
-            let run = suites::run_suite(&client, s.suite, &ctx, self.filter, &self.suites).await;
-            out.push(suite_report(&run));
-        }
-        out
+    async fn target(&self, c: &DockerCluster) -> Result<KubeTarget, String> {
+        let (client, _) = KubeAccess::new(c.cluster.kubeconfig())
+            .client()
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(KubeTarget {
+            client,
+            // Talos taints its control planes, so the workers take the probes.
+            nodes: self.base.workers,
+        })
     }
 
-    async fn collect(&self, cell: &CellPlan, c: &LiveCluster) -> Result<String, String> {
-        let dir = self.artifacts.join(&cell.id);
-        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        let client = c.client().await?;
-        let pods: Api<Pod> = Api::all(client.clone());
-        let mut text = String::new();
-        for p in pods
-            .list(&ListParams::default())
-            .await
-            .map_err(|e| format!("listing pods: {e}"))?
-        {
-            let st = p.status.unwrap_or_default();
-            let _ = writeln!(
-                text,
-                "{}/{} {} node={} ip={}",
-                p.metadata.namespace.unwrap_or_default(),
-                p.metadata.name.unwrap_or_default(),
-                st.phase.unwrap_or_default(),
-                p.spec.and_then(|s| s.node_name).unwrap_or_default(),
-                st.pod_ip.unwrap_or_default()
-            );
-        }
-        std::fs::write(dir.join("pods.txt"), text).map_err(|e| e.to_string())?;
-        let events: Api<Event> = Api::all(client);
-        let mut text = String::new();
-        for e in events
-            .list(&ListParams::default())
-            .await
-            .map_err(|e| format!("listing events: {e}"))?
-        {
-            let _ = writeln!(
-                text,
-                "{} {}/{} {}: {}",
-                e.type_.unwrap_or_default(),
-                e.involved_object.namespace.unwrap_or_default(),
-                e.involved_object.name.unwrap_or_default(),
-                e.reason.unwrap_or_default(),
-                e.message.unwrap_or_default()
-            );
-        }
-        std::fs::write(dir.join("events.txt"), text).map_err(|e| e.to_string())?;
-        Ok(dir.display().to_string())
-    }
-
-    async fn destroy(&self, c: LiveCluster) -> Result<(), String> {
+    async fn tear_down(&self, c: DockerCluster) -> Result<String, String> {
         c.cluster
             .destroy()
             .await
-            .map(|_| ())
+            .map(|removed| format!("removed {removed}"))
             .map_err(|e| e.to_string())
     }
 
-    fn keep(&self, c: &LiveCluster) -> String {
+    fn keep(&self, c: &DockerCluster) -> String {
+        self.kept
+            .lock()
+            .expect("not poisoned")
+            .push(c.cluster.name().to_string());
         format!(
             "KUBECONFIG={} kubectl get pods -A; TALOSCONFIG={} talosctl health; remove with `harness down {}`",
             c.cluster.kubeconfig().display(),
             c.cluster.talosconfig().display(),
             c.cluster.name()
         )
+    }
+
+    fn leftovers(&self) -> String {
+        self.gc_command()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_ids_sharing_a_tail_get_different_tags() {
+        let tag = |s: &str| run_tag(&RunId::parse(s).unwrap());
+        assert_ne!(tag("amd64-shard-1"), tag("arm64-shard-1"));
+        assert_eq!(tag("amd64-shard-1"), tag("amd64-shard-1"));
+        assert_eq!(tag("ci-1").len(), 8);
     }
 }
