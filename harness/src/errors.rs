@@ -76,7 +76,7 @@ pub enum InputError {
     Cluster(#[from] talos_docker::PreflightError),
 
     /// A flag, file or host part that cannot work, with what to do instead.
-    #[error("{what}; {fix}")]
+    #[error("{what}; fix: {fix}")]
     Problem { what: String, fix: String },
 
     /// `harness lint` found errors in the files it was given (each printed above).
@@ -92,12 +92,9 @@ impl InputError {
             .unwrap_or((1, 1));
         let message = err.to_string();
         // saphyr's own text repeats the position; keep only its first line, the problem itself.
-        let message = message
-            .lines()
-            .next()
-            .unwrap_or_default()
-            .trim()
-            .to_string();
+        let first = message.lines().next().unwrap_or_default().trim();
+        let first = first.strip_prefix("error: ").unwrap_or(first);
+        let message = strip_position(first).to_string();
         InputError::MalformedYaml {
             file: file.to_string(),
             line,
@@ -111,6 +108,22 @@ impl InputError {
             what: what.into(),
             fix: fix.into(),
         }
+    }
+}
+
+/// `line 1 column 10: unclosed bracket` -> `unclosed bracket`: the position is shown already.
+fn strip_position(text: &str) -> &str {
+    let Some((head, rest)) = text.split_once(": ") else {
+        return text;
+    };
+    let words: Vec<&str> = head.split(' ').collect();
+    match words.as_slice() {
+        ["line", l, "column", c]
+            if l.bytes().all(|b| b.is_ascii_digit()) && c.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            rest
+        }
+        _ => text,
     }
 }
 
@@ -173,7 +186,7 @@ pub enum RunError {
     #[error("{message}; the run's results are lost: pass a --junit path you can write")]
     Report { message: String },
 
-    #[error("docker: {message}; check the engine (`docker info`) and run the command again")]
+    #[error("{message}; check the engine (`docker info`) and run the command again")]
     Docker { message: String },
 
     #[error("cannot remove everything: {message}; run `{retry}`")]

@@ -138,7 +138,7 @@ pub fn check(plan: &Plan, needs: &Needs<'_>, host: &Host) -> Vec<Problem> {
 
 impl From<Problem> for InputError {
     fn from(p: Problem) -> Self {
-        InputError::problem(p.what, format!("fix: {}", p.fix))
+        InputError::problem(p.what, p.fix)
     }
 }
 
@@ -150,7 +150,7 @@ pub async fn helm_runs(helm: &Path) -> Result<String, InputError> {
     let broken = |why: String| {
         InputError::problem(
             format!("{} does not work as helm: {why}", helm.display()),
-            "fix: install Helm 3 (https://helm.sh/docs/intro/install/) or pass --helm PATH",
+            "install Helm 3 (https://helm.sh/docs/intro/install/) or pass --helm PATH",
         )
     };
     let run = tokio::process::Command::new(helm)
@@ -176,9 +176,12 @@ pub async fn helm_runs(helm: &Path) -> Result<String, InputError> {
             .to_string()
     };
     if !out.status.success() {
+        let status = match out.status.code() {
+            Some(code) => format!("status {code}"),
+            None => "a signal".to_string(),
+        };
         return Err(broken(format!(
-            "`helm version --short` exited with {} ({})",
-            out.status,
+            "`helm version --short` exited with {status} ({})",
             said(&out.stderr)
         )));
     }
@@ -211,7 +214,7 @@ pub fn output_file(flag: &str, path: &Path) -> Result<(), InputError> {
     let bad = |why: String, fix: &str| {
         InputError::problem(
             format!("{flag} {}: {why}", path.display()),
-            format!("fix: {fix}"),
+            fix.to_string(),
         )
     };
     if path.is_dir() {
@@ -227,7 +230,16 @@ pub fn output_file(flag: &str, path: &Path) -> Result<(), InputError> {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    output_dir_inner(parent).map_err(|why| bad(why, "pass a path in a directory you can write"))
+    output_dir_inner(parent).map_err(|why| {
+        // The parent is not the flag's own path: always name it.
+        let why = match why.as_str() {
+            "is a file, not a directory" => {
+                format!("{} is a file, not a directory", parent.display())
+            }
+            _ => why,
+        };
+        bad(why, "pass a path in a directory you can write")
+    })
 }
 
 /// `path` is a directory the command may create and write into. Nothing is created.
@@ -235,15 +247,16 @@ pub fn output_dir(flag: &str, path: &Path) -> Result<(), InputError> {
     output_dir_inner(path).map_err(|why| {
         InputError::problem(
             format!("{flag} {}: {why}", path.display()),
-            "fix: pass a directory you can write (it is made if missing)",
+            "pass a directory you can write (it is made if missing)",
         )
     })
 }
 
 fn output_dir_inner(path: &Path) -> Result<(), String> {
     let at = existing_ancestor(path);
-    if at.is_file() || (at.exists() && !at.is_dir()) {
-        return Err(if at == std::path::absolute(path).unwrap_or_default() {
+    if !at.is_dir() {
+        let own = std::path::absolute(path).is_ok_and(|p| p == at);
+        return Err(if own {
             "is a file, not a directory".to_string()
         } else {
             format!("{} is a file, not a directory", at.display())
@@ -257,7 +270,7 @@ pub fn external_target(host: &str) -> Result<(), InputError> {
     let bad = |why: &str| {
         InputError::problem(
             format!("--external-target '{host}' is not a host name: {why}"),
-            "fix: pass a DNS name the pods can resolve and reach over HTTPS, e.g. --external-target one.one.one.one, or --no-external-target",
+            "pass a DNS name the pods can resolve and reach over HTTPS, e.g. --external-target one.one.one.one, or --no-external-target",
         )
     };
     if host.contains("://") || host.contains('/') {
@@ -298,7 +311,7 @@ pub fn http_url(flag: &str, given: &str) -> Result<(), InputError> {
     } else {
         Err(InputError::problem(
             format!("{flag} '{given}' is not an http(s) URL"),
-            format!("fix: write it like {flag} https://helm.cilium.io"),
+            format!("write it like {flag} https://helm.cilium.io"),
         ))
     }
 }
@@ -369,7 +382,7 @@ pub async fn docker_host(specs: &[talos_docker::ClusterSpec]) -> Vec<InputError>
             format!(
                 "the Docker engine does not say how many CPUs and how much memory it has ({e})"
             ),
-            "fix: check the engine with `docker info`",
+            "check the engine with `docker info`",
         )),
     }
     let mut images: Vec<String> = Vec::new();

@@ -84,18 +84,22 @@ impl SelectArgs {
             .iter()
             .map(|p| ValuesFile::parse(&p.display().to_string(), &read(p)?))
             .collect::<Result<Vec<_>, _>>()?;
-        let external_target = if self.no_external_target {
-            None
-        } else {
-            crate::preflight::external_target(&self.external_target)?;
-            Some(self.external_target.clone())
-        };
+        let external_target = (!self.no_external_target).then(|| self.external_target.clone());
         Ok(PlanOptions {
             values_files,
             filter: CheckFilter::new(&self.suites, &self.checks)?,
             nodes,
             external_target,
         })
+    }
+
+    /// The external target is a host name pods can look up (checked apart from the plan, so a
+    /// bad one is reported together with the plan's own problems).
+    pub fn check_external_target(&self) -> Result<(), InputError> {
+        if self.no_external_target {
+            return Ok(());
+        }
+        crate::preflight::external_target(&self.external_target)
     }
 
     pub fn select(&self, nodes: u32) -> Result<Selection, InputError> {

@@ -52,9 +52,10 @@ pub async fn run(args: CheckArgs) -> Result<Verdict, Error> {
                 "check runs one cell, the one the cluster is, but this selection has {} cells",
                 s.plan.cells.len()
             ),
-            "fix: name its profile with --profile (and --cilium-version, --talos-version)",
+            "name its profile with --profile (and --cilium-version, --talos-version)",
         ));
     }
+    note(&mut problems, args.select.check_external_target());
     let run_id = note(&mut problems, args.run.run_id());
     let label = run_id.as_ref().map(|id| id.to_string()).unwrap_or_default();
     let suite_options = note(
@@ -62,7 +63,7 @@ pub async fn run(args: CheckArgs) -> Result<Verdict, Error> {
         suites::RunOptions::from_env(label.as_str()).map_err(|e| {
             InputError::problem(
                 e.to_string(),
-                "fix the HARNESS_IMAGE_* variables (a tag or digest is required)",
+                "set each HARNESS_IMAGE_* variable to an image with a tag or a digest",
             )
         }),
     );
@@ -78,7 +79,7 @@ pub async fn run(args: CheckArgs) -> Result<Verdict, Error> {
         None => {
             problems.push(InputError::problem(
                 "no kubeconfig",
-                "fix: pass --kubeconfig or set KUBECONFIG",
+                "pass --kubeconfig or set KUBECONFIG",
             ));
             None
         }

@@ -62,6 +62,7 @@ pub async fn run(args: E2eArgs) -> Result<Verdict, Error> {
         &mut problems,
         args.select.select(args.cluster.workers.workers),
     );
+    note(&mut problems, args.select.check_external_target());
     let run_id = note(&mut problems, args.run.run_id());
     let label = run_id.as_ref().map(|id| id.to_string()).unwrap_or_default();
     let suite_options = note(
@@ -69,7 +70,7 @@ pub async fn run(args: E2eArgs) -> Result<Verdict, Error> {
         suites::RunOptions::from_env(label.as_str()).map_err(|e| {
             InputError::problem(
                 e.to_string(),
-                "fix the HARNESS_IMAGE_* variables (a tag or digest is required)",
+                "set each HARNESS_IMAGE_* variable to an image with a tag or a digest",
             )
         }),
     );
@@ -130,16 +131,18 @@ pub async fn run(args: E2eArgs) -> Result<Verdict, Error> {
             );
             let mut specs = Vec::new();
             for cell in &s.plan.cells {
-                match deployer.spec(cell) {
-                    Ok(spec) => specs.push(spec),
+                let checked = deployer.spec(cell);
+                match checked {
+                    Ok(_) => {}
                     // Sizes are the same for every cell: say each problem once.
                     Err(e) if problems.iter().any(|p| p.to_string() == e.to_string()) => {}
                     Err(e) => problems.push(e.into()),
                 }
+                if let Ok(spec) = deployer.spec_unchecked(cell) {
+                    specs.push(spec);
+                }
             }
-            if specs.len() == s.plan.cells.len() {
-                problems.extend(preflight::docker_host(&specs).await);
-            }
+            problems.extend(preflight::docker_host(&specs).await);
             Some(deployer)
         }
         _ => None,

@@ -1,7 +1,7 @@
 //! `harness plan`: the matrix expanded, per cell, with what would run and why.
 
 use super::args::{SelectArgs, WorkersArg};
-use crate::errors::Error;
+use crate::errors::{Error, Refused};
 use crate::plan::text;
 use crate::render;
 use crate::run::Verdict;
@@ -28,7 +28,18 @@ pub struct PlanArgs {
 }
 
 pub fn run(args: &PlanArgs) -> Result<Verdict, Error> {
-    let selection = args.select.select(args.workers.workers)?;
+    let mut problems = Vec::new();
+    if let Err(e) = args.select.check_external_target() {
+        problems.push(e);
+    }
+    let selection = match args.select.select(args.workers.workers) {
+        Ok(s) if problems.is_empty() => s,
+        Ok(_) => return Err(Refused(problems).into()),
+        Err(e) => {
+            problems.insert(0, e);
+            return Err(Refused(problems).into());
+        }
+    };
     let plan = &selection.plan;
     if let Some(dir) = &args.render {
         let n = render::write(plan, &selection.overlay, dir)?;

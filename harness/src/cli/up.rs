@@ -58,8 +58,8 @@ pub struct UpArgs {
 }
 
 impl UpArgs {
-    /// The cluster to make, with every problem the flags alone show.
-    pub fn spec(&self) -> Result<ClusterSpec, Vec<InputError>> {
+    /// The cluster to make, and every problem the flags alone show.
+    pub fn spec(&self) -> (ClusterSpec, Vec<InputError>) {
         let mut problems: Vec<InputError> = Vec::new();
         let run_id = self.run.run_id().unwrap_or_else(|e| {
             problems.push(e);
@@ -121,11 +121,7 @@ impl UpArgs {
         {
             problems.push(e.into());
         }
-        if problems.is_empty() {
-            Ok(spec)
-        } else {
-            Err(problems)
-        }
+        (spec, problems)
     }
 }
 
@@ -144,7 +140,7 @@ fn patch_is_yaml(flag: &str, patch: &ConfigPatch) -> Result<(), InputError> {
         Ok(_) => Err(InputError::problem(
             format!("{name}: is not a Talos config patch (no YAML mapping in it)"),
             format!(
-                "fix: pass a strategic merge patch such as {flag} 'machine: {{network: {{hostname: n1}}}}', or @FILE"
+                "pass a strategic merge patch such as {flag} 'machine: {{network: {{hostname: n1}}}}', or @FILE"
             ),
         )),
         Err(e) => Err(InputError::yaml(&name, &e)),
@@ -153,19 +149,14 @@ fn patch_is_yaml(flag: &str, patch: &ConfigPatch) -> Result<(), InputError> {
 
 pub async fn run(args: UpArgs) -> Result<Verdict, Error> {
     super::init_logging();
-    let mut problems = Vec::new();
-    let spec = args.spec().map_err(|p| problems.extend(p)).ok();
+    let (spec, mut problems) = args.spec();
     if let Err(e) = preflight::output_dir("--state-dir", &args.state.dir()) {
         problems.push(e);
     }
-    if let Some(spec) = &spec
-        && problems.is_empty()
-    {
-        problems.extend(preflight::docker_host(std::slice::from_ref(spec)).await);
-    }
-    let (Some(spec), true) = (spec, problems.is_empty()) else {
+    problems.extend(preflight::docker_host(std::slice::from_ref(&spec)).await);
+    if !problems.is_empty() {
         return Err(Refused(problems).into());
-    };
+    }
 
     let (name, run_id) = (spec.name.clone(), spec.run_id.clone());
     let gc = gc_command(&spec, args.state.state_dir.is_some());
@@ -330,7 +321,10 @@ mod tests {
     fn spec(args: &[&str]) -> Result<ClusterSpec, Vec<InputError>> {
         let mut all = vec!["up"];
         all.extend(args);
-        Cli::parse_from(all).up.spec()
+        match Cli::parse_from(all).up.spec() {
+            (spec, problems) if problems.is_empty() => Ok(spec),
+            (_, problems) => Err(problems),
+        }
     }
 
     fn text(e: Vec<InputError>) -> String {

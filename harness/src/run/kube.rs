@@ -47,6 +47,13 @@ impl KubeAccess {
             if path.as_os_str().is_empty() {
                 continue;
             }
+            if !path.is_file() {
+                return Err(self.error(if path == self.kubeconfig {
+                    "there is no such file".to_string()
+                } else {
+                    format!("{} (in the list) is not a file", path.display())
+                }));
+            }
             let one = Kubeconfig::read_from(&path).map_err(|e| self.error(e))?;
             merged = Some(match merged {
                 None => one,

@@ -88,19 +88,29 @@ pub fn install(run_id: &str, leftovers_hint: String) -> std::io::Result<Interrup
     tokio::spawn(async move {
         let first = next(&mut int, &mut term).await;
         let _ = tx.send(Stop::Graceful(first));
-        eprintln!(
-            "{first}: stopping run {run_id} and removing what it made (signal again to skip the clean-up)"
-        );
+        eprintln!("{}", first_note(first, &run_id));
         next(&mut int, &mut term).await;
         let _ = tx.send(Stop::Abandon(first));
-        eprintln!(
-            "second signal: skipping the clean-up of run {run_id}; writing the report. Remove what is left with `{leftovers_hint}` (signal again to exit at once)"
-        );
+        eprintln!("{}", second_note(&run_id, &leftovers_hint));
         next(&mut int, &mut term).await;
         // The only exit outside `main`: a person insisting three times gets the process back now.
         std::process::exit(i32::from(first.exit_status()));
     });
     Ok(rx)
+}
+
+/// What a person reads on the first signal.
+pub fn first_note(signal: Signal, run_id: &str) -> String {
+    format!(
+        "{signal}: stopping run {run_id} and removing what it made (signal again to skip the clean-up)"
+    )
+}
+
+/// What a person reads on the second signal: the report still comes, and how to clean up.
+pub fn second_note(run_id: &str, leftovers: &str) -> String {
+    format!(
+        "second signal: skipping the clean-up of run {run_id}; writing the report. Remove what is left with `{leftovers}` (signal again to exit at once)"
+    )
 }
 
 async fn next(

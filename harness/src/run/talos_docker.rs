@@ -70,6 +70,13 @@ impl TalosDocker {
     /// The cluster a cell runs on. Built (and validated) for every cell before the run starts,
     /// so a bad size or version is refused before the first container exists.
     pub fn spec(&self, cell: &CellPlan) -> Result<ClusterSpec, PreflightError> {
+        let spec = self.spec_unchecked(cell)?;
+        spec.validate()?;
+        Ok(spec)
+    }
+
+    /// [`Self::spec`] without the size and name checks, so the host checks can still run on it.
+    pub fn spec_unchecked(&self, cell: &CellPlan) -> Result<ClusterSpec, PreflightError> {
         let mut spec = self.base.clone();
         // Short (it prefixes every node's hostname) and unique per cell of the run: a profile
         // appears once per Cilium version, and a kept cluster must not clash with the next one.
@@ -87,7 +94,6 @@ impl TalosDocker {
             target: PatchTarget::All,
             source: PatchSource::Inline(patch),
         }];
-        spec.validate()?;
         Ok(spec)
     }
 
@@ -104,18 +110,16 @@ impl TalosDocker {
     pub fn gc_command(&self) -> String {
         gc_command(&self.base, self.state_dir_given)
     }
+}
 
-    /// talos-docker's messages suggest `up`'s flags; say what works for a run of cells.
-    fn explain(&self, e: Error) -> String {
-        match e {
-            Error::Preflight(PreflightError::NameClash { name, objects }) => format!(
-                "a cluster named '{name}' already exists ({objects}): another run used the run id {}; pass another --run-id, or remove the other run with `{}`",
-                self.base.run_id,
-                self.gc_command()
-            ),
-            Error::Preflight(PreflightError::NoFreeSubnet) => "no /24 in 10.5.0.0/16 is free: every one overlaps an existing docker network; remove unused networks (`harness gc`, `docker network prune`)".to_string(),
-            other => other.to_string(),
-        }
+/// talos-docker's messages suggest `up`'s flags; say what works for a run of cells instead.
+pub fn explain(e: Error, run_id: &RunId, gc: &str) -> String {
+    match e {
+        Error::Preflight(PreflightError::NameClash { name, objects }) => format!(
+            "a cluster named '{name}' already exists ({objects}): another run used the run id {run_id}; pass another --run-id, or remove the other run with `{gc}`"
+        ),
+        Error::Preflight(PreflightError::NoFreeSubnet) => "no /24 in 10.5.0.0/16 is free: every one overlaps an existing docker network; remove unused networks (`harness gc`, `docker network prune`)".to_string(),
+        other => other.to_string(),
     }
 }
 
@@ -136,7 +140,7 @@ impl Deployer for TalosDocker {
         let spec = self.spec(cell).map_err(|e| e.to_string())?;
         let cluster = Cluster::create(spec, &ApiServerReadiness)
             .await
-            .map_err(|e| self.explain(e))?;
+            .map_err(|e| explain(e, &self.base.run_id, &self.gc_command()))?;
         Ok(DockerCluster { cluster })
     }
 
