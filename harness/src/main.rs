@@ -47,3 +47,47 @@ fn main() -> ExitCode {
     }
     ExitCode::from(exit_status(&result))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use harness::errors::{InputError, Refused, RunError};
+    use harness::run::Signal;
+
+    /// The README's exit-status table says what this function does.
+    #[test]
+    fn the_readme_documents_the_exit_policy() {
+        let readme =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+        let cases: [(Result<Verdict, Error>, &str); 6] = [
+            (Ok(Verdict::Passed), "| 0 | everything ran and passed |"),
+            (Ok(Verdict::ChecksFailed), "| 1 | a check failed"),
+            (
+                Err(Refused(vec![InputError::Unsupported("x".into())]).into()),
+                "| 2 | bad input or a missing part",
+            ),
+            (
+                Err(RunError::Panicked("x".into()).into()),
+                "| 3 | the run could not be carried out",
+            ),
+            (
+                Ok(Verdict::PhaseFailed),
+                "| 3 | the run could not be carried out",
+            ),
+            (
+                Ok(Verdict::Interrupted(Signal::Term)),
+                "| 130 / 143 | interrupted by SIGINT / SIGTERM",
+            ),
+        ];
+        for (result, row) in cases {
+            assert!(readme.contains(row), "README lacks {row}");
+            let documented = row.trim_start_matches("| ").split(' ').next().unwrap();
+            let status = exit_status(&result).to_string();
+            assert!(
+                documented == status || (documented == "130" && status == "143"),
+                "{row} but exit_status says {status}"
+            );
+        }
+        assert_eq!(exit_status(&Ok(Verdict::Interrupted(Signal::Int))), 130);
+    }
+}

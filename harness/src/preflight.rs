@@ -212,10 +212,7 @@ fn can_write_in(dir: &Path) -> Result<(), String> {
 /// (which may not exist yet) can be made and written. Nothing is created.
 pub fn output_file(flag: &str, path: &Path) -> Result<(), InputError> {
     let bad = |why: String, fix: &str| {
-        InputError::problem(
-            format!("{flag} {}: {why}", path.display()),
-            fix.to_string(),
-        )
+        InputError::problem(format!("{flag} {}: {why}", path.display()), fix.to_string())
     };
     if path.is_dir() {
         return Err(bad(

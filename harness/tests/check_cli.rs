@@ -19,8 +19,24 @@ const CHECK: &str = "pod-security::cluster-default-is-baseline";
 /// The fake cluster: namespaces listed by label (tear-down), dry-run pods admitted or, with
 /// `hang`, never answered.
 fn api(hang: bool) -> HttpApi {
+    api_with(hang, false)
+}
+
+/// With `nodes_forbidden`, listing nodes is refused as RBAC refuses a user without that right
+/// (the API server's Forbidden Status, reason and message as the authorizer words them).
+fn api_with(hang: bool, nodes_forbidden: bool) -> HttpApi {
     let state = Cluster::new(&[("w1", "10.5.0.3"), ("w2", "10.5.0.4")]);
     http_api::serve(state, move |s: &Seen, c: &mut Cluster| {
+        if nodes_forbidden && s.is("GET", "/api/v1/nodes") {
+            return Some(Reply::Json(
+                403,
+                support::api::status(
+                    403,
+                    "Forbidden",
+                    "nodes is forbidden: User \"ci-runner\" cannot list resource \"nodes\" in API group \"\" at the cluster scope",
+                ),
+            ));
+        }
         if s.is("GET", "/api/v1/namespaces") && !s.is_watch() {
             let selector = s.param("labelSelector").unwrap_or_default();
             let (key, value) = selector.split_once('=').unwrap_or_default();
@@ -224,5 +240,38 @@ fn bad_input_is_refused_before_any_request_or_file() {
     assert!(
         !api.log.lock().unwrap().iter().any(|s| s.method != "GET"),
         "nothing created on the cluster"
+    );
+}
+
+#[test]
+fn a_cluster_that_cannot_be_provisioned_exits_3_with_a_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let api = api_with(false, true);
+    let out = check(dir.path(), &api, "chk-phase").output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "a failed phase: {stderr}");
+    let r = report(dir.path());
+    let provision = r
+        .suites
+        .iter()
+        .find(|s| s.name.ends_with("::phases"))
+        .unwrap()
+        .cases
+        .iter()
+        .find(|c| c.original_name == "phase::provision")
+        .unwrap();
+    assert!(provision.status.is_error());
+    assert!(
+        provision
+            .status
+            .error_as_ref()
+            .message
+            .contains("cannot list the cluster's nodes"),
+        "{:?}",
+        provision.status
+    );
+    assert!(
+        !api.log.lock().unwrap().iter().any(|s| s.method == "POST"),
+        "nothing created after provisioning failed"
     );
 }

@@ -4,10 +4,8 @@
 //! the profile's values matter. Tear-down removes the run's test namespaces, nothing else.
 
 use super::args::{ReportArgs, RunArgs, SelectArgs};
-use super::e2e::finish;
 use crate::errors::{Error, InputError, Refused, RunError};
 use crate::preflight;
-use crate::report::junit;
 use crate::run::existing::Existing;
 use crate::run::kube::{CONNECT_TIMEOUT, KubeAccess, default_kubeconfig};
 use crate::run::signals;
@@ -138,18 +136,10 @@ pub async fn run(args: CheckArgs) -> Result<Verdict, Error> {
             jobs: 1,
         },
     };
-    let mut report_error = None;
-    let outcome = engine
-        .run(plan, &interrupt, |r| {
-            if let Err(e) = junit::write(r, &args.report.junit) {
-                report_error = Some(e.to_string());
-            }
-        })
+    let (outcome, report_error) = engine
+        .run_to_junit(plan, &interrupt, &args.report.junit)
         .await;
-    for n in &outcome.notes {
-        eprintln!("{n}");
-    }
     eprintln!("report: {}", args.report.junit.display());
     // Tear-down was the sweep: nothing of this run lives outside its namespaces.
-    finish(outcome.verdict, report_error, Ok(()), &cleanup)
+    super::finish(outcome.verdict, report_error, Ok(()), &cleanup)
 }

@@ -8,7 +8,6 @@ use crate::errors::{Error, InputError, Refused, RunError};
 use crate::install::InstallOptions;
 use crate::install::helm::ChartSource;
 use crate::preflight::{self, Host, Needs};
-use crate::report::junit;
 use crate::run::signals::{self, Stop};
 use crate::run::sweep::Sweep;
 use crate::run::talos_docker::TalosDocker;
@@ -189,17 +188,9 @@ pub async fn run(args: E2eArgs) -> Result<Verdict, Error> {
             jobs: 1,
         },
     };
-    let mut report_error = None;
-    let outcome = engine
-        .run(plan, &interrupt, |r| {
-            if let Err(e) = junit::write(r, &args.report.junit) {
-                report_error = Some(e.to_string());
-            }
-        })
+    let (outcome, report_error) = engine
+        .run_to_junit(plan, &interrupt, &args.report.junit)
         .await;
-    for n in &outcome.notes {
-        eprintln!("{n}");
-    }
     let kept = deployer.kept();
     let swept = if matches!(*interrupt.borrow(), Stop::Abandon(_)) {
         sweep.disarm();
@@ -220,35 +211,5 @@ pub async fn run(args: E2eArgs) -> Result<Verdict, Error> {
         }
     };
     eprintln!("report: {}", args.report.junit.display());
-    finish(outcome.verdict, report_error, swept, &gc)
-}
-
-/// The run's verdict, unless the report or the final sweep failed: a run without its report,
-/// or one that leaves objects behind, was not carried out (an interrupt still says so).
-pub(crate) fn finish(
-    verdict: Verdict,
-    report_error: Option<String>,
-    swept: Result<(), String>,
-    retry: &str,
-) -> Result<Verdict, Error> {
-    if let Verdict::Interrupted(_) = verdict {
-        if let Some(e) = report_error {
-            eprintln!("error: {e}");
-        }
-        if let Err(e) = swept {
-            eprintln!("error: {e}; run `{retry}`");
-        }
-        return Ok(verdict);
-    }
-    if let Some(message) = report_error {
-        return Err(RunError::Report { message }.into());
-    }
-    if let Err(message) = swept {
-        return Err(RunError::Cleanup {
-            message,
-            retry: retry.to_string(),
-        }
-        .into());
-    }
-    Ok(verdict)
+    super::finish(outcome.verdict, report_error, swept, &gc)
 }

@@ -126,3 +126,33 @@ fn said_removed(
     }
     Ok(Verdict::Passed)
 }
+
+/// The run's verdict, unless the report or the final sweep failed: a run without its report,
+/// or one that leaves objects behind, was not carried out (an interrupt still says so).
+fn finish(
+    verdict: Verdict,
+    report_error: Option<String>,
+    swept: Result<(), String>,
+    retry: &str,
+) -> Result<Verdict, Error> {
+    if let Verdict::Interrupted(_) = verdict {
+        if let Some(e) = report_error {
+            eprintln!("error: {e}");
+        }
+        if let Err(e) = swept {
+            eprintln!("error: {e}; run `{retry}`");
+        }
+        return Ok(verdict);
+    }
+    if let Some(message) = report_error {
+        return Err(crate::errors::RunError::Report { message }.into());
+    }
+    if let Err(message) = swept {
+        return Err(crate::errors::RunError::Cleanup {
+            message,
+            retry: retry.to_string(),
+        }
+        .into());
+    }
+    Ok(verdict)
+}

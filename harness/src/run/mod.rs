@@ -205,6 +205,28 @@ where
         }
     }
 
+    /// [`Self::run`] writing the JUnit report to `junit` after every cell and at the end, and
+    /// printing the notes (kept clusters, diagnostics); also says whether a write failed.
+    pub async fn run_to_junit(
+        &self,
+        plan: &Plan,
+        interrupt: &Interrupt,
+        junit: &std::path::Path,
+    ) -> (RunOutcome, Option<String>) {
+        let mut report_error = None;
+        let outcome = self
+            .run(plan, interrupt, |r| {
+                if let Err(e) = crate::report::junit::write(r, junit) {
+                    report_error = Some(e.to_string());
+                }
+            })
+            .await;
+        for n in &outcome.notes {
+            eprintln!("{n}");
+        }
+        (outcome, report_error)
+    }
+
     /// One cell. Tear-down always runs once provisioning succeeded, interrupted or not, unless
     /// the person keeps failed clusters; only a second signal skips it.
     async fn run_cell(&self, cell: &CellPlan, interrupt: &Interrupt) -> CellOutcome {

@@ -40,48 +40,61 @@ impl Sweep {
 
     /// Removes every object and run directory of the run except those of the `keep` clusters,
     /// pass after pass until two in a row find nothing.
-    pub async fn run(mut self, keep: &[String]) -> Result<Removed, String> {
+    pub fn run(
+        mut self,
+        keep: &[String],
+    ) -> impl std::future::Future<Output = Result<Removed, String>> + use<> {
+        // Disarmed now, not at the first poll: a second signal may drop the future unpolled,
+        // and then the person asked for no clean-up.
         self.armed = false;
-        let engine = Engine::connect(DOCKER_TIMEOUT)
-            .await
-            .map_err(|e| e.to_string())?;
-        let selector = Selector::run(self.run_id.as_str());
-        let select =
-            |o: &cleanup::Object| !o.cluster().is_some_and(|c| keep.iter().any(|k| k == c));
-        let mut total = Removed::default();
-        let mut quiet = 0;
-        for _ in 0..MAX_PASSES {
-            let pass = tokio::time::timeout(
-                DOCKER_TIMEOUT * 4,
-                cleanup::remove(&engine, &selector, select),
-            )
-            .await
-            .map_err(|_| {
-                format!(
-                    "a clean-up pass took over {}s",
-                    (DOCKER_TIMEOUT * 4).as_secs()
-                )
-            })?
-            .map_err(|e| e.to_string())?;
-            if pass.is_empty() {
-                quiet += 1;
-                if quiet == 2 {
-                    break;
-                }
-            } else {
-                quiet = 0;
-                total.containers.extend(pass.containers);
-                total.networks.extend(pass.networks);
-                total.volumes.extend(pass.volumes);
-                total.run_dirs.extend(pass.run_dirs);
-            }
-            tokio::time::sleep(SETTLE).await;
-        }
-        total
-            .run_dirs
-            .extend(remove_run_dirs(&self.state_dir, &self.run_id, keep));
-        Ok(total)
+        let (run_id, state_dir, keep) =
+            (self.run_id.clone(), self.state_dir.clone(), keep.to_vec());
+        sweep(run_id, state_dir, keep)
     }
+}
+
+async fn sweep(run_id: RunId, state_dir: PathBuf, keep: Vec<String>) -> Result<Removed, String> {
+    let engine = Engine::connect(DOCKER_TIMEOUT)
+        .await
+        .map_err(|e| e.to_string())?;
+    let selector = Selector::run(run_id.as_str());
+    let select = |o: &cleanup::Object| !o.cluster().is_some_and(|c| keep.iter().any(|k| k == c));
+    let mut total = Removed::default();
+    let mut quiet = 0;
+    for _ in 0..MAX_PASSES {
+        let pass = tokio::time::timeout(
+            DOCKER_TIMEOUT * 4,
+            cleanup::remove(&engine, &selector, select),
+        )
+        .await
+        .map_err(|_| {
+            format!(
+                "a clean-up pass took over {}s",
+                (DOCKER_TIMEOUT * 4).as_secs()
+            )
+        })?
+        .map_err(|e| match e {
+            talos_docker::Error::Cleanup(what) => what,
+            other => other.to_string(),
+        })?;
+        if pass.is_empty() {
+            quiet += 1;
+            if quiet == 2 {
+                break;
+            }
+        } else {
+            quiet = 0;
+            total.containers.extend(pass.containers);
+            total.networks.extend(pass.networks);
+            total.volumes.extend(pass.volumes);
+            total.run_dirs.extend(pass.run_dirs);
+        }
+        tokio::time::sleep(SETTLE).await;
+    }
+    total
+        .run_dirs
+        .extend(remove_run_dirs(&state_dir, &run_id, &keep));
+    Ok(total)
 }
 
 /// Run directories of this run made before any Docker object carried their path.

@@ -71,7 +71,16 @@ impl TalosDocker {
     /// so a bad size or version is refused before the first container exists.
     pub fn spec(&self, cell: &CellPlan) -> Result<ClusterSpec, PreflightError> {
         let spec = self.spec_unchecked(cell)?;
-        spec.validate()?;
+        spec.validate().map_err(|e| match e {
+            // The name comes from the profile here, not from a --name flag.
+            PreflightError::InvalidName { name, why, .. } => PreflightError::InvalidValue {
+                what: "cluster name made from the profile name",
+                given: name,
+                why: why.to_string(),
+                example: "a profile named with lowercase letters, digits and '-', at most 27 characters",
+            },
+            other => other,
+        })?;
         Ok(spec)
     }
 
