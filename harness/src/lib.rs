@@ -1,10 +1,7 @@
 //! The Talos + Cilium conformance harness as a library: the CLI in `main.rs` is a thin shell
 //! over these modules, and the benches and tests drive them directly.
 
-pub mod check_cmd;
 pub mod cli;
-pub mod cluster_cmd;
-pub mod e2e_cmd;
 pub mod errors;
 pub mod install;
 pub mod lb_ipam;

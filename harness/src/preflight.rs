@@ -1,10 +1,14 @@
-//! Checks made before a run creates anything: the tools on PATH and what the Docker host's
-//! kernel must offer. A run with a missing part stops here with every problem and its fix,
-//! instead of failing (or hanging) half-way through the first cell. The Docker engine, the
-//! Talos images and talosctl's version are checked by talos-docker's own preflight.
+//! Checks made before a command creates anything: the paths it will write, the URLs and hosts
+//! it was given, the tools on PATH (and that they run), and what the Docker host's kernel must
+//! offer. Each returns every problem it finds with its fix; the commands collect them all into
+//! one refusal, so a run with a missing part stops here instead of failing (or hanging)
+//! half-way through the first cell.
 
+use crate::errors::InputError;
 use crate::plan::Plan;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
+use talos_docker::child::DiesWithHarness;
 
 /// One missing part and how to get it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -132,16 +136,264 @@ pub fn check(plan: &Plan, needs: &Needs<'_>, host: &Host) -> Vec<Problem> {
     problems
 }
 
-/// All problems as one message.
-pub fn message(problems: &[Problem]) -> String {
-    let mut out = format!(
-        "the run cannot start: {} problem(s) on this host:",
-        problems.len()
-    );
-    for p in problems {
-        out.push_str(&format!("\n  - {}; fix: {}", p.what, p.fix));
+impl From<Problem> for InputError {
+    fn from(p: Problem) -> Self {
+        InputError::problem(p.what, p.fix)
     }
-    out
+}
+
+/// Bound on `helm version`.
+pub const TOOL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The helm found runs and answers `helm version --short` in time.
+pub async fn helm_runs(helm: &Path) -> Result<String, InputError> {
+    let broken = |why: String| {
+        InputError::problem(
+            format!("{} does not work as helm: {why}", helm.display()),
+            "install Helm 3 (https://helm.sh/docs/intro/install/) or pass --helm PATH",
+        )
+    };
+    let run = tokio::process::Command::new(helm)
+        .args(["version", "--short"])
+        .stdin(std::process::Stdio::null())
+        .dies_with_harness()
+        .output();
+    let out = tokio::time::timeout(TOOL_TIMEOUT, run)
+        .await
+        .map_err(|_| {
+            broken(format!(
+                "`helm version --short` did not answer within {}s",
+                TOOL_TIMEOUT.as_secs()
+            ))
+        })?
+        .map_err(|e| broken(format!("cannot run it: {e}")))?;
+    let said = |bytes: &[u8]| {
+        String::from_utf8_lossy(bytes)
+            .lines()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("no output")
+            .trim()
+            .to_string()
+    };
+    if !out.status.success() {
+        let status = match out.status.code() {
+            Some(code) => format!("status {code}"),
+            None => "a signal".to_string(),
+        };
+        return Err(broken(format!(
+            "`helm version --short` exited with {status} ({})",
+            said(&out.stderr)
+        )));
+    }
+    Ok(said(&out.stdout))
+}
+
+/// The closest existing ancestor of `path` (itself included).
+fn existing_ancestor(path: &Path) -> PathBuf {
+    let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    abs.ancestors()
+        .find(|a| a.exists())
+        .unwrap_or(Path::new("/"))
+        .to_path_buf()
+}
+
+/// Whether files can be made in `dir`, found by making (and at once removing) one there: the
+/// permission bits alone do not tell (root, read-only mounts, ACLs).
+fn can_write_in(dir: &Path) -> Result<(), String> {
+    if !dir.is_dir() {
+        return Err(format!("{} is not a directory", dir.display()));
+    }
+    tempfile::tempfile_in(dir)
+        .map(drop)
+        .map_err(|e| format!("cannot write in {}: {e}", dir.display()))
+}
+
+/// `path` is a file the command may create or replace: not a directory, and its directory
+/// (which may not exist yet) can be made and written. Nothing is created.
+pub fn output_file(flag: &str, path: &Path) -> Result<(), InputError> {
+    let bad = |why: String, fix: &str| {
+        InputError::problem(format!("{flag} {}: {why}", path.display()), fix.to_string())
+    };
+    if path.is_dir() {
+        return Err(bad(
+            "is a directory".into(),
+            &format!(
+                "pass a file path, e.g. {flag} {}",
+                path.join("junit.xml").display()
+            ),
+        ));
+    }
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    output_dir_inner(parent).map_err(|why| {
+        // The parent is not the flag's own path: always name it.
+        let why = match why.as_str() {
+            "is a file, not a directory" => {
+                format!("{} is a file, not a directory", parent.display())
+            }
+            _ => why,
+        };
+        bad(why, "pass a path in a directory you can write")
+    })
+}
+
+/// `path` is a directory the command may create and write into. Nothing is created.
+pub fn output_dir(flag: &str, path: &Path) -> Result<(), InputError> {
+    output_dir_inner(path).map_err(|why| {
+        InputError::problem(
+            format!("{flag} {}: {why}", path.display()),
+            "pass a directory you can write (it is made if missing)",
+        )
+    })
+}
+
+fn output_dir_inner(path: &Path) -> Result<(), String> {
+    let at = existing_ancestor(path);
+    if !at.is_dir() {
+        let own = std::path::absolute(path).is_ok_and(|p| p == at);
+        return Err(if own {
+            "is a file, not a directory".to_string()
+        } else {
+            format!("{} is a file, not a directory", at.display())
+        });
+    }
+    can_write_in(&at)
+}
+
+/// A DNS name pods can look up and reach over HTTPS (the egress checks do both).
+pub fn external_target(host: &str) -> Result<(), InputError> {
+    let bad = |why: &str| {
+        InputError::problem(
+            format!("--external-target '{host}' is not a host name: {why}"),
+            "pass a DNS name the pods can resolve and reach over HTTPS, e.g. --external-target one.one.one.one, or --no-external-target",
+        )
+    };
+    if host.contains("://") || host.contains('/') {
+        return Err(bad("give the name alone, without a scheme or path"));
+    }
+    if host.parse::<std::net::IpAddr>().is_ok() {
+        return Err(bad("an IP address cannot be looked up in DNS"));
+    }
+    let name = host.strip_suffix('.').unwrap_or(host);
+    if name.is_empty() || name.len() > 253 {
+        return Err(bad("a DNS name has 1 to 253 characters"));
+    }
+    for label in name.split('.') {
+        let ok = !label.is_empty()
+            && label.len() <= 63
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+            && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+        if !ok {
+            return Err(bad(&format!(
+                "'{label}' is not a DNS label (letters, digits and inner '-', at most 63)"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// An `http(s)://` URL with a host, such as a Helm repository.
+pub fn http_url(flag: &str, given: &str) -> Result<(), InputError> {
+    let ok = given
+        .parse::<http::Uri>()
+        .ok()
+        .filter(|u| matches!(u.scheme_str(), Some("http" | "https")))
+        .and_then(|u| u.host().map(|h| !h.is_empty()))
+        .unwrap_or(false);
+    if ok {
+        Ok(())
+    } else {
+        Err(InputError::problem(
+            format!("{flag} '{given}' is not an http(s) URL"),
+            format!("write it like {flag} https://helm.cilium.io"),
+        ))
+    }
+}
+
+/// What Talos-in-Docker clusters of these specs need from the host, all checked: a talosctl of
+/// each Talos minor, a Docker engine that answers, CPUs and memory for one cluster at a time,
+/// and every node image (pulled now, within its bound, if absent).
+pub async fn docker_host(specs: &[talos_docker::ClusterSpec]) -> Vec<InputError> {
+    use talos_docker::PreflightError;
+    use talos_docker::docker::Engine;
+    use talos_docker::talosctl::Talosctl;
+    let mut problems: Vec<InputError> = Vec::new();
+    let mut minors: Vec<String> = Vec::new();
+    for spec in specs {
+        let minor = spec.talos_version.minor_tag();
+        if minors.contains(&minor) {
+            continue;
+        }
+        minors.push(minor);
+        if let Err(e) = Talosctl::locate(
+            spec.talosctl.as_deref(),
+            &spec.talos_version,
+            spec.timeouts.talosctl,
+        )
+        .await
+        {
+            problems.push(e.into());
+        }
+    }
+    let Some(first) = specs.first() else {
+        return problems;
+    };
+    let engine = match Engine::connect(first.timeouts.docker).await {
+        Ok(engine) => engine,
+        Err(e) => {
+            problems.push(e.into());
+            return problems;
+        }
+    };
+    match engine.host_resources().await {
+        Ok(host) => {
+            // Every cluster of a run has the same sizes; one exists at a time.
+            let spec = first;
+            if host.cpus > 0 && spec.cpus > host.cpus as f64 {
+                problems.push(
+                    PreflightError::TooManyCpus {
+                        requested: spec.cpus,
+                        host: host.cpus,
+                    }
+                    .into(),
+                );
+            }
+            let host_mib = host.mem_total_bytes / (1024 * 1024);
+            let total_mib = spec.memory_mib * u64::from(spec.node_count());
+            if host_mib > 0 && total_mib > host_mib {
+                problems.push(
+                    PreflightError::NotEnoughMemory {
+                        nodes: spec.node_count(),
+                        per_node_mib: spec.memory_mib,
+                        total_mib,
+                        host_mib,
+                    }
+                    .into(),
+                );
+            }
+        }
+        Err(e) => problems.push(InputError::problem(
+            format!(
+                "the Docker engine does not say how many CPUs and how much memory it has ({e})"
+            ),
+            "check the engine with `docker info`",
+        )),
+    }
+    let mut images: Vec<String> = Vec::new();
+    for spec in specs {
+        let image = spec.image();
+        if images.contains(&image) {
+            continue;
+        }
+        images.push(image.clone());
+        if let Err(e) = engine.ensure_image(&image, &spec.timeouts).await {
+            problems.push(e.into());
+        }
+    }
+    problems
 }
 
 #[cfg(test)]
@@ -215,10 +467,12 @@ mod tests {
         assert!(whats[2].contains("wireguard is not loaded"));
         assert!(whats[2].contains("vxlan-wireguard-hostfw, service-mesh-wireguard"));
         assert!(whats[3].contains("tcp_bbr"));
+        let refused = crate::errors::Refused(problems.into_iter().map(Into::into).collect());
         assert!(
-            message(&problems).starts_with(
-                "the run cannot start: 4 problem(s) on this host:\n  - helm not found"
-            )
+            refused.to_string().starts_with(
+                "4 problems, nothing was created; fix them all and run again:\n  - helm not found (helm); fix: install Helm 3"
+            ),
+            "{refused}"
         );
     }
 

@@ -319,3 +319,101 @@ fn operator_replicas_that_cannot_be_scheduled_are_refused_with_the_fix() {
         "{err}"
     );
 }
+
+/// `e2e`, `up` and `check` with many bad inputs at once: one refusal listing every problem with
+/// its fix, exit 2, and nothing written. Docker is pointed at a socket that does not exist and
+/// PATH holds no tools, so the message is the same on every machine.
+#[test]
+fn every_problem_is_reported_at_once() {
+    let cases: &[&[&str]] = &[
+        &[
+            "e2e",
+            "--profile",
+            "talos-basic",
+            "--junit",
+            "reports",
+            "--state-dir",
+            "state",
+            "--helm",
+            "/bin/false",
+            "--external-target",
+            "one.one.one.one/",
+            "--chart-repo",
+            "helm.cilium.io",
+            "--memory",
+            "512MiB",
+        ],
+        &[
+            "up",
+            "--config-patch",
+            "machine: [",
+            "--config-patch-worker",
+            "just words",
+            "--state-dir",
+            "state",
+            "--talosctl",
+            "/nonexistent/talosctl",
+            "--cpus",
+            "0",
+            "--run-id",
+            "Not Valid",
+        ],
+        &[
+            "check",
+            "--profile",
+            "talos-basic",
+            "--kubeconfig",
+            "missing.yaml",
+            "--junit",
+            "reports",
+            "--external-target",
+            "1.1.1.1",
+            "--check",
+            "dns::nope",
+        ],
+    ];
+    let mut text = String::new();
+    for args in cases {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("reports")).unwrap();
+        std::fs::write(dir.path().join("state"), "a file").unwrap();
+        let before = listing(dir.path());
+        let out = Command::new(env!("CARGO_BIN_EXE_harness"))
+            .args(*args)
+            .current_dir(dir.path())
+            .env("PATH", "/nonexistent")
+            .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+            .env_remove("HARNESS_PROFILES_DIR")
+            .env_remove("HARNESS_STATE_DIR")
+            .env_remove("KUBECONFIG")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert_eq!(listing(dir.path()), before, "{args:?} left files");
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("state")).unwrap(),
+            "a file"
+        );
+        let arch = format!(
+            "linux-{}",
+            std::env::consts::ARCH
+                .replace("x86_64", "amd64")
+                .replace("aarch64", "arm64")
+        );
+        text.push_str(&format!(
+            "$ harness {}\nexit {}\n{}\n",
+            args.iter()
+                .map(|a| if a.contains(' ') {
+                    format!("'{a}'")
+                } else {
+                    a.to_string()
+                })
+                .collect::<Vec<_>>()
+                .join(" "),
+            out.status.code().unwrap(),
+            stderr.replace(&arch, "linux-<arch>")
+        ));
+    }
+    insta::assert_snapshot!(text);
+}

@@ -41,12 +41,10 @@ fn run_check(
     ctx: &RunContext,
 ) -> Result<(), Failed> {
     runtime().block_on(async {
-        let kc = kube::config::Kubeconfig::read_from(kubeconfig)
-            .map_err(|e| format!("{kubeconfig}: {e}"))?;
-        let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        let (client, _) = harness::run::kube::KubeAccess::new(kubeconfig)
+            .client()
             .await
             .map_err(|e| e.to_string())?;
-        let client = kube::Client::try_from(config).map_err(|e| e.to_string())?;
         let filter =
             CheckFilter::new(&[], &[format!("{suite}::{check}")]).map_err(|e| e.to_string())?;
         let run_id = format!("nextest-{}", std::process::id());

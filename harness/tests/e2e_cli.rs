@@ -1,41 +1,85 @@
-//! `harness e2e` refuses a host that cannot run it before anything exists: no container, no
-//! network, no report file. Docker is real here; helm is a stand-in and talosctl is
-//! talos-docker's fake, which refuses what the real talosctl refuses.
+//! `harness e2e` refuses a host that cannot run it before anything exists (exit 2: no container,
+//! no network, no report file, no state directory), exits 3 when a phase fails and 130/143 when
+//! interrupted, with the report marked so and nothing left behind. Docker is real here; helm is a stand-in and
+//! talosctl is talos-docker's fake, which refuses what the real talosctl refuses.
 
 #[path = "../../talos-docker/tests/common/mod.rs"]
 mod common;
 
+use std::io::Read;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// A stand-in helm: `helm version --short` answers as Helm 3 does (`<version>+g<7 hex of the
+/// commit>`, cmd/helm/version.go); nothing else may run in these tests, which end before any
+/// install.
+const FAKE_HELM: &str = "#!/bin/sh
+if [ \"$*\" = 'version --short' ]; then echo 'v3.19.0+g3d8990f'; exit 0; fi
+echo \"helm must not run here: $*\" >&2
+exit 99
+";
 
 /// A PATH with only what the test puts there, plus the basics the stand-ins need.
 fn bin_dir(with_helm: bool) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     if with_helm {
         let helm = dir.path().join("helm");
-        std::fs::write(
-            &helm,
-            "#!/bin/sh\necho 'helm must not run before the preflight passes' >&2\nexit 99\n",
-        )
-        .unwrap();
+        std::fs::write(&helm, FAKE_HELM).unwrap();
         std::fs::set_permissions(&helm, std::os::unix::fs::PermissionsExt::from_mode(0o755))
             .unwrap();
     }
     dir
 }
 
-fn e2e(cwd: &Path, bin: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+fn e2e_command(cwd: &Path, bin: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
     let path = format!("{}:/usr/bin:/bin", bin.display());
     let mut c = Command::new(env!("CARGO_BIN_EXE_harness"));
     c.arg("e2e")
         .args(args)
         .current_dir(cwd)
         .env("PATH", path)
-        .env_remove("HARNESS_IMAGE_REGISTRY");
+        .env_remove("HARNESS_IMAGE_REGISTRY")
+        .env_remove("HARNESS_STATE_DIR");
     for (k, v) in env {
         c.env(k, v);
     }
-    c.output().unwrap()
+    c
+}
+
+fn e2e(cwd: &Path, bin: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    e2e_command(cwd, bin, args, env).output().unwrap()
+}
+
+/// A one-cell run on stand-in nodes with this test's talosctl, state directory and report.
+fn standin_args(env: &common::TestEnv, talosctl: &Path, junit: &Path) -> Vec<String> {
+    [
+        "--profile",
+        "talos-basic",
+        "--cilium-version",
+        "1.18.4",
+        "--no-external-target",
+        "--workers",
+        "1",
+        "--cpus",
+        "0.5",
+        "--memory",
+        "2GiB",
+        "--talos-image-repo",
+        common::STANDIN_REPO,
+        "--unprivileged",
+        "--run-id",
+        &env.run_id,
+        "--state-dir",
+        env.state_dir().to_str().unwrap(),
+        "--talosctl",
+        talosctl.to_str().unwrap(),
+        "--junit",
+        junit.to_str().unwrap(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
 }
 
 fn refused(out: &Output, needle: &str, cwd: &Path) {
@@ -56,9 +100,11 @@ fn a_missing_helm_is_refused_with_every_other_problem() {
     let out = e2e(cwd.path(), bin.path(), &["--profile", "talos-basic"], &[]);
     refused(
         &out,
-        "the run cannot start: 1 problem(s) on this host:\n  - helm not found (helm); fix: install Helm 3",
+        "helm not found (helm); fix: install Helm 3",
         cwd.path(),
     );
+    // Reported with the other missing parts, not one per run.
+    refused(&out, "talosctl not found (not on PATH)", cwd.path());
 }
 
 #[test]
@@ -138,7 +184,7 @@ fn an_absent_talos_image_is_refused_naming_it() {
 
 /// The whole run path with a stand-in cluster that never answers: provisioning creates real
 /// containers, fails on the bounded API-server wait, removes everything, and the report says
-/// so, with every check skipped for that reason and exit status 1.
+/// so, with every check skipped for that reason and exit status 3 (a phase failed).
 #[test]
 fn a_cluster_that_never_answers_fails_the_run_with_a_report_and_leaves_nothing() {
     if !common::docker_or_skip(
@@ -152,39 +198,12 @@ fn a_cluster_that_never_answers_fails_the_run_with_a_report_and_leaves_nothing()
     let talosctl = env.talosctl(&[]);
     let junit = cwd.path().join("reports/junit.xml");
     let state = env.state_dir();
-    let out = e2e(
-        cwd.path(),
-        bin.path(),
-        &[
-            "--profile",
-            "talos-basic",
-            "--cilium-version",
-            "1.18.4",
-            "--no-external-target",
-            "--workers",
-            "1",
-            "--cpus",
-            "0.5",
-            "--memory",
-            "2GiB",
-            "--ready-timeout",
-            "2s",
-            "--talos-image-repo",
-            common::STANDIN_REPO,
-            "--unprivileged",
-            "--run-id",
-            &env.run_id,
-            "--state-dir",
-            state.to_str().unwrap(),
-            "--talosctl",
-            talosctl.to_str().unwrap(),
-            "--junit",
-            junit.to_str().unwrap(),
-        ],
-        &[],
-    );
+    let mut args = standin_args(&env, &talosctl, &junit);
+    args.extend(["--ready-timeout".to_string(), "2s".to_string()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = e2e(cwd.path(), bin.path(), &args, &[]);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(out.status.code(), Some(3), "a failed phase: {stderr}");
     let report = junit_parser::from_reader(std::io::BufReader::new(
         std::fs::File::open(&junit).unwrap(),
     ))
@@ -261,4 +280,247 @@ fn a_node_size_talos_cannot_boot_is_refused_before_anything_exists() {
         "memory per node '512 MiB' is invalid: Talos needs at least 1024 MiB",
         cwd.path(),
     );
+}
+
+#[test]
+fn every_bad_input_is_refused_at_once_and_nothing_is_created() {
+    let docker = common::docker_or_skip("every_bad_input_is_refused_at_once");
+    let cwd = tempfile::tempdir().unwrap();
+    let bin = bin_dir(true);
+    std::fs::copy(common::fake_talosctl(), bin.path().join("talosctl")).unwrap();
+    std::fs::create_dir(cwd.path().join("reports")).unwrap();
+    std::fs::write(cwd.path().join("state"), "a file").unwrap();
+    let env = common::TestEnv::new("he2e-all");
+    let out = e2e(
+        cwd.path(),
+        bin.path(),
+        &[
+            "--profile",
+            "talos-basic",
+            "--run-id",
+            &env.run_id,
+            "--junit",
+            "reports",
+            "--state-dir",
+            "state",
+            "--helm",
+            "/bin/false",
+            "--cpus",
+            "1000",
+            "--external-target",
+            "one.one.one.one/path",
+            "--chart-repo",
+            "helm.cilium.io",
+            "--talos-image-repo",
+            common::STANDIN_REPO,
+        ],
+        &[],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let mut expected = vec![
+        "--junit reports: is a directory; fix: pass a file path, e.g. --junit reports/junit.xml",
+        "--state-dir state: is a file, not a directory",
+        "/bin/false does not work as helm: `helm version --short` exited with status 1",
+        "--external-target 'one.one.one.one/path' is not a host name",
+        "--chart-repo 'helm.cilium.io' is not an http(s) URL",
+    ];
+    if docker {
+        expected.push("1000 CPUs per node is more than the");
+    }
+    for part in &expected {
+        assert!(stderr.contains(part), "'{part}' in {stderr}");
+    }
+    assert_eq!(
+        stderr.lines().filter(|l| l.starts_with("error:")).count(),
+        1,
+        "one message: {stderr}"
+    );
+    let mut left: Vec<String> = std::fs::read_dir(cwd.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["reports", "state"]);
+    assert_eq!(
+        std::fs::read_dir(cwd.path().join("reports"))
+            .unwrap()
+            .count(),
+        0
+    );
+    assert_eq!(
+        std::fs::read_to_string(cwd.path().join("state")).unwrap(),
+        "a file"
+    );
+    if docker {
+        assert!(common::leftovers_blocking(&env.run_id).is_empty());
+    }
+}
+
+fn wait_for_call(env: &common::TestEnv, call: &str, child: &mut Child) {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while !env.talosctl_calls().iter().any(|c| c.is(call.trim())) {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut err = String::new();
+            child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut err)
+                .unwrap();
+            panic!("e2e exited ({status}) before `{call}`: {err}");
+        }
+        assert!(Instant::now() < deadline, "no `{call}` within 90s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn kill(pid: u32, sig: &str) {
+    let ok = Command::new("kill")
+        .args(["-s", sig, &pid.to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill -s {sig} {pid}");
+}
+
+fn wait_exit(child: Child, within: Duration) -> Output {
+    let pid = child.id();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = done.clone();
+    std::thread::spawn(move || {
+        std::thread::sleep(within);
+        if !flag.load(std::sync::atomic::Ordering::SeqCst) {
+            let _ = Command::new("kill")
+                .args(["-s", "KILL", &pid.to_string()])
+                .status();
+        }
+    });
+    let out = child.wait_with_output().unwrap();
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    out
+}
+
+fn interrupted_report(junit: &Path) -> junit_parser::TestSuites {
+    let report = junit_parser::from_reader(std::io::BufReader::new(
+        std::fs::File::open(junit).expect("a report after an interrupt"),
+    ))
+    .unwrap();
+    assert!(!report.suites.is_empty());
+    report
+}
+
+/// e2e interrupted while talosctl hangs at `step`, with the cluster network (and at bootstrap,
+/// the node containers and their volumes) in place: the run removes all of it, writes the
+/// report marked interrupted and exits 130/143.
+fn interrupted_at(step: &str, sig: &str, status: i32, name: &str) {
+    if !common::docker_or_skip("e2e_interrupted") {
+        return;
+    }
+    let env = common::TestEnv::new("he2e-sig");
+    let cwd = tempfile::tempdir().unwrap();
+    let bin = bin_dir(true);
+    let talosctl = env.talosctl(&[("SLEEP_AT", step)]);
+    let junit = cwd.path().join("reports/junit.xml");
+    let args = standin_args(&env, &talosctl, &junit);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut child = e2e_command(cwd.path(), bin.path(), &args, &[])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_call(&env, &format!(" {}", step.replace('-', " ")), &mut child);
+    let mid = common::leftovers_blocking(&env.run_id);
+    assert_eq!(
+        mid.networks.len(),
+        1,
+        "the network exists: {}",
+        common::describe(&mid)
+    );
+    kill(child.id(), sig);
+    let out = wait_exit(child, Duration::from_secs(90));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(status), "{stderr}");
+    let report = interrupted_report(&junit);
+    assert_eq!(
+        report.suites[0]
+            .properties
+            .hashmap
+            .get("interrupted")
+            .map(String::as_str),
+        Some(name)
+    );
+    let left = common::leftovers_blocking(&env.run_id);
+    assert!(left.is_empty(), "left behind: {}", common::describe(&left));
+    assert!(
+        talos_docker::RunDir::scan(&env.state_dir()).is_empty(),
+        "run directory left"
+    );
+}
+
+#[test]
+fn sigint_right_after_the_network_exists_leaves_nothing_and_exits_130() {
+    interrupted_at("gen-secrets", "INT", 130, "SIGINT");
+}
+
+#[test]
+fn sigterm_right_after_the_network_exists_leaves_nothing_and_exits_143() {
+    interrupted_at("gen-secrets", "TERM", 143, "SIGTERM");
+}
+
+#[test]
+fn sigint_with_node_containers_up_leaves_nothing_and_exits_130() {
+    interrupted_at("bootstrap", "INT", 130, "SIGINT");
+}
+
+#[test]
+fn sigterm_with_node_containers_up_leaves_nothing_and_exits_143() {
+    interrupted_at("bootstrap", "TERM", 143, "SIGTERM");
+}
+
+/// A second SIGINT skips the clean-up, but the report is still written and the advice is a
+/// `gc` of this run only; that `gc` then removes everything.
+#[test]
+fn a_second_sigint_still_reports_and_advises_a_gc_of_this_run() {
+    if !common::docker_or_skip("a_second_sigint") {
+        return;
+    }
+    let env = common::TestEnv::new("he2e-2nd");
+    let cwd = tempfile::tempdir().unwrap();
+    let bin = bin_dir(true);
+    let talosctl = env.talosctl(&[("SLEEP_AT", "bootstrap")]);
+    let junit = cwd.path().join("reports/junit.xml");
+    let args = standin_args(&env, &talosctl, &junit);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut child = e2e_command(cwd.path(), bin.path(), &args, &[])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_call(&env, " bootstrap", &mut child);
+    kill(child.id(), "INT");
+    std::thread::sleep(Duration::from_millis(30));
+    kill(child.id(), "INT");
+    let out = wait_exit(child, Duration::from_secs(90));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    let gc = format!(
+        "harness gc --run-id {} --state-dir {}",
+        env.run_id,
+        env.state_dir().display()
+    );
+    assert!(stderr.contains(&format!("`{gc}`")), "{stderr}");
+    interrupted_report(&junit);
+    let out = Command::new(env!("CARGO_BIN_EXE_harness"))
+        .args(["gc", "--run-id", &env.run_id, "--state-dir"])
+        .arg(env.state_dir())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let left = common::leftovers_blocking(&env.run_id);
+    assert!(left.is_empty(), "left behind: {}", common::describe(&left));
 }

@@ -174,7 +174,7 @@ fn a_corrupted_talosctl_installs_nothing() {
     let project = tempfile::tempdir().unwrap();
     let out = install(&server, project.path(), HELM);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
     assert!(
         stderr.contains("a corrupted or replaced download"),
         "{stderr}"
@@ -202,7 +202,7 @@ fn a_corrupted_helm_tarball_leaves_an_earlier_install_untouched() {
     let bad = serve(r, HELM);
     let out = install(&bad, project.path(), HELM);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
     assert!(stderr.contains(".tar.gz.sha256sum lists"), "{stderr}");
     let after: Vec<(String, Vec<u8>)> = files(project.path())
         .into_iter()
@@ -220,7 +220,7 @@ fn a_missing_file_installs_nothing() {
     let project = tempfile::tempdir().unwrap();
     let out = install(&server, project.path(), HELM);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
     assert!(stderr.contains("answered HTTP 404"), "{stderr}");
     assert_eq!(files(project.path()), Vec::<String>::new());
 }
@@ -238,7 +238,7 @@ fn a_binary_that_contradicts_the_pin_is_refused() {
     let project = tempfile::tempdir().unwrap();
     let out = install(&server, project.path(), pinned);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
     assert!(
         stderr.contains("but pins.yaml records e4722a77"),
         "{stderr}"

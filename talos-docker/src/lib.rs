@@ -16,6 +16,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod child;
 pub mod cleanup;
 mod cluster;
 pub mod docker;

@@ -15,6 +15,8 @@ use std::time::Duration;
 
 use tokio::process::Command;
 
+use crate::child::DiesWithHarness;
+
 use crate::errors::{Error, PreflightError};
 use crate::run::RunDir;
 use crate::spec::TalosVersion;
@@ -129,7 +131,7 @@ impl Talosctl {
         let run = Command::new(&path)
             .args(&Invocation::client_version().args)
             .stdin(Stdio::null())
-            .kill_on_drop(true)
+            .dies_with_harness()
             .output();
         let output = match tokio::time::timeout(timeout, run).await {
             Ok(Ok(o)) => o,
@@ -178,7 +180,7 @@ impl Talosctl {
             .env("TALOSCONFIG", dir.file(TALOSCONFIG))
             .env("KUBECONFIG", dir.file(KUBECONFIG))
             .stdin(Stdio::null())
-            .kill_on_drop(true)
+            .dies_with_harness()
             .output();
         let output = match tokio::time::timeout(timeout, run).await {
             Ok(Ok(o)) => o,

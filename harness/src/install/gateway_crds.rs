@@ -13,6 +13,7 @@ use kube::{Api, Client};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use talos_docker::child::DiesWithHarness;
 
 /// One object of a Gateway API release bundle, typed.
 #[derive(Debug)]
@@ -90,7 +91,7 @@ pub async fn fetch(crds: &GatewayApiCrds, mirror: Option<&Path>) -> Result<Strin
             "60",
             &url,
         ])
-        .kill_on_drop(true)
+        .dies_with_harness()
         .output()
         .await
         .map_err(|e| format!("cannot run curl to fetch {url}: {e}"))?;

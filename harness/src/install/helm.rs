@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use talos_docker::child::DiesWithHarness;
 
 /// Where the chart comes from: the Cilium repository, or a mirror / local path for offline users.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -90,7 +91,7 @@ async fn run(
     cmd.args(args)
         .env("KUBECONFIG", kubeconfig)
         .stdin(std::process::Stdio::null())
-        .kill_on_drop(true);
+        .dies_with_harness();
     // helm enforces its own --timeout; the margin lets it report before being killed.
     let bound = timeout + Duration::from_secs(10);
     let out = tokio::time::timeout(bound, cmd.output())

@@ -251,7 +251,14 @@ pub fn plan_cell(
         layers.extend(opts.values_files.iter().map(|f| f.name.clone()));
         return Err(InputError::InvalidValues {
             context: format!("{} ({})", cell.id(), layers.join(" + ")),
-            findings: errors,
+            findings: errors
+                .into_iter()
+                .map(|f| crate::errors::ValueFinding {
+                    key: f.key,
+                    problem: f.problem,
+                    fix: f.fix,
+                })
+                .collect(),
         });
     }
 

@@ -1,68 +1,100 @@
-//! Running a plan: for every cell, provision, install, run the suites, collect on failure and
-//! destroy (always), timing each phase, then write the JUnit report. The phases are behind the
-//! [`Phases`] trait so the orchestration (ordering, destroy-always, interruption, report) is
-//! tested without Docker or a cluster; `live.rs` binds them to talos-docker, the installer and
-//! the suites.
+//! The run engine: every command that tests a cluster (`e2e`, `check`, and later the upgrade
+//! gate) is this engine over a [`Deployer`]. Per cell it provisions, runs the caller's steps
+//! (install, one or more rounds of suites), collects diagnostics on failure, and tears down or
+//! keeps, timing each phase; an interrupt stops the current phase, the cluster is still torn
+//! down and the report says what did not run. The deployer and the [`Tester`] are traits, so the
+//! orchestration is tested without Docker or a cluster.
 
-pub mod live;
+pub mod deployer;
+pub mod existing;
+pub mod kube;
 pub mod signals;
+pub mod sweep;
+pub mod talos_docker;
+pub mod tester;
 
-use crate::plan::{CellPlan, Plan};
+pub use deployer::{Deployer, Tester};
+pub use signals::{Interrupt, Signal, Stop};
+
+use crate::plan::{CellPlan, Plan, SuitePlan};
 use crate::report::{
     CellReport, CheckReport, Outcome, PhaseName, PhaseReport, RunReport, SuiteReport,
 };
+use futures::StreamExt;
 use std::future::Future;
 use std::time::{Duration, Instant};
-use tokio::sync::watch;
 
-/// What the phases of one cell do. `Cluster` is whatever provisioning hands to the later phases.
-pub trait Phases {
-    type Cluster;
-    fn provision(&self, cell: &CellPlan) -> impl Future<Output = Result<Self::Cluster, String>>;
-    fn install(
-        &self,
-        cell: &CellPlan,
-        cluster: &Self::Cluster,
-    ) -> impl Future<Output = Result<String, String>>;
-    fn suites(
-        &self,
-        cell: &CellPlan,
-        cluster: &Self::Cluster,
-    ) -> impl Future<Output = Vec<SuiteReport>>;
-    /// Gather what helps debugging (pod states, events, agent logs) after a failure.
-    fn collect(
-        &self,
-        cell: &CellPlan,
-        cluster: &Self::Cluster,
-    ) -> impl Future<Output = Result<String, String>>;
-    fn destroy(&self, cluster: Self::Cluster) -> impl Future<Output = Result<(), String>>;
-    /// Say how to reach a cluster kept for debugging.
-    fn keep(&self, cluster: &Self::Cluster) -> String;
+/// A step between provisioning and tear-down. Callers list the steps they want, in order:
+/// `check` runs `[Suites]`, `e2e` runs `[Install, Suites]`, and an upgrade gate can run the
+/// suites before and after its own step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    Install,
+    /// Every planned suite, once. `label` tells rounds apart when a cell runs them more than
+    /// once: the round's suites are reported as `<suite>@<label>`.
+    Suites {
+        label: Option<&'static str>,
+    },
 }
 
-#[derive(Clone, Debug, Default)]
-pub struct RunOptions {
+#[derive(Clone, Debug)]
+pub struct EngineOptions {
+    pub run_id: String,
+    /// Keep a failed cell's cluster (an interrupt removes it anyway).
     pub keep_on_failure: bool,
+    /// Cells run at once. Every cell has its own cluster, so they do not share state.
+    pub jobs: usize,
 }
 
-/// Diagnostics are a courtesy: they must not hold up the destroy that follows.
+/// How a run that was carried out ended; `main` turns it into the exit status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Passed,
+    /// At least one check failed (or could not observe).
+    ChecksFailed,
+    /// A phase (provision, install, tear-down) failed: the run was not fully carried out.
+    PhaseFailed,
+    Interrupted(Signal),
+}
+
+/// Diagnostics are a courtesy: they must not hold up the tear-down that follows.
 const COLLECT_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// Which signal interrupted the run, if any.
-pub type Interrupt = watch::Receiver<Option<&'static str>>;
+pub struct Engine<'a, D, T> {
+    pub deployer: &'a D,
+    pub tester: &'a T,
+    pub steps: &'a [Step],
+    pub opts: EngineOptions,
+}
 
-pub(crate) fn skipped_checks(cell: &CellPlan, reason: &str) -> Vec<SuiteReport> {
-    cell.suites
-        .iter()
-        .map(|s| skipped_checks_of(s, reason))
+/// The run's report, the lines to show the person (kept clusters, diagnostics), its verdict.
+pub struct RunOutcome {
+    pub report: RunReport,
+    pub notes: Vec<String>,
+    pub verdict: Verdict,
+}
+
+struct CellOutcome {
+    report: CellReport,
+    notes: Vec<String>,
+}
+
+/// Every planned suite as a report in which nothing ran: inapplicable checks keep their own
+/// reason, the rest get `reason`.
+pub fn skipped_suites<'a>(
+    suites: impl IntoIterator<Item = &'a SuitePlan>,
+    label: Option<&str>,
+    reason: &str,
+) -> Vec<SuiteReport> {
+    suites
+        .into_iter()
+        .map(|s| skipped_suite(s, label, reason))
         .collect()
 }
 
-/// One planned suite as a report in which nothing ran: inapplicable checks keep their own
-/// reason, the rest get `reason`.
-pub(crate) fn skipped_checks_of(suite: &crate::plan::SuitePlan, reason: &str) -> SuiteReport {
+fn skipped_suite(suite: &SuitePlan, label: Option<&str>, reason: &str) -> SuiteReport {
     SuiteReport {
-        suite: suite.suite.to_string(),
+        suite: suite_name(suite, label),
         checks: suite
             .checks
             .iter()
@@ -82,36 +114,50 @@ pub(crate) fn skipped_checks_of(suite: &crate::plan::SuitePlan, reason: &str) ->
     }
 }
 
+fn suite_name(suite: &SuitePlan, label: Option<&str>) -> String {
+    match label {
+        Some(l) => format!("{}@{l}", suite.suite),
+        None => suite.suite.to_string(),
+    }
+}
+
 fn failed(outcome: &Outcome) -> bool {
     matches!(outcome, Outcome::Failed { .. } | Outcome::Error { .. })
 }
 
-/// Run `fut` unless the interrupt fires first.
-async fn unless_interrupted<T>(
-    interrupt: &mut Interrupt,
-    fut: impl Future<Output = T>,
-) -> Result<T, &'static str> {
-    if let Some(sig) = *interrupt.borrow() {
-        return Err(sig);
+fn error(message: impl Into<String>) -> Outcome {
+    Outcome::Error {
+        message: message.into(),
+        detail: String::new(),
     }
+}
+
+fn skip(reason: impl Into<String>) -> Outcome {
+    Outcome::Skipped {
+        reason: reason.into(),
+    }
+}
+
+/// Runs `fut` unless a signal (or, with `abandon_only`, a second signal) comes first.
+async fn unless_stopped<T>(
+    interrupt: &Interrupt,
+    abandon_only: bool,
+    fut: impl Future<Output = T>,
+) -> Result<T, Signal> {
+    let mut rx = interrupt.clone();
     tokio::select! {
+        biased;
+        sig = signals::wait(&mut rx, abandon_only) => Err(sig),
         v = fut => Ok(v),
-        sig = async {
-            loop {
-                if interrupt.changed().await.is_err() {
-                    std::future::pending::<()>().await;
-                }
-                if let Some(sig) = *interrupt.borrow() {
-                    return sig;
-                }
-            }
-        } => Err(sig),
     }
 }
 
 struct Timer(Instant);
 
 impl Timer {
+    fn start() -> Self {
+        Timer(Instant::now())
+    }
     fn phase(&self, name: PhaseName, outcome: Outcome) -> PhaseReport {
         PhaseReport {
             name,
@@ -121,470 +167,310 @@ impl Timer {
     }
 }
 
-/// Run one cell. Destroy always runs once provisioning succeeded, interrupted or not, unless
-/// the user keeps failed clusters.
-pub async fn run_cell<P: Phases>(
-    phases: &P,
-    cell: &CellPlan,
-    opts: &RunOptions,
-    interrupt: &mut Interrupt,
-) -> (CellReport, Vec<String>) {
-    let mut notes = Vec::new();
-    let mut report = CellReport {
-        cell: cell.cell.clone(),
-        seed: cell.profile.seed.clone(),
-        phases: Vec::new(),
-        suites: Vec::new(),
-    };
-    let skip = |why: String| Outcome::Skipped { reason: why };
+impl<D, T> Engine<'_, D, T>
+where
+    D: Deployer,
+    T: Tester<Target = D::Target>,
+{
+    /// Runs every cell (`opts.jobs` at once), calling `write` with the report so far after each
+    /// cell and once at the end, so even a killed run leaves a report.
+    pub async fn run(
+        &self,
+        plan: &Plan,
+        interrupt: &Interrupt,
+        mut write: impl FnMut(&RunReport),
+    ) -> RunOutcome {
+        let mut report = RunReport {
+            run_id: self.opts.run_id.clone(),
+            interrupted: None,
+            cells: Vec::new(),
+        };
+        let mut notes = Vec::new();
+        let mut cells = futures::stream::iter(&plan.cells)
+            .map(|cell| self.run_cell(cell, interrupt))
+            .buffered(self.opts.jobs.max(1));
+        while let Some(done) = cells.next().await {
+            report.cells.push(done.report);
+            notes.extend(done.notes);
+            report.interrupted = interrupt.borrow().signal().map(|s| s.name().to_string());
+            write(&report);
+        }
+        report.interrupted = interrupt.borrow().signal().map(|s| s.name().to_string());
+        write(&report);
+        let verdict = verdict(&report);
+        RunOutcome {
+            report,
+            notes,
+            verdict,
+        }
+    }
 
-    let t = Timer(Instant::now());
-    let cluster = match unless_interrupted(interrupt, phases.provision(cell)).await {
-        Ok(Ok(c)) => {
-            report
-                .phases
-                .push(t.phase(PhaseName::Provision, Outcome::Passed));
-            c
+    /// [`Self::run`] writing the JUnit report to `junit` after every cell and at the end, and
+    /// printing the notes (kept clusters, diagnostics); also says whether a write failed.
+    pub async fn run_to_junit(
+        &self,
+        plan: &Plan,
+        interrupt: &Interrupt,
+        junit: &std::path::Path,
+    ) -> (RunOutcome, Option<String>) {
+        let mut report_error = None;
+        let outcome = self
+            .run(plan, interrupt, |r| {
+                if let Err(e) = crate::report::junit::write(r, junit) {
+                    report_error = Some(e.to_string());
+                }
+            })
+            .await;
+        for n in &outcome.notes {
+            eprintln!("{n}");
         }
-        Ok(Err(e)) => {
-            report.phases.push(t.phase(
-                PhaseName::Provision,
-                Outcome::Error {
-                    message: e.clone(),
-                    detail: String::new(),
-                },
-            ));
-            report.suites = skipped_checks(cell, &format!("not run: provisioning failed: {e}"));
-            return (report, notes);
-        }
-        Err(sig) => {
-            report
-                .phases
-                .push(t.phase(PhaseName::Provision, skip(format!("interrupted by {sig}"))));
-            report.suites = skipped_checks(cell, &format!("not run: interrupted by {sig}"));
-            return (report, notes);
-        }
-    };
+        (outcome, report_error)
+    }
 
-    let t = Timer(Instant::now());
-    let installed = match unless_interrupted(interrupt, phases.install(cell, &cluster)).await {
-        Ok(Ok(_)) => {
-            report
-                .phases
-                .push(t.phase(PhaseName::Install, Outcome::Passed));
-            Ok(())
+    /// One cell. Tear-down always runs once provisioning succeeded, interrupted or not, unless
+    /// the person keeps failed clusters; only a second signal skips it.
+    async fn run_cell(&self, cell: &CellPlan, interrupt: &Interrupt) -> CellOutcome {
+        let mut report = CellReport {
+            cell: cell.cell.clone(),
+            seed: cell.profile.seed.clone(),
+            phases: Vec::new(),
+            suites: Vec::new(),
+        };
+        let mut notes = Vec::new();
+        let suite_rounds: Vec<Option<&str>> = self
+            .steps
+            .iter()
+            .filter_map(|s| match s {
+                Step::Suites { label } => Some(*label),
+                Step::Install => None,
+            })
+            .collect();
+        let skip_all = |report: &mut CellReport, reason: &str| {
+            for label in &suite_rounds {
+                report
+                    .suites
+                    .extend(skipped_suites(&cell.suites, *label, reason));
+            }
+        };
+        if let Some(sig) = interrupt.borrow().signal() {
+            skip_all(&mut report, &format!("not run: interrupted by {sig}"));
+            return CellOutcome { report, notes };
         }
-        Ok(Err(e)) => {
-            report.phases.push(t.phase(
-                PhaseName::Install,
-                Outcome::Error {
-                    message: e.clone(),
-                    detail: String::new(),
-                },
-            ));
-            Err(format!("not run: install failed: {e}"))
-        }
-        Err(sig) => {
-            report
-                .phases
-                .push(t.phase(PhaseName::Install, skip(format!("interrupted by {sig}"))));
-            Err(format!("not run: interrupted by {sig}"))
-        }
-    };
 
-    match installed {
-        Ok(()) => {
-            let t = Timer(Instant::now());
-            match unless_interrupted(interrupt, phases.suites(cell, &cluster)).await {
-                Ok(suites) => {
-                    let any_failed = suites
-                        .iter()
-                        .flat_map(|s| &s.checks)
-                        .any(|c| failed(&c.outcome));
-                    let outcome = if any_failed {
-                        Outcome::Failed {
-                            message: "some checks failed".into(),
-                            detail: String::new(),
+        let t = Timer::start();
+        let cluster = match unless_stopped(interrupt, false, self.deployer.provision(cell)).await {
+            Ok(Ok(c)) => {
+                report
+                    .phases
+                    .push(t.phase(PhaseName::Provision, Outcome::Passed));
+                c
+            }
+            Ok(Err(e)) => {
+                report.phases.push(t.phase(PhaseName::Provision, error(&e)));
+                skip_all(&mut report, &format!("not run: provisioning failed: {e}"));
+                return CellOutcome { report, notes };
+            }
+            Err(sig) => {
+                report
+                    .phases
+                    .push(t.phase(PhaseName::Provision, skip(format!("interrupted by {sig}"))));
+                skip_all(&mut report, &format!("not run: interrupted by {sig}"));
+                return CellOutcome { report, notes };
+            }
+        };
+
+        // Why the remaining steps do not run, once one could not.
+        let mut blocked: Option<String> = None;
+        let mut target: Option<D::Target> = None;
+        for step in self.steps {
+            if blocked.is_none()
+                && let Some(sig) = interrupt.borrow().signal()
+            {
+                blocked = Some(format!("not run: interrupted by {sig}"));
+            }
+            match step {
+                Step::Install => {
+                    if blocked.is_some() {
+                        continue;
+                    }
+                    let t = Timer::start();
+                    let run = self.deployer.install(cell, &cluster);
+                    match unless_stopped(interrupt, false, run).await {
+                        Ok(Ok(_)) => report
+                            .phases
+                            .push(t.phase(PhaseName::Install, Outcome::Passed)),
+                        Ok(Err(e)) => {
+                            report.phases.push(t.phase(PhaseName::Install, error(&e)));
+                            blocked = Some(format!("not run: install failed: {e}"));
                         }
-                    } else {
-                        Outcome::Passed
+                        Err(sig) => {
+                            report.phases.push(
+                                t.phase(PhaseName::Install, skip(format!("interrupted by {sig}"))),
+                            );
+                            blocked = Some(format!("not run: interrupted by {sig}"));
+                        }
+                    }
+                }
+                Step::Suites { label } => {
+                    if let Some(reason) = &blocked {
+                        report
+                            .suites
+                            .extend(skipped_suites(&cell.suites, *label, reason));
+                        continue;
+                    }
+                    let t = Timer::start();
+                    if target.is_none() {
+                        match self.deployer.target(&cluster).await {
+                            Ok(tg) => target = Some(tg),
+                            Err(e) => {
+                                report.phases.push(t.phase(PhaseName::Suites, error(&e)));
+                                let reason = format!("not run: {e}");
+                                report
+                                    .suites
+                                    .extend(skipped_suites(&cell.suites, *label, &reason));
+                                blocked = Some(reason);
+                                continue;
+                            }
+                        }
+                    }
+                    let tg = target.as_ref().expect("set above");
+                    let (suites, stopped) = self.round(cell, tg, *label, interrupt).await;
+                    let outcome = match stopped {
+                        Some(sig) => {
+                            blocked = Some(format!("not run: interrupted by {sig}"));
+                            skip(format!("interrupted by {sig}"))
+                        }
+                        None if suites
+                            .iter()
+                            .flat_map(|s| &s.checks)
+                            .any(|c| failed(&c.outcome)) =>
+                        {
+                            Outcome::Failed {
+                                message: "some checks failed".into(),
+                                detail: String::new(),
+                            }
+                        }
+                        None => Outcome::Passed,
                     };
                     report.phases.push(t.phase(PhaseName::Suites, outcome));
-                    report.suites = suites;
+                    report.suites.extend(suites);
+                }
+            }
+        }
+
+        let cell_failed = report.phases.iter().any(|p| failed(&p.outcome));
+        let interrupted = interrupt.borrow().signal();
+        if cell_failed && interrupted.is_none() {
+            let t = Timer::start();
+            let outcome = match &target {
+                None => skip("no connection to the cluster to collect from"),
+                Some(tg) => {
+                    let collect = unless_stopped(interrupt, false, self.tester.collect(cell, tg));
+                    match tokio::time::timeout(COLLECT_TIMEOUT, collect).await {
+                        Ok(Ok(Ok(where_))) => {
+                            notes.push(format!("{}: diagnostics in {where_}", cell.id));
+                            Outcome::Passed
+                        }
+                        Ok(Ok(Err(e))) => error(e),
+                        Ok(Err(sig)) => skip(format!("interrupted by {sig}")),
+                        Err(_) => error(format!(
+                            "collecting diagnostics took over {}s",
+                            COLLECT_TIMEOUT.as_secs()
+                        )),
+                    }
+                }
+            };
+            report.phases.push(t.phase(PhaseName::Collect, outcome));
+        }
+        drop(target);
+
+        let t = Timer::start();
+        // An interrupted run removes what it made, even a failed cell the person asked to keep.
+        if cell_failed && self.opts.keep_on_failure && interrupt.borrow().signal().is_none() {
+            notes.push(format!(
+                "{}: kept for debugging: {}",
+                cell.id,
+                self.deployer.keep(&cluster)
+            ));
+            report
+                .phases
+                .push(t.phase(PhaseName::Destroy, skip("kept by --keep-on-failure")));
+        } else {
+            // Raced only against a second signal: a first one must still clean up.
+            let outcome =
+                match unless_stopped(interrupt, true, self.deployer.tear_down(cluster)).await {
+                    Ok(Ok(_)) => Outcome::Passed,
+                    Ok(Err(e)) => error(e),
+                    Err(sig) => error(format!(
+                        "skipped after a second {sig}: remove what is left with `{}`",
+                        self.deployer.leftovers()
+                    )),
+                };
+            report.phases.push(t.phase(PhaseName::Destroy, outcome));
+        }
+        CellOutcome { report, notes }
+    }
+
+    /// One round of every planned suite, one at a time, so an interrupt keeps what finished.
+    async fn round(
+        &self,
+        cell: &CellPlan,
+        target: &D::Target,
+        label: Option<&str>,
+        interrupt: &Interrupt,
+    ) -> (Vec<SuiteReport>, Option<Signal>) {
+        let mut out = Vec::new();
+        for (i, suite) in cell.suites.iter().enumerate() {
+            match unless_stopped(interrupt, false, self.tester.suite(cell, target, suite)).await {
+                Ok(mut run) => {
+                    run.suite = suite_name(suite, label);
+                    out.push(run);
                 }
                 Err(sig) => {
-                    report
-                        .phases
-                        .push(t.phase(PhaseName::Suites, skip(format!("interrupted by {sig}"))));
-                    report.suites = skipped_checks(cell, &format!("not run: interrupted by {sig}"));
+                    out.extend(skipped_suites(
+                        &cell.suites[i..],
+                        label,
+                        &format!("not run: interrupted by {sig}"),
+                    ));
+                    return (out, Some(sig));
                 }
             }
         }
-        Err(reason) => report.suites = skipped_checks(cell, &reason),
+        (out, None)
     }
-
-    let cell_failed = report.phases.iter().any(|p| failed(&p.outcome));
-    if cell_failed && interrupt.borrow().is_none() {
-        let t = Timer(Instant::now());
-        let collect = unless_interrupted(interrupt, phases.collect(cell, &cluster));
-        let outcome = match tokio::time::timeout(COLLECT_TIMEOUT, collect).await {
-            Ok(Ok(Ok(where_))) => {
-                notes.push(format!("{}: diagnostics in {where_}", cell.id));
-                Outcome::Passed
-            }
-            Ok(Ok(Err(e))) => Outcome::Error {
-                message: e,
-                detail: String::new(),
-            },
-            Ok(Err(sig)) => skip(format!("interrupted by {sig}")),
-            Err(_) => Outcome::Error {
-                message: format!("collecting diagnostics took over {COLLECT_TIMEOUT:?}"),
-                detail: String::new(),
-            },
-        };
-        report.phases.push(t.phase(PhaseName::Collect, outcome));
-    }
-
-    let t = Timer(Instant::now());
-    // An interrupted run removes what it made, even a failed cell the user asked to keep.
-    if cell_failed && opts.keep_on_failure && interrupt.borrow().is_none() {
-        notes.push(format!(
-            "{}: kept for debugging: {}",
-            cell.id,
-            phases.keep(&cluster)
-        ));
-        report
-            .phases
-            .push(t.phase(PhaseName::Destroy, skip("kept by --keep-on-failure".into())));
-    } else {
-        // Not raced against the interrupt: an interrupted run must still clean up.
-        let outcome = match phases.destroy(cluster).await {
-            Ok(()) => Outcome::Passed,
-            Err(e) => Outcome::Error {
-                message: e,
-                detail: String::new(),
-            },
-        };
-        report.phases.push(t.phase(PhaseName::Destroy, outcome));
-    }
-    (report, notes)
 }
 
-/// Run every cell in order, writing the report after each so that even a killed run leaves one.
-pub async fn run_plan<P: Phases>(
-    phases: &P,
-    plan: &Plan,
-    run_id: &str,
-    opts: &RunOptions,
-    mut interrupt: Interrupt,
-    mut write: impl FnMut(&RunReport),
-) -> (RunReport, Vec<String>) {
-    let mut run = RunReport {
-        run_id: run_id.to_string(),
-        interrupted: None,
-        cells: Vec::new(),
-    };
-    let mut notes = Vec::new();
-    for cell in &plan.cells {
-        if let Some(sig) = *interrupt.borrow() {
-            run.cells.push(CellReport {
-                cell: cell.cell.clone(),
-                seed: cell.profile.seed.clone(),
-                phases: Vec::new(),
-                suites: skipped_checks(cell, &format!("not run: interrupted by {sig}")),
-            });
-            continue;
-        }
-        let (report, cell_notes) = run_cell(phases, cell, opts, &mut interrupt).await;
-        run.cells.push(report);
-        notes.extend(cell_notes);
-        run.interrupted = interrupt.borrow().map(String::from);
-        write(&run);
-    }
-    run.interrupted = interrupt.borrow().map(String::from);
-    write(&run);
-    (run, notes)
-}
-
-/// The process exit status for a finished run: 130/143 when interrupted, 1 on any failure.
-pub fn exit_status(run: &RunReport) -> u8 {
+/// A finished run's verdict: interrupted, else a failed phase (the run was not carried out),
+/// else a failed check, else passed. Collecting diagnostics is a courtesy and does not count.
+pub fn verdict(run: &RunReport) -> Verdict {
     match run.interrupted.as_deref() {
-        Some("SIGINT") => return 130,
-        Some(_) => return 143,
+        Some("SIGINT") => return Verdict::Interrupted(Signal::Int),
+        Some(_) => return Verdict::Interrupted(Signal::Term),
         None => {}
     }
-    let any_failed = run.cells.iter().any(|c| {
-        c.phases.iter().any(|p| failed(&p.outcome))
+    let phase_failed = run
+        .cells
+        .iter()
+        .flat_map(|c| &c.phases)
+        .any(|p| p.name != PhaseName::Collect && matches!(p.outcome, Outcome::Error { .. }));
+    if phase_failed {
+        return Verdict::PhaseFailed;
+    }
+    let check_failed = run.cells.iter().any(|c| {
+        c.phases
+            .iter()
+            .any(|p| failed(&p.outcome) && p.name != PhaseName::Collect)
             || c.suites
                 .iter()
                 .flat_map(|s| &s.checks)
                 .any(|k| failed(&k.outcome))
     });
-    u8::from(any_failed)
+    if check_failed {
+        Verdict::ChecksFailed
+    } else {
+        Verdict::Passed
+    }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::sync::Mutex;
-
-    fn plan_of(profiles: &[&str]) -> Plan {
-        crate::plan::for_tests(profiles, &["dns::*"])
-    }
-
-    #[derive(Default)]
-    struct Fake {
-        fail_provision: bool,
-        fail_install: bool,
-        fail_check: bool,
-        hang_in_suites: bool,
-        /// Sends this signal from inside the install phase, which then fails.
-        signal_in_install: Option<watch::Sender<Option<&'static str>>>,
-        calls: Mutex<Vec<String>>,
-    }
-
-    impl Fake {
-        fn log(&self, s: impl Into<String>) {
-            self.calls.lock().unwrap().push(s.into());
-        }
-        fn calls(&self) -> Vec<String> {
-            self.calls.lock().unwrap().clone()
-        }
-    }
-
-    impl Phases for Fake {
-        type Cluster = String;
-        async fn provision(&self, cell: &CellPlan) -> Result<String, String> {
-            self.log(format!("provision {}", cell.profile.name));
-            if self.fail_provision {
-                Err("subnet taken".into())
-            } else {
-                Ok(format!("cluster-{}", cell.profile.name))
-            }
-        }
-        async fn install(&self, _: &CellPlan, c: &String) -> Result<String, String> {
-            self.log(format!("install {c}"));
-            if let Some(tx) = &self.signal_in_install {
-                tx.send(Some("SIGTERM")).unwrap();
-                return Err("helm killed".into());
-            }
-            if self.fail_install {
-                Err("helm failed".into())
-            } else {
-                Ok(String::new())
-            }
-        }
-        async fn suites(&self, cell: &CellPlan, c: &String) -> Vec<SuiteReport> {
-            self.log(format!("suites {c}"));
-            if self.hang_in_suites {
-                std::future::pending::<()>().await;
-            }
-            vec![SuiteReport {
-                suite: "dns".into(),
-                checks: cell.suites[0]
-                    .checks
-                    .iter()
-                    .map(|k| CheckReport {
-                        name: k.name.clone(),
-                        duration: Duration::from_millis(1),
-                        outcome: if self.fail_check && k.name == "dns::pod-a-record" {
-                            Outcome::Failed {
-                                message: "NXDOMAIN".into(),
-                                detail: String::new(),
-                            }
-                        } else {
-                            Outcome::Passed
-                        },
-                        transcript: String::new(),
-                    })
-                    .collect(),
-                setup_transcript: String::new(),
-            }]
-        }
-        async fn collect(&self, _: &CellPlan, c: &String) -> Result<String, String> {
-            self.log(format!("collect {c}"));
-            Ok("reports/artifacts".into())
-        }
-        async fn destroy(&self, c: String) -> Result<(), String> {
-            self.log(format!("destroy {c}"));
-            Ok(())
-        }
-        fn keep(&self, c: &String) -> String {
-            format!("harness down {c}")
-        }
-    }
-
-    fn no_interrupt() -> (watch::Sender<Option<&'static str>>, Interrupt) {
-        watch::channel(None)
-    }
-
-    /// One run of the talos-basic plan with `opts` and no interrupt.
-    async fn run_basic(fake: &Fake, opts: RunOptions) -> (RunReport, Vec<String>) {
-        let (_tx, rx) = no_interrupt();
-        run_plan(fake, &plan_of(&["talos-basic"]), "r1", &opts, rx, |_| {}).await
-    }
-
-    fn phase_names(c: &CellReport) -> Vec<(&'static str, bool)> {
-        c.phases
-            .iter()
-            .map(|p| (p.name.as_str(), matches!(p.outcome, Outcome::Passed)))
-            .collect()
-    }
-
-    #[tokio::test]
-    async fn a_passing_cell_runs_every_phase_and_destroys() {
-        let fake = Fake::default();
-        let (_tx, rx) = no_interrupt();
-        let mut writes = 0;
-        let (run, _) = run_plan(
-            &fake,
-            &plan_of(&["talos-basic"]),
-            "r1",
-            &RunOptions::default(),
-            rx,
-            |_| writes += 1,
-        )
-        .await;
-        assert_eq!(
-            fake.calls(),
-            [
-                "provision talos-basic",
-                "install cluster-talos-basic",
-                "suites cluster-talos-basic",
-                "destroy cluster-talos-basic"
-            ]
-        );
-        assert_eq!(
-            phase_names(&run.cells[0]),
-            [
-                ("provision", true),
-                ("install", true),
-                ("suites", true),
-                ("destroy", true)
-            ]
-        );
-        assert_eq!(exit_status(&run), 0);
-        assert!(writes >= 1);
-    }
-
-    #[tokio::test]
-    async fn a_failed_check_collects_then_destroys_and_exits_1() {
-        let fake = Fake {
-            fail_check: true,
-            ..Default::default()
-        };
-        let (run, notes) = run_basic(&fake, RunOptions::default()).await;
-        assert_eq!(
-            fake.calls()[3..],
-            ["collect cluster-talos-basic", "destroy cluster-talos-basic"]
-        );
-        assert_eq!(exit_status(&run), 1);
-        assert!(notes[0].contains("diagnostics in reports/artifacts"));
-    }
-
-    #[tokio::test]
-    async fn install_failure_skips_checks_with_the_reason_and_keep_on_failure_keeps() {
-        let fake = Fake {
-            fail_install: true,
-            ..Default::default()
-        };
-        let (run, notes) = run_basic(
-            &fake,
-            RunOptions {
-                keep_on_failure: true,
-            },
-        )
-        .await;
-        assert!(!fake.calls().iter().any(|c| c.starts_with("destroy")));
-        assert!(
-            notes
-                .iter()
-                .any(|n| n.contains("kept for debugging: harness down cluster-talos-basic"))
-        );
-        let check = &run.cells[0].suites[0].checks[0];
-        assert_eq!(
-            check.outcome,
-            Outcome::Skipped {
-                reason: "not run: install failed: helm failed".into()
-            }
-        );
-        assert_eq!(exit_status(&run), 1);
-    }
-
-    #[tokio::test]
-    async fn provisioning_failure_has_nothing_to_destroy() {
-        let fake = Fake {
-            fail_provision: true,
-            ..Default::default()
-        };
-        let (run, _) = run_basic(&fake, RunOptions::default()).await;
-        assert_eq!(fake.calls(), ["provision talos-basic"]);
-        assert_eq!(phase_names(&run.cells[0]), [("provision", false)]);
-        assert_eq!(exit_status(&run), 1);
-    }
-
-    #[tokio::test]
-    async fn an_interrupt_destroys_marks_the_rest_and_exits_130() {
-        let fake = Fake {
-            hang_in_suites: true,
-            ..Default::default()
-        };
-        let (tx, rx) = watch::channel(None);
-        let plan = plan_of(&["talos-basic", "k8s-local"]);
-        let written = Mutex::new(Vec::new());
-        let opts = RunOptions::default();
-        let runner = run_plan(&fake, &plan, "r1", &opts, rx, |r| {
-            written.lock().unwrap().push(r.interrupted.clone())
-        });
-        let interrupter = async {
-            while !fake.calls().iter().any(|c| c.starts_with("suites")) {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-            tx.send(Some("SIGINT")).unwrap();
-        };
-        let ((run, _), ()) = tokio::join!(runner, interrupter);
-        assert_eq!(
-            fake.calls(),
-            [
-                "provision talos-basic",
-                "install cluster-talos-basic",
-                "suites cluster-talos-basic",
-                "destroy cluster-talos-basic"
-            ]
-        );
-        assert_eq!(run.interrupted.as_deref(), Some("SIGINT"));
-        assert_eq!(exit_status(&run), 130);
-        let second = &run.cells[1];
-        assert!(second.phases.is_empty());
-        assert_eq!(
-            second.suites[0].checks[0].outcome,
-            Outcome::Skipped {
-                reason: "not run: interrupted by SIGINT".into()
-            }
-        );
-        assert_eq!(
-            written.lock().unwrap().last().unwrap().as_deref(),
-            Some("SIGINT")
-        );
-    }
-
-    #[tokio::test]
-    async fn an_interrupt_overrides_keep_on_failure() {
-        let (tx, rx) = watch::channel(None);
-        let fake = Fake {
-            signal_in_install: Some(tx),
-            ..Default::default()
-        };
-        let opts = RunOptions {
-            keep_on_failure: true,
-        };
-        let (run, notes) =
-            run_plan(&fake, &plan_of(&["talos-basic"]), "r1", &opts, rx, |_| {}).await;
-        assert_eq!(
-            fake.calls().last().map(String::as_str),
-            Some("destroy cluster-talos-basic")
-        );
-        assert!(!notes.iter().any(|n| n.contains("kept")), "{notes:?}");
-        assert_eq!(exit_status(&run), 143);
-    }
-}
+mod tests;

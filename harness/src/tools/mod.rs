@@ -52,7 +52,7 @@ pub struct InstallArgs {
     pub timeout: Duration,
 }
 
-/// A download or verification that failed: the run stops with exit status 1.
+/// A download or verification that failed: nothing is installed and the command exits 3.
 #[derive(Debug, thiserror::Error)]
 pub enum ToolsError {
     #[error(transparent)]
@@ -332,8 +332,9 @@ fn put_in_place(
     Ok(lock)
 }
 
-/// The `tools` command: exit 2 for bad input, 1 for a failed download or check.
-pub fn run(command: ToolsCommand) -> Result<bool, InputError> {
+/// The `tools` command: bad input is refused (exit 2); a failed download or check is a run that
+/// could not be carried out (exit 3), and installs nothing.
+pub fn run(command: ToolsCommand) -> Result<crate::run::Verdict, crate::errors::Error> {
     match command {
         ToolsCommand::Install(args) => match install(&args) {
             Ok(lock) => {
@@ -354,13 +355,10 @@ pub fn run(command: ToolsCommand) -> Result<bool, InputError> {
                     args.dir.join(LOCK_FILE).display(),
                     args.dir.join("bin").display()
                 );
-                Ok(true)
+                Ok(crate::run::Verdict::Passed)
             }
-            Err(ToolsError::Input(e)) => Err(e),
-            Err(e) => {
-                eprintln!("error: {e}");
-                std::process::exit(1)
-            }
+            Err(ToolsError::Input(e)) => Err(e.into()),
+            Err(e) => Err(crate::errors::RunError::Tool(e.to_string()).into()),
         },
     }
 }

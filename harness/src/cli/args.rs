@@ -1,0 +1,272 @@
+//! The flag groups several commands share, each defined once and flattened where it is used:
+//! selection (plan, e2e, check), cluster sizing, images and tools (up, e2e), run identity (up,
+//! e2e, check), state directory (up, e2e, down, ls, gc) and reporting (e2e, check).
+
+use crate::errors::InputError;
+use crate::matrix::{AxisFlags, MatrixSpec, expand};
+use crate::plan::{Plan, PlanOptions, ValuesFile, plan};
+use crate::profile::Catalog;
+use crate::profile::overlay::Overlay;
+use clap::Args;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use suites::CheckFilter;
+use talos_docker::spec::TALOS_IMAGE_REPO;
+use talos_docker::{ClusterSpec, RunId, default_state_dir};
+
+#[derive(Args, Debug)]
+pub struct CatalogArgs {
+    /// Directory of extra profiles (<name>.yaml); they add to or override the embedded ones.
+    #[arg(long, env = "HARNESS_PROFILES_DIR")]
+    pub profiles_dir: Option<PathBuf>,
+}
+
+/// Which cells and checks: the matrix axes, extra values and check filters.
+#[derive(Args, Debug)]
+pub struct SelectArgs {
+    #[command(flatten)]
+    pub catalog: CatalogArgs,
+    /// Matrix file (profiles, cilium_versions, talos_versions, kubernetes_versions).
+    #[arg(long)]
+    pub matrix: Option<PathBuf>,
+    /// Profile to run; repeatable. Replaces the matrix's profiles.
+    #[arg(long = "profile", value_name = "NAME")]
+    pub profiles: Vec<String>,
+    /// Cilium chart version, e.g. 1.18.4; repeatable.
+    #[arg(long = "cilium-version", value_name = "V")]
+    pub cilium_versions: Vec<String>,
+    /// Talos version, e.g. v1.11.5; repeatable.
+    #[arg(long = "talos-version", value_name = "V")]
+    pub talos_versions: Vec<String>,
+    /// Kubernetes version, e.g. 1.34.1; repeatable. Defaults to each Talos release's default.
+    #[arg(long = "kubernetes-version", value_name = "V")]
+    pub kubernetes_versions: Vec<String>,
+    /// Extra Helm values, layered last like `helm -f`; repeatable.
+    #[arg(long = "values", value_name = "FILE")]
+    pub values: Vec<PathBuf>,
+    /// Run only these suites; repeatable.
+    #[arg(long = "suite", value_name = "NAME")]
+    pub suites: Vec<String>,
+    /// `suite::check` glob to run, or `!glob` to leave out; repeatable.
+    #[arg(long = "check", value_name = "PATTERN")]
+    pub checks: Vec<String>,
+    /// Host that egress checks reach from pods (a DNS name or an IP address).
+    #[arg(
+        long,
+        default_value = "one.one.one.one",
+        conflicts_with = "no_external_target"
+    )]
+    pub external_target: String,
+    /// Skip egress checks (for CI runners without internet).
+    #[arg(long)]
+    pub no_external_target: bool,
+}
+
+/// A plan and what made it.
+pub struct Selection {
+    pub plan: Plan,
+    pub overlay: Overlay,
+    pub options: PlanOptions,
+}
+
+fn read(path: &Path) -> Result<String, InputError> {
+    std::fs::read_to_string(path).map_err(|source| InputError::Read {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+impl SelectArgs {
+    /// `nodes`: schedulable nodes per cluster, which decides the cross-node checks.
+    pub fn options(&self, nodes: u32) -> Result<PlanOptions, InputError> {
+        let values_files = self
+            .values
+            .iter()
+            .map(|p| ValuesFile::parse(&p.display().to_string(), &read(p)?))
+            .collect::<Result<Vec<_>, _>>()?;
+        let external_target = (!self.no_external_target).then(|| self.external_target.clone());
+        Ok(PlanOptions {
+            values_files,
+            filter: CheckFilter::new(&self.suites, &self.checks)?,
+            nodes,
+            external_target,
+        })
+    }
+
+    /// The external target is a host name pods can look up (checked apart from the plan, so a
+    /// bad one is reported together with the plan's own problems).
+    pub fn check_external_target(&self) -> Result<(), InputError> {
+        if self.no_external_target {
+            return Ok(());
+        }
+        crate::preflight::external_target(&self.external_target)
+    }
+
+    pub fn select(&self, nodes: u32) -> Result<Selection, InputError> {
+        let catalog = Catalog::with_dir(self.catalog.profiles_dir.as_deref())?;
+        let options = self.options(nodes)?;
+        let spec = MatrixSpec::load(
+            self.matrix.as_deref(),
+            AxisFlags {
+                profiles: self.profiles.clone(),
+                cilium_versions: self.cilium_versions.clone(),
+                talos_versions: self.talos_versions.clone(),
+                kubernetes_versions: self.kubernetes_versions.clone(),
+            },
+        )?;
+        let (cells, excluded) = expand(&spec, &catalog)?;
+        let overlay = Overlay::embedded();
+        let plan = plan(&cells, excluded, &catalog, &overlay, &options)?;
+        Ok(Selection {
+            plan,
+            overlay,
+            options,
+        })
+    }
+}
+
+/// Worker nodes: how many clusters get, and so which cross-node checks apply.
+#[derive(Args, Debug)]
+pub struct WorkersArg {
+    /// Worker nodes per cluster (cross-node checks need two).
+    #[arg(long, default_value_t = 2)]
+    pub workers: u32,
+}
+
+/// What a Talos-in-Docker cluster is made of: node counts and sizes, image, talosctl, bounds.
+#[derive(Args, Debug)]
+pub struct ClusterArgs {
+    #[arg(long, default_value_t = 1)]
+    pub control_planes: u32,
+    #[command(flatten)]
+    pub workers: WorkersArg,
+    /// CPUs per node.
+    #[arg(long, default_value_t = 2.0)]
+    pub cpus: f64,
+    /// Memory per node, in MiB or with a unit (512MiB, 2GiB).
+    #[arg(long, default_value = "2GiB", value_parser = parse_memory_mib)]
+    pub memory: u64,
+    /// Talos image repository; the tag is the Talos version (for mirrors).
+    #[arg(long, default_value = TALOS_IMAGE_REPO)]
+    pub talos_image_repo: String,
+    /// The talosctl to use; its minor version must match the Talos version [default: on PATH].
+    #[arg(long, value_name = "PATH")]
+    pub talosctl: Option<PathBuf>,
+    /// How long `talosctl bootstrap` may keep being retried.
+    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+    pub bootstrap_timeout: Duration,
+    /// How long the API server may take to list every node after bootstrap.
+    #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+    pub ready_timeout: Duration,
+    /// How long pulling an absent image may take.
+    #[arg(long, default_value = "15m", value_parser = humantime::parse_duration)]
+    pub pull_timeout: Duration,
+    /// Start nodes unprivileged: only for stand-in images on hosts that cannot run privileged
+    /// containers (the harness's own tests); Talos does not boot that way.
+    #[arg(long, hide = true)]
+    pub unprivileged: bool,
+}
+
+impl ClusterArgs {
+    /// The spec every cluster of the command starts from; the command sets the name, versions,
+    /// image and patches.
+    pub fn base_spec(&self, run_id: &RunId, state_dir: &Path) -> ClusterSpec {
+        let mut spec = ClusterSpec::new("unnamed");
+        spec.run_id = run_id.clone();
+        spec.control_planes = self.control_planes;
+        spec.workers = self.workers.workers;
+        spec.cpus = self.cpus;
+        spec.memory_mib = self.memory;
+        spec.talosctl = self.talosctl.clone();
+        spec.state_dir = state_dir.to_path_buf();
+        spec.privileged = !self.unprivileged;
+        spec.timeouts.bootstrap = self.bootstrap_timeout;
+        spec.timeouts.ready = self.ready_timeout;
+        spec.timeouts.pull = self.pull_timeout;
+        spec
+    }
+}
+
+/// How a run is named and what it leaves when something fails.
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Label everything this run makes with this id (e.g. the CI job id), for `harness gc
+    /// --run-id` [default: generated].
+    #[arg(long)]
+    pub run_id: Option<String>,
+    /// Keep what a failed run made (its cluster; on an existing cluster, its test namespaces)
+    /// for debugging. An interrupt (SIGINT/SIGTERM) still removes it.
+    #[arg(long)]
+    pub keep_on_failure: bool,
+}
+
+impl RunArgs {
+    pub fn run_id(&self) -> Result<RunId, InputError> {
+        match &self.run_id {
+            Some(id) => Ok(RunId::parse(id)?),
+            None => Ok(RunId::generate()),
+        }
+    }
+}
+
+/// Where run directories (Talos secrets, talosconfig, kubeconfig; mode 0600) go.
+#[derive(Args, Debug)]
+pub struct StateArgs {
+    /// Where run directories (secrets, talosconfig, kubeconfig) go
+    /// [default: $XDG_STATE_HOME/harness or ~/.local/state/harness].
+    #[arg(long, env = "HARNESS_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+}
+
+impl StateArgs {
+    pub fn dir(&self) -> PathBuf {
+        self.state_dir.clone().unwrap_or_else(default_state_dir)
+    }
+}
+
+/// Where the results go.
+#[derive(Args, Debug)]
+pub struct ReportArgs {
+    /// Where the JUnit report goes (rewritten after every cell).
+    #[arg(long, default_value = "reports/junit.xml")]
+    pub junit: PathBuf,
+    /// Where diagnostics of failed cells go.
+    #[arg(long, default_value = "reports/artifacts")]
+    pub artifacts: PathBuf,
+}
+
+/// `512`, `512MiB`, `512M`, `2GiB`, `2G` → MiB.
+pub fn parse_memory_mib(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (digits, unit) = s.split_at(split);
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("'{s}' is not a size; write it like 2048, 512MiB or 2GiB"))?;
+    let factor = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "m" | "mi" | "mib" | "mb" => 1,
+        "g" | "gi" | "gib" | "gb" => 1024,
+        other => return Err(format!("unknown unit '{other}'; use MiB or GiB")),
+    };
+    n.checked_mul(factor)
+        .ok_or_else(|| format!("'{s}' is too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_sizes() {
+        assert_eq!(parse_memory_mib("2048"), Ok(2048));
+        assert_eq!(parse_memory_mib("512MiB"), Ok(512));
+        assert_eq!(parse_memory_mib("2GiB"), Ok(2048));
+        assert_eq!(parse_memory_mib("3g"), Ok(3072));
+        assert!(
+            parse_memory_mib("2TB")
+                .unwrap_err()
+                .contains("unknown unit")
+        );
+        assert!(parse_memory_mib("lots").unwrap_err().contains("2GiB"));
+    }
+}

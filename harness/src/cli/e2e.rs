@@ -1,0 +1,215 @@
+//! `harness e2e`: the run engine over the Talos-in-Docker deployer, one cluster per cell.
+//! Everything that can be wrong with the input or the host is found, all at once, before the
+//! first Docker object exists; after that a failure is a test result, an interrupt still tears
+//! down and reports, and a final sweep removes whatever carries the run id.
+
+use super::args::{ClusterArgs, ReportArgs, RunArgs, SelectArgs, StateArgs};
+use crate::errors::{Error, InputError, Refused, RunError};
+use crate::install::InstallOptions;
+use crate::install::helm::ChartSource;
+use crate::preflight::{self, Host, Needs};
+use crate::run::signals::{self, Stop};
+use crate::run::sweep::Sweep;
+use crate::run::talos_docker::TalosDocker;
+use crate::run::tester::KubeTester;
+use crate::run::{Engine, EngineOptions, Step, Verdict};
+use clap::Args;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Args, Debug)]
+pub struct E2eArgs {
+    #[command(flatten)]
+    pub select: SelectArgs,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    #[command(flatten)]
+    pub run: RunArgs,
+    #[command(flatten)]
+    pub state: StateArgs,
+    #[command(flatten)]
+    pub report: ReportArgs,
+    /// The Helm 3 binary.
+    #[arg(long, default_value = "helm")]
+    pub helm: PathBuf,
+    /// Cilium chart: a directory, .tgz or oci:// reference instead of the Cilium Helm repository.
+    #[arg(long)]
+    pub chart: Option<String>,
+    /// Cilium Helm repository URL (for a mirror).
+    #[arg(
+        long,
+        default_value = "https://helm.cilium.io",
+        conflicts_with = "chart"
+    )]
+    pub chart_repo: String,
+    /// Local Gateway API bundles: DIR/<version>/<channel>-install.yaml (runners without internet).
+    #[arg(long)]
+    pub gateway_api_dir: Option<PathBuf>,
+    /// Bound on each install wait (CRDs, rollouts, nodes Ready).
+    #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+    pub install_timeout: Duration,
+}
+
+/// Keeps the first error of each step and goes on, so every problem is reported at once.
+fn note<T>(problems: &mut Vec<InputError>, r: Result<T, impl Into<InputError>>) -> Option<T> {
+    r.map_err(|e| problems.push(e.into())).ok()
+}
+
+pub async fn run(args: E2eArgs) -> Result<Verdict, Error> {
+    let mut problems = Vec::new();
+    let selection = note(
+        &mut problems,
+        args.select.select(args.cluster.workers.workers),
+    );
+    note(&mut problems, args.select.check_external_target());
+    let run_id = note(&mut problems, args.run.run_id());
+    let label = run_id.as_ref().map(|id| id.to_string()).unwrap_or_default();
+    let suite_options = note(
+        &mut problems,
+        suites::RunOptions::from_env(label.as_str()).map_err(|e| {
+            InputError::problem(
+                e.to_string(),
+                "set each HARNESS_IMAGE_* variable to an image with a tag or a digest",
+            )
+        }),
+    );
+    let state_dir = args.state.dir();
+    note(
+        &mut problems,
+        preflight::output_file("--junit", &args.report.junit),
+    );
+    note(
+        &mut problems,
+        preflight::output_dir("--artifacts", &args.report.artifacts),
+    );
+    note(
+        &mut problems,
+        preflight::output_dir("--state-dir", &state_dir),
+    );
+    if args.chart.is_none() {
+        note(
+            &mut problems,
+            preflight::http_url("--chart-repo", &args.chart_repo),
+        );
+    }
+    let host = Host::current();
+    if let Some(s) = &selection {
+        let needs = Needs {
+            helm: &args.helm,
+            gateway_api_dir: args.gateway_api_dir.as_deref(),
+            chart: args.chart.as_deref(),
+        };
+        problems.extend(
+            preflight::check(&s.plan, &needs, &host)
+                .into_iter()
+                .map(Into::into),
+        );
+    }
+    if let Some(helm) = host.find(&args.helm) {
+        note(&mut problems, preflight::helm_runs(&helm).await);
+    }
+
+    let deployer = match (&selection, &run_id) {
+        (Some(s), Some(id)) => {
+            let base = args.cluster.base_spec(id, &state_dir);
+            let deployer = TalosDocker::new(
+                s.plan.cells.iter().map(|c| c.id.clone()).collect(),
+                base,
+                args.cluster.talos_image_repo.clone(),
+                InstallOptions {
+                    helm: args.helm.clone(),
+                    chart: match &args.chart {
+                        Some(c) => ChartSource::Chart(c.clone()),
+                        None => ChartSource::Repo(args.chart_repo.clone()),
+                    },
+                    gateway_api_dir: args.gateway_api_dir.clone(),
+                    timeout: args.install_timeout,
+                },
+                s.overlay.clone(),
+                args.state.state_dir.is_some(),
+            );
+            let mut specs = Vec::new();
+            for cell in &s.plan.cells {
+                let checked = deployer.spec(cell);
+                match checked {
+                    Ok(_) => {}
+                    // Sizes are the same for every cell: say each problem once.
+                    Err(e) if problems.iter().any(|p| p.to_string() == e.to_string()) => {}
+                    Err(e) => problems.push(e.into()),
+                }
+                if let Ok(spec) = deployer.spec_unchecked(cell) {
+                    specs.push(spec);
+                }
+            }
+            problems.extend(preflight::docker_host(&specs).await);
+            Some(deployer)
+        }
+        _ => None,
+    };
+    let (Some(selection), Some(run_id), Some(mut suite_options), Some(deployer), true) = (
+        selection,
+        run_id,
+        suite_options,
+        deployer,
+        problems.is_empty(),
+    ) else {
+        return Err(Refused(problems).into());
+    };
+
+    if args.run.keep_on_failure {
+        suite_options.keep = suites::kit::namespace::KeepNamespaces::OnFailure;
+    }
+    let plan = &selection.plan;
+    let tester = KubeTester {
+        filter: selection.options.filter,
+        options: suite_options,
+        external_target: selection.options.external_target,
+        artifacts: args.report.artifacts.clone(),
+    };
+    let gc = deployer.gc_command();
+    let interrupt =
+        signals::install(run_id.as_str(), gc.clone()).map_err(|source| RunError::Os {
+            what: "install the SIGINT/SIGTERM handlers",
+            source,
+        })?;
+    let sweep = Sweep::arm(&run_id, &state_dir);
+    eprintln!(
+        "run {run_id}: {} cell(s); report: {}",
+        plan.cells.len(),
+        args.report.junit.display()
+    );
+    let engine = Engine {
+        deployer: &deployer,
+        tester: &tester,
+        steps: &[Step::Install, Step::Suites { label: None }],
+        opts: EngineOptions {
+            run_id: run_id.to_string(),
+            keep_on_failure: args.run.keep_on_failure,
+            jobs: 1,
+        },
+    };
+    let (outcome, report_error) = engine
+        .run_to_junit(plan, &interrupt, &args.report.junit)
+        .await;
+    let kept = deployer.kept();
+    let swept = if matches!(*interrupt.borrow(), Stop::Abandon(_)) {
+        sweep.disarm();
+        eprintln!("clean-up skipped on request; remove what is left with `{gc}`");
+        Ok(())
+    } else {
+        let mut rx = interrupt.clone();
+        tokio::select! {
+            r = sweep.run(&kept) => r.map(|removed| {
+                if !removed.is_empty() {
+                    eprintln!("final sweep of run {run_id}: removed {removed}");
+                }
+            }),
+            _ = signals::wait(&mut rx, true) => {
+                eprintln!("clean-up skipped on request; remove what is left with `{gc}`");
+                Ok(())
+            }
+        }
+    };
+    eprintln!("report: {}", args.report.junit.display());
+    super::finish(outcome.verdict, report_error, swept, &gc)
+}

@@ -1,0 +1,165 @@
+//! The command line: one file per command, the shared flag groups in [`args`]. Every command
+//! returns a [`Verdict`] or an [`Error`]; `main` alone turns them into the exit status.
+
+pub mod args;
+pub mod check;
+pub mod down;
+pub mod e2e;
+pub mod gc;
+pub mod lint;
+pub mod ls;
+pub mod plan;
+pub mod profiles;
+pub mod report;
+pub mod up;
+
+use crate::errors::Error;
+use crate::run::Verdict;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "harness",
+    version,
+    about = "Conformance harness for Talos Linux clusters with the Cilium CNI"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Expand the matrix and show, per cell, the values, features and checks that apply.
+    Plan(Box<plan::PlanArgs>),
+    /// List the profile catalog with the seed each profile comes from.
+    Profiles(args::CatalogArgs),
+    /// Lint Helm values files and Cilium manifests (LB pools, Services) for a Cilium version.
+    Lint(lint::LintArgs),
+    /// Work with JUnit reports.
+    #[command(subcommand)]
+    Report(report::ReportCommand),
+    /// Run the suites against an existing cluster (its kubeconfig and the profile it runs).
+    Check(Box<check::CheckArgs>),
+    /// Run the matrix: provision, install Cilium, run the suites, destroy; write JUnit.
+    E2e(Box<e2e::E2eArgs>),
+    /// Provision a Talos-in-Docker cluster and print how to reach it.
+    Up(Box<up::UpArgs>),
+    /// Remove a cluster: its containers, volumes, network and run directory.
+    Down(down::DownArgs),
+    /// List harness clusters and runs with their age.
+    Ls(ls::LsArgs),
+    /// Remove leftovers of harness runs (all, or by --run-id / --older-than).
+    Gc(gc::GcArgs),
+    /// Install the pinned helm and talosctl into the project (`make tools`).
+    #[command(subcommand)]
+    Tools(crate::tools::ToolsCommand),
+}
+
+/// Runs a parsed command line.
+pub async fn run(cli: Cli) -> Result<Verdict, Error> {
+    match cli.command {
+        Command::Plan(args) => plan::run(&args),
+        Command::Profiles(args) => profiles::run(&args),
+        Command::Lint(args) => lint::run(&args),
+        Command::Report(command) => report::run(command),
+        Command::Check(args) => check::run(*args).await,
+        Command::E2e(args) => e2e::run(*args).await,
+        Command::Up(args) => up::run(*args).await,
+        Command::Down(args) => down::run(args).await,
+        Command::Ls(args) => ls::run(args).await,
+        Command::Gc(args) => gc::run(args).await,
+        // The downloads use a blocking HTTP client, which must not run on the runtime's threads.
+        Command::Tools(command) => tokio::task::spawn_blocking(move || crate::tools::run(command))
+            .await
+            .expect("the tools command does not panic"),
+    }
+}
+
+/// Progress to stderr; `RUST_LOG` overrides. Another subscriber set first wins.
+pub(crate) fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("talos_docker=info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .without_time()
+        .try_init();
+}
+
+const DOCKER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+
+async fn connect() -> Result<talos_docker::docker::Engine, Error> {
+    Ok(talos_docker::docker::Engine::connect(DOCKER_TIMEOUT).await?)
+}
+
+/// Run directories under the state directory that `keep` accepts, removed (marker-checked).
+fn remove_run_dirs(
+    state: &args::StateArgs,
+    keep: impl Fn(&talos_docker::RunDirInfo) -> bool,
+) -> Vec<std::path::PathBuf> {
+    talos_docker::RunDir::scan(&state.dir())
+        .into_iter()
+        .filter(|info| keep(info))
+        .filter(|info| {
+            talos_docker::RunDir::remove_checked(&info.path, &info.run_id, Some(&info.cluster))
+                .unwrap_or(false)
+        })
+        .map(|info| info.path)
+        .collect()
+}
+
+/// `down` and `gc` say what they removed; a failure to remove is a run that was not carried out.
+fn said_removed(
+    what: &str,
+    result: Result<talos_docker::cleanup::Removed, talos_docker::Error>,
+    again: &str,
+) -> Result<Verdict, Error> {
+    match result {
+        Ok(removed) if removed.is_empty() => println!("{what}: nothing to remove"),
+        Ok(removed) => println!("{what}: removed {removed}"),
+        Err(e) => {
+            return Err(crate::errors::RunError::Cleanup {
+                message: match e {
+                    talos_docker::Error::Cleanup(m) => m,
+                    other => other.to_string(),
+                },
+                retry: again.to_string(),
+            }
+            .into());
+        }
+    }
+    Ok(Verdict::Passed)
+}
+
+/// The run's verdict, unless the report or the final sweep failed: a run without its report,
+/// or one that leaves objects behind, was not carried out (an interrupt still says so).
+fn finish(
+    verdict: Verdict,
+    report_error: Option<String>,
+    swept: Result<(), String>,
+    retry: &str,
+) -> Result<Verdict, Error> {
+    if let Verdict::Interrupted(_) = verdict {
+        if let Some(e) = report_error {
+            eprintln!("error: {e}");
+        }
+        if let Err(e) = swept {
+            eprintln!("error: {e}; run `{retry}`");
+        }
+        return Ok(verdict);
+    }
+    if let Some(message) = report_error {
+        return Err(crate::errors::RunError::Report { message }.into());
+    }
+    if let Err(message) = swept {
+        return Err(crate::errors::RunError::Cleanup {
+            message,
+            retry: retry.to_string(),
+        }
+        .into());
+    }
+    Ok(verdict)
+}

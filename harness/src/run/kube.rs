@@ -1,0 +1,123 @@
+//! The one way the harness builds a Kubernetes client: from a kubeconfig (or a `:`-separated
+//! list of them, merged as kubectl does) and an optional context, proven by asking the API
+//! server its version within a bound.
+
+use kube::Client;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// How long the API server may take to answer the first request.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Where a cluster's credentials are.
+#[derive(Clone, Debug)]
+pub struct KubeAccess {
+    /// One path, or several joined like `$KUBECONFIG` (`a:b`); earlier files win.
+    pub kubeconfig: PathBuf,
+    pub context: Option<String>,
+}
+
+/// Why no client could be made, as a sentence naming the kubeconfig (never its credentials).
+#[derive(Debug, thiserror::Error)]
+#[error("kubeconfig {}: {why}", kubeconfig.display())]
+pub struct KubeError {
+    pub kubeconfig: PathBuf,
+    pub why: String,
+}
+
+impl KubeAccess {
+    pub fn new(kubeconfig: impl Into<PathBuf>) -> Self {
+        KubeAccess {
+            kubeconfig: kubeconfig.into(),
+            context: None,
+        }
+    }
+
+    fn error(&self, why: impl std::fmt::Display) -> KubeError {
+        KubeError {
+            kubeconfig: self.kubeconfig.clone(),
+            why: why.to_string(),
+        }
+    }
+
+    fn read(&self) -> Result<Kubeconfig, KubeError> {
+        let mut merged: Option<Kubeconfig> = None;
+        for path in std::env::split_paths(&self.kubeconfig) {
+            if path.as_os_str().is_empty() {
+                continue;
+            }
+            if !path.is_file() {
+                return Err(self.error(if path == self.kubeconfig {
+                    "there is no such file".to_string()
+                } else {
+                    format!("{} (in the list) is not a file", path.display())
+                }));
+            }
+            let one = Kubeconfig::read_from(&path).map_err(|e| self.error(e))?;
+            merged = Some(match merged {
+                None => one,
+                Some(m) => m.merge(one).map_err(|e| self.error(e))?,
+            });
+        }
+        merged.ok_or_else(|| self.error("no file named"))
+    }
+
+    /// A client; nothing is sent yet.
+    pub async fn client(&self) -> Result<(Client, String), KubeError> {
+        let kc = self.read()?;
+        let opts = KubeConfigOptions {
+            context: self.context.clone(),
+            ..Default::default()
+        };
+        let config = kube::Config::from_custom_kubeconfig(kc, &opts)
+            .await
+            .map_err(|e| self.error(e))?;
+        let server = shown_url(&config.cluster_url);
+        let client = Client::try_from(config).map_err(|e| self.error(e))?;
+        Ok((client, server))
+    }
+
+    /// A client the API server has answered, and a line saying which server it is.
+    pub async fn connect(&self, timeout: Duration) -> Result<(Client, String), KubeError> {
+        let (client, server) = self.client().await?;
+        match tokio::time::timeout(timeout, client.apiserver_version()).await {
+            Ok(Ok(v)) => Ok((client, format!("{server} (Kubernetes {})", v.git_version))),
+            Ok(Err(e)) => Err(self.error(format!("the API server at {server} refused: {e}"))),
+            Err(_) => Err(self.error(format!(
+                "the API server at {server} did not answer within {}s",
+                timeout.as_secs()
+            ))),
+        }
+    }
+}
+
+/// The server URL without any `user:password@` part.
+pub fn shown_url(uri: &http::Uri) -> String {
+    let host = uri.host().unwrap_or_default();
+    let port = uri.port().map(|p| format!(":{p}")).unwrap_or_default();
+    format!(
+        "{}://{host}{port}{}",
+        uri.scheme_str().unwrap_or("https"),
+        uri.path()
+    )
+}
+
+/// `$KUBECONFIG`, else `~/.kube/config`.
+pub fn default_kubeconfig() -> Option<PathBuf> {
+    std::env::var_os("KUBECONFIG")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".kube/config")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_in_the_url_are_not_shown() {
+        let uri: http::Uri = "https://admin:s3cret@10.5.0.2:6443/".parse().unwrap();
+        assert_eq!(shown_url(&uri), "https://10.5.0.2:6443/");
+    }
+}
