@@ -558,3 +558,21 @@ fn every_bad_input_is_refused_at_once_and_nothing_is_created() {
         "no docker object"
     );
 }
+
+/// The final sweep removes the clusters this command made, not every object that carries its run
+/// id: a CI job may run several `up`s under one id.
+#[test]
+fn the_sweep_leaves_another_cluster_of_the_same_run_id_alone() {
+    if !docker_or_skip("sweep_scope") {
+        return;
+    }
+    let env = TestEnv::new("hc-scope");
+    let other = format!("{}-other", env.name);
+    squat_network(&other, &env.run_id);
+    let out = run(up(&env, &env.talosctl(&[]), &["--ready-timeout", "2s"]));
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    let left = leftovers_blocking(&env.run_id);
+    let names: Vec<&str> = left.networks.iter().map(|n| n.name.as_str()).collect();
+    assert_eq!(names, [other.as_str()], "{}", describe(&left));
+    assert!(left.containers.is_empty() && left.volumes.is_empty());
+}

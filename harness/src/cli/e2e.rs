@@ -56,6 +56,7 @@ fn note<T>(problems: &mut Vec<InputError>, r: Result<T, impl Into<InputError>>) 
 }
 
 pub async fn run(args: E2eArgs) -> Result<Verdict, Error> {
+    super::init_logging();
     let mut problems = Vec::new();
     let selection = note(
         &mut problems,
@@ -172,7 +173,7 @@ pub async fn run(args: E2eArgs) -> Result<Verdict, Error> {
             what: "install the SIGINT/SIGTERM handlers",
             source,
         })?;
-    let sweep = Sweep::arm(&run_id, &state_dir);
+    let sweep = Sweep::arm(&run_id, &state_dir, deployer.cluster_names(plan));
     eprintln!(
         "run {run_id}: {} cell(s); report: {}",
         plan.cells.len(),

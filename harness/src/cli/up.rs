@@ -165,7 +165,7 @@ pub async fn run(args: UpArgs) -> Result<Verdict, Error> {
             what: "install the SIGINT/SIGTERM handlers",
             source,
         })?;
-    let sweep = Sweep::arm(&run_id, &spec.state_dir);
+    let sweep = Sweep::arm(&run_id, &spec.state_dir, vec![name.clone()]);
     let run_dir = talos_docker::RunDir::path_for(&spec.state_dir, &run_id, &name);
     // In a task, so that a signal can stop it: dropping the task's future removes what it made
     // (see `Cluster::create`); the sweep then catches a create the engine was still processing.

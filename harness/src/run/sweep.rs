@@ -1,6 +1,7 @@
 //! The final sweep of a command that creates Docker objects: whatever way it ends (done, failed,
-//! interrupted, panicked), everything labelled with its run id goes, except clusters the person
-//! asked to keep. Each cluster's own clean-up runs first; the sweep catches what slipped past it,
+//! interrupted, panicked), everything labelled with its run id and one of the cluster names it
+//! could have made goes, except clusters the person asked to keep. Other clusters that happen to
+//! share the run id (another `up --run-id` of the same CI job) are left alone. Each cluster's own clean-up runs first; the sweep catches what slipped past it,
 //! such as a container the engine was still creating when the signal came.
 
 use std::path::{Path, PathBuf};
@@ -21,14 +22,17 @@ const MAX_PASSES: usize = 10;
 pub struct Sweep {
     run_id: RunId,
     state_dir: PathBuf,
+    clusters: Vec<String>,
     armed: bool,
 }
 
 impl Sweep {
-    pub fn arm(run_id: &RunId, state_dir: &Path) -> Sweep {
+    /// `clusters`: the names the command may create under `run_id`.
+    pub fn arm(run_id: &RunId, state_dir: &Path, clusters: Vec<String>) -> Sweep {
         Sweep {
             run_id: run_id.clone(),
             state_dir: state_dir.to_path_buf(),
+            clusters,
             armed: true,
         }
     }
@@ -47,18 +51,22 @@ impl Sweep {
         // Disarmed now, not at the first poll: a second signal may drop the future unpolled,
         // and then the person asked for no clean-up.
         self.armed = false;
-        let (run_id, state_dir, keep) =
-            (self.run_id.clone(), self.state_dir.clone(), keep.to_vec());
-        sweep(run_id, state_dir, keep)
+        let ours: Vec<String> = self
+            .clusters
+            .iter()
+            .filter(|c| !keep.contains(c))
+            .cloned()
+            .collect();
+        sweep(self.run_id.clone(), self.state_dir.clone(), ours)
     }
 }
 
-async fn sweep(run_id: RunId, state_dir: PathBuf, keep: Vec<String>) -> Result<Removed, String> {
+async fn sweep(run_id: RunId, state_dir: PathBuf, ours: Vec<String>) -> Result<Removed, String> {
     let engine = Engine::connect(DOCKER_TIMEOUT)
         .await
         .map_err(|e| e.to_string())?;
     let selector = Selector::run(run_id.as_str());
-    let select = |o: &cleanup::Object| !o.cluster().is_some_and(|c| keep.iter().any(|k| k == c));
+    let select = |o: &cleanup::Object| o.cluster().is_some_and(|c| ours.iter().any(|k| k == c));
     let mut total = Removed::default();
     let mut quiet = 0;
     for _ in 0..MAX_PASSES {
@@ -93,15 +101,15 @@ async fn sweep(run_id: RunId, state_dir: PathBuf, keep: Vec<String>) -> Result<R
     }
     total
         .run_dirs
-        .extend(remove_run_dirs(&state_dir, &run_id, &keep));
+        .extend(remove_run_dirs(&state_dir, &run_id, &ours));
     Ok(total)
 }
 
-/// Run directories of this run made before any Docker object carried their path.
-fn remove_run_dirs(state_dir: &Path, run_id: &RunId, keep: &[String]) -> Vec<PathBuf> {
+/// Run directories of these clusters made before any Docker object carried their path.
+fn remove_run_dirs(state_dir: &Path, run_id: &RunId, ours: &[String]) -> Vec<PathBuf> {
     RunDir::scan(state_dir)
         .into_iter()
-        .filter(|i| i.run_id == run_id.as_str() && !keep.contains(&i.cluster))
+        .filter(|i| i.run_id == run_id.as_str() && ours.contains(&i.cluster))
         .filter(|i| RunDir::remove_checked(&i.path, &i.run_id, Some(&i.cluster)).unwrap_or(false))
         .map(|i| i.path)
         .collect()
@@ -112,11 +120,12 @@ impl Drop for Sweep {
         if !self.armed {
             return;
         }
-        if let Err(e) =
-            cleanup::remove_blocking(Selector::run(self.run_id.as_str()), DOCKER_TIMEOUT)
-        {
-            eprintln!("error: {e}");
+        for cluster in &self.clusters {
+            let selector = Selector::run_cluster(self.run_id.as_str(), cluster);
+            if let Err(e) = cleanup::remove_blocking(selector, DOCKER_TIMEOUT) {
+                eprintln!("error: {e}");
+            }
         }
-        remove_run_dirs(&self.state_dir, &self.run_id, &[]);
+        remove_run_dirs(&self.state_dir, &self.run_id, &self.clusters);
     }
 }

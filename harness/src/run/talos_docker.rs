@@ -110,6 +110,15 @@ impl TalosDocker {
         self.cells.iter().position(|id| *id == cell.id).unwrap_or(0)
     }
 
+    /// The name of every cluster the plan's cells get.
+    pub fn cluster_names(&self, plan: &crate::plan::Plan) -> Vec<String> {
+        plan.cells
+            .iter()
+            .filter_map(|c| self.spec_unchecked(c).ok())
+            .map(|s| s.name)
+            .collect()
+    }
+
     /// Clusters kept by `--keep-on-failure`, which the final sweep must leave alone.
     pub fn kept(&self) -> Vec<String> {
         self.kept.lock().expect("not poisoned").clone()
