@@ -1,16 +1,21 @@
 //! The version matrix: profiles x Cilium x Talos x Kubernetes, from a file, flags, or the
-//! embedded default.
+//! embedded default. Besides versions, the axes take two tokens resolved per profile from the
+//! release table: `newest` (the newest release the profile supports) and, for Cilium, `seed`
+//! (the release the profile's seed pins, if it pins one).
 
 use crate::errors::InputError;
-use crate::profile::Catalog;
+use crate::profile::lint::{self, Severity};
+use crate::profile::{Catalog, Profile};
+use crate::releases::{Minor, ReleaseTable};
 use crate::version::{CiliumVersion, KubernetesVersion, TalosVersion};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
 pub const DEFAULT: &str = include_str!("../../profiles/matrix/default.yaml");
 
-/// A matrix as written. An empty Cilium axis means each profile's own version; an empty
-/// Kubernetes axis means each Talos release's default.
+/// A matrix as written. An empty Cilium or Talos axis means `newest`; an empty Kubernetes axis
+/// means each Talos release's default, or, where the cell's Cilium is not e2e-tested on that
+/// default, the newest Kubernetes both support.
 #[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct MatrixSpec {
@@ -37,6 +42,7 @@ impl MatrixSpec {
         serde_saphyr::from_str(text).map_err(|e| InputError::yaml(file, &e))
     }
 
+    /// The matrix `make e2e` runs (`profiles/matrix/default.yaml`).
     pub fn embedded_default() -> Self {
         Self::parse("profiles/matrix/default.yaml", DEFAULT)
             .expect("embedded default matrix is valid")
@@ -93,17 +99,6 @@ pub struct Excluded {
     pub reason: String,
 }
 
-fn parse_all<T: PartialEq>(
-    given: &[String],
-    parse: fn(&str) -> Result<T, InputError>,
-) -> Result<Vec<T>, InputError> {
-    given
-        .iter()
-        .map(|g| parse(g))
-        .collect::<Result<Vec<T>, _>>()
-        .map(dedup)
-}
-
 fn dedup<T: PartialEq>(items: Vec<T>) -> Vec<T> {
     let mut out: Vec<T> = Vec::with_capacity(items.len());
     for i in items {
@@ -112,6 +107,77 @@ fn dedup<T: PartialEq>(items: Vec<T>) -> Vec<T> {
         }
     }
     out
+}
+
+pub const NEWEST: &str = "newest";
+pub const SEED: &str = "seed";
+
+/// One entry of a version axis.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Entry<T> {
+    Version(T),
+    Newest,
+    Seed,
+}
+
+fn entries<T: PartialEq>(
+    given: &[String],
+    parse: fn(&str) -> Result<T, InputError>,
+    seed_allowed: bool,
+) -> Result<Vec<Entry<T>>, InputError> {
+    let all = if given.is_empty() {
+        vec![Entry::Newest]
+    } else {
+        given
+            .iter()
+            .map(|g| match g.as_str() {
+                NEWEST => Ok(Entry::Newest),
+                SEED if seed_allowed => Ok(Entry::Seed),
+                _ => parse(g).map(Entry::Version),
+            })
+            .collect::<Result<Vec<_>, _>>()?
+    };
+    Ok(dedup(all))
+}
+
+/// The newest Cilium release whose chart takes the profile's values without an error.
+fn newest_cilium_for(profile: &Profile) -> Result<CiliumVersion, InputError> {
+    let table = ReleaseTable::embedded();
+    let lines = table.cilium_newest_first();
+    lines
+        .iter()
+        .find(|c| {
+            !lint::values(&profile.values, &c.latest)
+                .iter()
+                .any(|f| f.severity == Severity::Error)
+        })
+        .map(|c| c.latest.clone())
+        .ok_or_else(|| {
+            InputError::Unsupported(format!(
+                "profile {} has errors on every Cilium release the table knows ({} to {}); see `harness plan --profile {} --cilium-version {}`",
+                profile.name,
+                lines.last().map(|c| c.minor).unwrap_or(Minor(0, 0)),
+                lines[0].minor,
+                profile.name,
+                lines[0].latest
+            ))
+        })
+}
+
+/// The Kubernetes version a cell runs when the matrix names none.
+fn kubernetes_for(
+    talos: &TalosVersion,
+    cilium: &CiliumVersion,
+) -> Result<KubernetesVersion, InputError> {
+    let table = ReleaseTable::embedded();
+    let (t, c) = (table.talos(talos)?, table.cilium(cilium)?);
+    if c.kubernetes_tested.contains(&t.kubernetes.default) {
+        return Ok(t.kubernetes.default.clone());
+    }
+    Ok(table
+        .kubernetes_for(t, c)
+        .cloned()
+        .unwrap_or_else(|| t.kubernetes.default.clone()))
 }
 
 /// Expand a matrix into cells, in profile-major order.
@@ -124,37 +190,57 @@ pub fn expand(
             "it names no profile; give --profile NAME or a matrix file with `profiles:`".into(),
         ));
     }
-    let cilium: Vec<CiliumVersion> = parse_all(&spec.cilium_versions, CiliumVersion::parse)?;
-    let talos: Vec<TalosVersion> = parse_all(&spec.talos_versions, TalosVersion::parse)?;
-    let kubernetes: Vec<KubernetesVersion> =
-        parse_all(&spec.kubernetes_versions, KubernetesVersion::parse)?;
-    if talos.is_empty() {
-        return Err(InputError::EmptyMatrix(
-            "it names no Talos version; give --talos-version (e.g. v1.11.5)".into(),
-        ));
-    }
+    let cilium = entries(&spec.cilium_versions, CiliumVersion::parse, true)?;
+    let talos = entries(&spec.talos_versions, TalosVersion::parse, false)?;
+    let kubernetes: Vec<KubernetesVersion> = dedup(
+        spec.kubernetes_versions
+            .iter()
+            .map(|k| KubernetesVersion::parse(k))
+            .collect::<Result<_, _>>()?,
+    );
+    let table = ReleaseTable::embedded();
+    let talos: Vec<TalosVersion> = dedup(
+        talos
+            .into_iter()
+            .map(|e| match e {
+                Entry::Version(v) => v,
+                _ => table.newest_talos().latest.clone(),
+            })
+            .collect(),
+    );
     for t in &talos {
         t.release()?;
     }
     for c in &cilium {
-        c.release()?;
+        if let Entry::Version(v) = c {
+            v.release()?;
+        }
     }
 
     let mut cells = Vec::new();
     let mut excluded = Vec::new();
     for name in dedup(spec.profiles.clone()) {
         let profile = catalog.get(&name)?;
-        let cilium_axis = if cilium.is_empty() {
-            let own = CiliumVersion::parse(&profile.cilium_version)?;
-            own.release()?;
-            vec![own]
-        } else {
-            cilium.clone()
-        };
-        for c in &cilium_axis {
+        let mut cilium_axis = Vec::new();
+        for entry in &cilium {
+            let version = match entry {
+                Entry::Version(v) => v.clone(),
+                Entry::Newest => newest_cilium_for(profile)?,
+                Entry::Seed => match &profile.cilium_version {
+                    Some(pin) => {
+                        let v = CiliumVersion::parse(pin)?;
+                        v.release()?;
+                        v
+                    }
+                    None => continue,
+                },
+            };
+            cilium_axis.push(version);
+        }
+        for c in dedup(cilium_axis) {
             for t in &talos {
                 let k8s_axis = if kubernetes.is_empty() {
-                    vec![t.default_kubernetes()?]
+                    vec![kubernetes_for(t, &c)?]
                 } else {
                     kubernetes.clone()
                 };
@@ -175,9 +261,13 @@ pub fn expand(
     }
     if cells.is_empty() {
         let reasons: Vec<String> = dedup(excluded.iter().map(|e| e.reason.clone()).collect());
-        return Err(InputError::EmptyMatrix(format!(
-            "every combination is excluded: {}",
+        let why = if reasons.is_empty() {
+            "no profile has a seed-pinned Cilium (`seed`); add `newest` or a version".to_string()
+        } else {
             reasons.join("; ")
+        };
+        return Err(InputError::EmptyMatrix(format!(
+            "every combination is excluded: {why}"
         )));
     }
     Ok((cells, excluded))

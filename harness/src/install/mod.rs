@@ -215,6 +215,10 @@ async fn apply_lb_objects(
         .api_version
         .split_once('/')
         .unwrap_or(("cilium.io", "v2"));
+    let (policy_group, policy_version) = policy
+        .api_version
+        .split_once('/')
+        .unwrap_or(("cilium.io", "v2alpha1"));
     let docs = [
         (
             GroupVersionKind::gvk(pool_group, pool_version, pool.kind),
@@ -222,7 +226,7 @@ async fn apply_lb_objects(
             serde_json::to_value(&pool),
         ),
         (
-            GroupVersionKind::gvk("cilium.io", "v2alpha1", policy.kind),
+            GroupVersionKind::gvk(policy_group, policy_version, policy.kind),
             "ciliuml2announcementpolicies",
             serde_json::to_value(&policy),
         ),

@@ -12,9 +12,7 @@ use kube::{Api, Client};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use suites::{CheckFilter, CheckOutcome, RunContext, SuiteRun};
-use talos_docker::{
-    ApiServerReadiness, Cluster, ClusterSpec, ConfigPatch, PatchSource, PatchTarget, RunId,
-};
+use talos_docker::{ApiServerReadiness, Cluster, ClusterSpec, RunId};
 
 pub struct Live<'a> {
     pub run_id: RunId,
@@ -132,11 +130,7 @@ impl Live<'_> {
         if let Some(dir) = &self.state_dir {
             spec.state_dir = dir.clone();
         }
-        let patch = serde_saphyr::to_string(&cell.talos_patch).expect("a typed patch serialises");
-        spec.patches = vec![ConfigPatch {
-            target: PatchTarget::All,
-            source: PatchSource::Inline(patch),
-        }];
+        spec.patches = cell.talos_patch.config_patches();
         spec.validate()?;
         Ok(spec)
     }
