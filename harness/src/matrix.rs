@@ -287,20 +287,80 @@ mod tests {
         }
     }
 
+    fn ids(cells: &[Cell]) -> Vec<String> {
+        cells.iter().map(Cell::id).collect()
+    }
+
     #[test]
-    fn default_matrix_is_seven_profiles_by_two_cilium_versions() {
+    fn default_matrix_is_every_profile_on_the_newest_releases_plus_seed_pins() {
         let spec = MatrixSpec::embedded_default();
-        let (cells, excluded) = expand(&spec, &Catalog::embedded()).unwrap();
-        assert_eq!(cells.len(), 14);
+        let catalog = Catalog::embedded();
+        let (cells, excluded) = expand(&spec, &catalog).unwrap();
         assert!(excluded.is_empty());
         assert!(
             !spec.profiles.contains(&"service-mesh-spire".to_string()),
             "SPIRE is opt-in"
         );
+        let table = ReleaseTable::embedded();
+        let (cilium, talos) = (&table.newest_cilium().latest, &table.newest_talos().latest);
+        for name in &spec.profiles {
+            let mine: Vec<&Cell> = cells.iter().filter(|c| &c.profile == name).collect();
+            assert_eq!(&mine[0].cilium, cilium, "{name} runs the newest Cilium");
+            assert!(mine.iter().all(|c| &c.talos == talos), "{name} runs the newest Talos");
+            let seed = catalog.get(name).unwrap().cilium_version.clone();
+            let expected = 1 + usize::from(seed.is_some());
+            assert_eq!(mine.len(), expected, "{name}: newest plus its seed's pin");
+            if let Some(seed) = seed {
+                assert_eq!(mine[1].cilium.to_string(), seed);
+            }
+        }
+        assert_eq!(cells.len(), spec.profiles.len() + 1, "seed 000 alone pins a Cilium");
         assert_eq!(
             cells[0].id(),
-            "talos-basic_cilium-1.18.4_talos-v1.11.5_k8s-1.34.1"
+            "talos-basic_cilium-1.20.2_talos-v1.14.0_k8s-1.36.3"
         );
+    }
+
+    #[test]
+    fn nightly_covers_every_maintained_cilium_minor_on_the_two_newest_talos_minors() {
+        let text = include_str!("../../profiles/matrix/nightly.yaml");
+        let spec = MatrixSpec::parse("nightly.yaml", text).unwrap();
+        let table = ReleaseTable::embedded();
+        let cilium: Vec<String> = table
+            .cilium
+            .iter()
+            .map(|c| c.latest.to_string())
+            .collect();
+        assert_eq!(spec.cilium_versions, cilium, "the newest patch of each minor");
+        let talos: Vec<String> = table.talos_newest_first()[..2]
+            .iter()
+            .rev()
+            .map(|t| t.latest.to_string())
+            .collect();
+        assert_eq!(spec.talos_versions, talos);
+        assert!(spec.kubernetes_versions.is_empty());
+        let catalog = Catalog::embedded();
+        let (cells, excluded) = expand(&spec, &catalog).unwrap();
+        assert!(excluded.is_empty());
+        assert_eq!(cells.len(), spec.profiles.len() * 3 * 2);
+        // Every cell runs a Kubernetes its Cilium is e2e-tested on and its Talos supports.
+        for c in &cells {
+            let (t, r) = (c.talos.release().unwrap(), c.cilium.release().unwrap());
+            assert!(t.kubernetes.contains(&c.kubernetes), "{}", c.id());
+            assert!(r.kubernetes_tested.contains(&c.kubernetes), "{}", c.id());
+        }
+        let by_pair = |cilium: &str, talos: &str| {
+            cells
+                .iter()
+                .find(|c| c.cilium.to_string() == cilium && c.talos.to_string() == talos)
+                .unwrap()
+                .kubernetes
+                .to_string()
+        };
+        assert_eq!(by_pair("1.20.2", "v1.13.9"), "1.36.3", "the Talos default fits");
+        assert_eq!(by_pair("1.20.2", "v1.14.0"), "1.36.3", "1.37 is past Cilium 1.20's window");
+        assert_eq!(by_pair("1.18.14", "v1.14.0"), "1.33.6");
+        assert_eq!(by_pair("1.19.8", "v1.13.9"), "1.35.4");
     }
 
     #[test]
@@ -313,7 +373,42 @@ mod tests {
         assert!(spec.kubernetes_versions.is_empty());
         let (cells, _) = expand(&spec, &Catalog::embedded()).unwrap();
         let k8s: Vec<String> = cells.iter().map(|c| c.kubernetes.to_string()).collect();
-        assert_eq!(k8s, vec!["1.35.4", "1.34.1"]);
+        // Talos v1.12 defaults to 1.35.4, past Cilium 1.18's tested 1.33: the newest both take.
+        assert_eq!(k8s, vec!["1.33.6", "1.33.6"]);
+        let spec = MatrixSpec::load(None, flags(&["k8s-local"], &["1.20.2"], &["v1.13.9"], &[]))
+            .unwrap();
+        assert_eq!(ids(&expand(&spec, &Catalog::embedded()).unwrap().0), [
+            "k8s-local_cilium-1.20.2_talos-v1.13.9_k8s-1.36.3"
+        ]);
+    }
+
+    #[test]
+    fn tokens_resolve_per_profile() {
+        let spec = MatrixSpec::load(
+            None,
+            flags(
+                &["talos-basic", "native-routing-gateway"],
+                &["seed"],
+                &["newest"],
+                &[],
+            ),
+        )
+        .unwrap();
+        let (cells, _) = expand(&spec, &Catalog::embedded()).unwrap();
+        assert_eq!(
+            ids(&cells),
+            ["native-routing-gateway_cilium-1.18.4_talos-v1.14.0_k8s-1.33.6"],
+            "talos-basic's seed pins no Cilium"
+        );
+        let spec = MatrixSpec::load(None, flags(&["talos-basic"], &["seed"], &[], &[])).unwrap();
+        let err = expand(&spec, &Catalog::embedded()).unwrap_err().to_string();
+        assert!(err.contains("no profile has a seed-pinned Cilium"), "{err}");
+        let err = MatrixSpec::load(None, flags(&["talos-basic"], &[], &["seed"], &[]))
+            .map(|s| expand(&s, &Catalog::embedded()))
+            .unwrap()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("Talos version 'seed' is malformed"), "{err}");
     }
 
     #[test]
