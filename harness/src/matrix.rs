@@ -259,15 +259,17 @@ pub fn expand(
             }
         }
     }
+    if cells.is_empty() && excluded.is_empty() {
+        return Err(InputError::EmptyMatrix(format!(
+            "no profile in it ({}) has a seed-pinned Cilium for `seed`; add `newest` or a version",
+            dedup(spec.profiles.clone()).join(", ")
+        )));
+    }
     if cells.is_empty() {
         let reasons: Vec<String> = dedup(excluded.iter().map(|e| e.reason.clone()).collect());
-        let why = if reasons.is_empty() {
-            "no profile has a seed-pinned Cilium (`seed`); add `newest` or a version".to_string()
-        } else {
-            reasons.join("; ")
-        };
         return Err(InputError::EmptyMatrix(format!(
-            "every combination is excluded: {why}"
+            "every combination is excluded: {}",
+            reasons.join("; ")
         )));
     }
     Ok((cells, excluded))
@@ -402,7 +404,7 @@ mod tests {
         );
         let spec = MatrixSpec::load(None, flags(&["talos-basic"], &["seed"], &[], &[])).unwrap();
         let err = expand(&spec, &Catalog::embedded()).unwrap_err().to_string();
-        assert!(err.contains("no profile has a seed-pinned Cilium"), "{err}");
+        assert!(err.contains("(talos-basic) has a seed-pinned Cilium"), "{err}");
         let err = MatrixSpec::load(None, flags(&["talos-basic"], &[], &["seed"], &[]))
             .map(|s| expand(&s, &Catalog::embedded()))
             .unwrap()
