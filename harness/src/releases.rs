@@ -445,6 +445,85 @@ impl ReleaseTable {
     }
 }
 
+fn short_form(f: &Form) -> String {
+    match f {
+        Form::V1alpha1(path) => format!("`.{path}`"),
+        Form::Document(kind) => format!("`{kind}`"),
+    }
+}
+
+impl ReleaseTable {
+    /// The README's support tables, generated from this table (a test keeps the README in step).
+    pub fn support_markdown(&self) -> String {
+        let mut out = String::new();
+        out.push_str(
+            "| Talos | Newest known | Kubernetes | Default | talosctl | CNI off / kube-proxy off / KubePrism / host DNS / registry mirrors | Docker node volumes | Stop |\n",
+        );
+        out.push_str("| --- | --- | --- | --- | --- | --- | --- | --- |\n");
+        for t in &self.talos {
+            let c = &t.config;
+            let forms = [
+                &c.cni_none,
+                &c.kube_proxy_off,
+                &c.kubeprism,
+                &c.host_dns,
+                &c.registry_mirrors,
+            ]
+            .map(short_form)
+            .join(" / ");
+            let stop = if t.docker.stop_grace_seconds == 0 {
+                "forced remove".to_string()
+            } else {
+                format!("{} s graceful stop, then remove", t.docker.stop_grace_seconds)
+            };
+            out.push_str(&format!(
+                "| {} | {} | {} to {} | {} | {} | {forms} | {} | {stop} |\n",
+                t.minor,
+                t.latest,
+                t.kubernetes.min,
+                t.kubernetes.max,
+                t.kubernetes.default,
+                t.talosctl,
+                t.docker.volumes.join(", ")
+            ));
+        }
+        out.push('\n');
+        out.push_str(
+            "| Cilium | Newest known | e2e-tested Kubernetes | Gateway API built against | Gateway API it works with | LB pool / L2 policy written as | Deprecated, still served | Chart values removed in this minor |\n",
+        );
+        out.push_str("| --- | --- | --- | --- | --- | --- | --- | --- |\n");
+        for c in &self.cilium {
+            let g = &c.gateway_api;
+            let deprecated: Vec<String> = c
+                .crds
+                .iter()
+                .flat_map(|crd| crd.deprecated.iter().map(move |v| format!("{} {v}", crd.kind)))
+                .collect();
+            let removed: Vec<String> = self
+                .removed_values
+                .iter()
+                .filter(|r| r.removed_in == c.minor)
+                .map(|r| format!("`{}`", r.key))
+                .collect();
+            out.push_str(&format!(
+                "| {} | {} | {} to {} | {} | {} up to below {} | {} / {} | {} | {} |\n",
+                c.minor,
+                c.latest,
+                c.kubernetes_tested.min,
+                c.kubernetes_tested.max,
+                g.built_against,
+                g.tolerates.min,
+                g.tolerates.below,
+                c.lb_pool_api_version(),
+                c.l2_policy_api_version(),
+                if deprecated.is_empty() { "none".into() } else { deprecated.join(", ") },
+                if removed.is_empty() { "none".into() } else { removed.join(", ") },
+            ));
+        }
+        out
+    }
+}
+
 /// The sha256 the cilium/charts index records for a chart version.
 pub fn chart_digest(version: &CiliumVersion) -> Option<&'static str> {
     let wanted = version.to_string();
@@ -566,6 +645,18 @@ mod tests {
                 assert!(crd.served.contains(&crd.preferred), "{} {}", c.minor, crd.kind);
                 assert!(crd.deprecated.iter().all(|d| crd.served.contains(d)));
             }
+        }
+    }
+
+    /// talos-docker keeps its own per-version node layout (it must not depend on the harness);
+    /// it has to be the one this table records for every release line.
+    #[test]
+    fn talos_docker_lays_out_nodes_as_the_table_says() {
+        for r in &table().talos {
+            let v = talos_docker::spec::TalosVersion::parse(&r.latest.to_string()).unwrap();
+            assert_eq!(v.anonymous_volumes(), r.docker.volumes, "Talos {}", r.minor);
+            assert_eq!(talos_docker::spec::TMPFS_MOUNTS.to_vec(), r.docker.tmpfs);
+            assert_eq!(v.stop_grace().as_secs(), r.docker.stop_grace_seconds, "Talos {}", r.minor);
         }
     }
 
