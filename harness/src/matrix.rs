@@ -308,7 +308,10 @@ mod tests {
         for name in &spec.profiles {
             let mine: Vec<&Cell> = cells.iter().filter(|c| &c.profile == name).collect();
             assert_eq!(&mine[0].cilium, cilium, "{name} runs the newest Cilium");
-            assert!(mine.iter().all(|c| &c.talos == talos), "{name} runs the newest Talos");
+            assert!(
+                mine.iter().all(|c| &c.talos == talos),
+                "{name} runs the newest Talos"
+            );
             let seed = catalog.get(name).unwrap().cilium_version.clone();
             let expected = 1 + usize::from(seed.is_some());
             assert_eq!(mine.len(), expected, "{name}: newest plus its seed's pin");
@@ -316,7 +319,11 @@ mod tests {
                 assert_eq!(mine[1].cilium.to_string(), seed);
             }
         }
-        assert_eq!(cells.len(), spec.profiles.len() + 1, "seed 000 alone pins a Cilium");
+        assert_eq!(
+            cells.len(),
+            spec.profiles.len() + 1,
+            "seed 000 alone pins a Cilium"
+        );
         assert_eq!(
             cells[0].id(),
             "talos-basic_cilium-1.20.2_talos-v1.14.0_k8s-1.36.3"
@@ -328,12 +335,11 @@ mod tests {
         let text = include_str!("../../profiles/matrix/nightly.yaml");
         let spec = MatrixSpec::parse("nightly.yaml", text).unwrap();
         let table = ReleaseTable::embedded();
-        let cilium: Vec<String> = table
-            .cilium
-            .iter()
-            .map(|c| c.latest.to_string())
-            .collect();
-        assert_eq!(spec.cilium_versions, cilium, "the newest patch of each minor");
+        let cilium: Vec<String> = table.cilium.iter().map(|c| c.latest.to_string()).collect();
+        assert_eq!(
+            spec.cilium_versions, cilium,
+            "the newest patch of each minor"
+        );
         let talos: Vec<String> = table.talos_newest_first()[..2]
             .iter()
             .rev()
@@ -359,8 +365,16 @@ mod tests {
                 .kubernetes
                 .to_string()
         };
-        assert_eq!(by_pair("1.20.2", "v1.13.9"), "1.36.3", "the Talos default fits");
-        assert_eq!(by_pair("1.20.2", "v1.14.0"), "1.36.3", "1.37 is past Cilium 1.20's window");
+        assert_eq!(
+            by_pair("1.20.2", "v1.13.9"),
+            "1.36.3",
+            "the Talos default fits"
+        );
+        assert_eq!(
+            by_pair("1.20.2", "v1.14.0"),
+            "1.36.3",
+            "1.37 is past Cilium 1.20's window"
+        );
         assert_eq!(by_pair("1.18.14", "v1.14.0"), "1.33.6");
         assert_eq!(by_pair("1.19.8", "v1.13.9"), "1.35.4");
     }
@@ -377,11 +391,12 @@ mod tests {
         let k8s: Vec<String> = cells.iter().map(|c| c.kubernetes.to_string()).collect();
         // Talos v1.12 defaults to 1.35.4, past Cilium 1.18's tested 1.33: the newest both take.
         assert_eq!(k8s, vec!["1.33.6", "1.33.6"]);
-        let spec = MatrixSpec::load(None, flags(&["k8s-local"], &["1.20.2"], &["v1.13.9"], &[]))
-            .unwrap();
-        assert_eq!(ids(&expand(&spec, &Catalog::embedded()).unwrap().0), [
-            "k8s-local_cilium-1.20.2_talos-v1.13.9_k8s-1.36.3"
-        ]);
+        let spec =
+            MatrixSpec::load(None, flags(&["k8s-local"], &["1.20.2"], &["v1.13.9"], &[])).unwrap();
+        assert_eq!(
+            ids(&expand(&spec, &Catalog::embedded()).unwrap().0),
+            ["k8s-local_cilium-1.20.2_talos-v1.13.9_k8s-1.36.3"]
+        );
     }
 
     #[test]
@@ -404,7 +419,10 @@ mod tests {
         );
         let spec = MatrixSpec::load(None, flags(&["talos-basic"], &["seed"], &[], &[])).unwrap();
         let err = expand(&spec, &Catalog::embedded()).unwrap_err().to_string();
-        assert!(err.contains("(talos-basic) has a seed-pinned Cilium"), "{err}");
+        assert!(
+            err.contains("(talos-basic) has a seed-pinned Cilium"),
+            "{err}"
+        );
         let err = MatrixSpec::load(None, flags(&["talos-basic"], &[], &["seed"], &[]))
             .map(|s| expand(&s, &Catalog::embedded()))
             .unwrap()

@@ -310,7 +310,9 @@ mod tests {
         let problems = check(&p, &given, &host);
         assert_eq!(problems.len(), 1, "{problems:?}");
         assert!(
-            problems[0].what.contains("is not the published cilium 1.18.4"),
+            problems[0]
+                .what
+                .contains("is not the published cilium 1.18.4"),
             "{}",
             problems[0].what
         );

@@ -263,7 +263,9 @@ impl CiliumRelease {
         let Some(crd) = self.crd(kind) else {
             return Served::UnknownKind;
         };
-        let version = api_version.strip_prefix("cilium.io/").unwrap_or(api_version);
+        let version = api_version
+            .strip_prefix("cilium.io/")
+            .unwrap_or(api_version);
         let preferred = format!("cilium.io/{}", crd.preferred);
         if !crd.served.iter().any(|v| v == version) {
             Served::No { preferred }
@@ -304,10 +306,7 @@ pub struct DefaultChange {
     pub source: String,
 }
 
-fn nearest<'a, T>(
-    known: impl Iterator<Item = (&'a Minor, T)>,
-    given: Minor,
-) -> Vec<T> {
+fn nearest<'a, T>(known: impl Iterator<Item = (&'a Minor, T)>, given: Minor) -> Vec<T> {
     let distance = |m: &Minor| (m.0.abs_diff(given.0), m.1.abs_diff(given.1));
     let mut all: Vec<(&Minor, T)> = known.collect();
     all.sort_by_key(|(m, _)| (distance(m), std::cmp::Reverse(**m)));
@@ -438,10 +437,13 @@ impl ReleaseTable {
 
     /// The chart default of `key` for `minor`, where the table records that it changed.
     pub fn chart_default(&self, key: &str, minor: Minor) -> Option<&Value> {
-        self.default_changes
-            .iter()
-            .find(|c| c.key == key)
-            .map(|c| if minor >= c.changed_in { &c.after } else { &c.before })
+        self.default_changes.iter().find(|c| c.key == key).map(|c| {
+            if minor >= c.changed_in {
+                &c.after
+            } else {
+                &c.before
+            }
+        })
     }
 }
 
@@ -474,7 +476,10 @@ impl ReleaseTable {
             let stop = if t.docker.stop_grace_seconds == 0 {
                 "forced remove".to_string()
             } else {
-                format!("{} s graceful stop, then remove", t.docker.stop_grace_seconds)
+                format!(
+                    "{} s graceful stop, then remove",
+                    t.docker.stop_grace_seconds
+                )
             };
             out.push_str(&format!(
                 "| {} | {} | {} to {} | {} | {} | {forms} | {} | {stop} |\n",
@@ -497,7 +502,11 @@ impl ReleaseTable {
             let deprecated: Vec<String> = c
                 .crds
                 .iter()
-                .flat_map(|crd| crd.deprecated.iter().map(move |v| format!("{} {v}", crd.kind)))
+                .flat_map(|crd| {
+                    crd.deprecated
+                        .iter()
+                        .map(move |v| format!("{} {v}", crd.kind))
+                })
                 .collect();
             let removed: Vec<String> = self
                 .removed_values
@@ -516,8 +525,16 @@ impl ReleaseTable {
                 g.tolerates.below,
                 c.lb_pool_api_version(),
                 c.l2_policy_api_version(),
-                if deprecated.is_empty() { "none".into() } else { deprecated.join(", ") },
-                if removed.is_empty() { "none".into() } else { removed.join(", ") },
+                if deprecated.is_empty() {
+                    "none".into()
+                } else {
+                    deprecated.join(", ")
+                },
+                if removed.is_empty() {
+                    "none".into()
+                } else {
+                    removed.join(", ")
+                },
             ));
         }
         out
@@ -594,7 +611,11 @@ mod tests {
                 &r.config.source,
                 &r.docker.source,
             ] {
-                assert!(source_is_named(s), "Talos {} has an unsourced fact", r.minor);
+                assert!(
+                    source_is_named(s),
+                    "Talos {} has an unsourced fact",
+                    r.minor
+                );
             }
         }
         for r in &t.cilium {
@@ -604,7 +625,11 @@ mod tests {
                 &r.gateway_api.source,
                 &r.crds_source,
             ] {
-                assert!(source_is_named(s), "Cilium {} has an unsourced fact", r.minor);
+                assert!(
+                    source_is_named(s),
+                    "Cilium {} has an unsourced fact",
+                    r.minor
+                );
             }
         }
         for g in &t.gateway_api_releases {
@@ -623,14 +648,21 @@ mod tests {
         let t = table();
         for r in &t.talos {
             assert_eq!(Minor::from(r.latest.minor()), r.minor, "Talos {}", r.minor);
-            assert_eq!(r.talosctl.minor(), r.latest.minor(), "talosctl of {}", r.minor);
+            assert_eq!(
+                r.talosctl.minor(),
+                r.latest.minor(),
+                "talosctl of {}",
+                r.minor
+            );
             assert!(
                 r.kubernetes.contains(&r.kubernetes.default),
                 "Talos {} default Kubernetes outside its window",
                 r.minor
             );
             assert!(
-                t.kubernetes.iter().any(|k| k.version == r.kubernetes.default),
+                t.kubernetes
+                    .iter()
+                    .any(|k| k.version == r.kubernetes.default),
                 "Talos {}'s default Kubernetes {} is not among the known patches",
                 r.minor,
                 r.kubernetes.default
@@ -642,7 +674,12 @@ mod tests {
             assert!(g.tolerates.min <= g.built_against && g.built_against < g.tolerates.below);
             assert!(t.knows_gateway_api(&g.built_against), "Cilium {}", c.minor);
             for crd in &c.crds {
-                assert!(crd.served.contains(&crd.preferred), "{} {}", c.minor, crd.kind);
+                assert!(
+                    crd.served.contains(&crd.preferred),
+                    "{} {}",
+                    c.minor,
+                    crd.kind
+                );
                 assert!(crd.deprecated.iter().all(|d| crd.served.contains(d)));
             }
         }
@@ -656,7 +693,12 @@ mod tests {
             let v = talos_docker::spec::TalosVersion::parse(&r.latest.to_string()).unwrap();
             assert_eq!(v.anonymous_volumes(), r.docker.volumes, "Talos {}", r.minor);
             assert_eq!(talos_docker::spec::TMPFS_MOUNTS.to_vec(), r.docker.tmpfs);
-            assert_eq!(v.stop_grace().as_secs(), r.docker.stop_grace_seconds, "Talos {}", r.minor);
+            assert_eq!(
+                v.stop_grace().as_secs(),
+                r.docker.stop_grace_seconds,
+                "Talos {}",
+                r.minor
+            );
         }
     }
 
@@ -676,13 +718,22 @@ mod tests {
             .cilium(&CiliumVersion::parse("1.17.10").unwrap())
             .unwrap_err()
             .to_string();
-        assert!(err.contains("the nearest known releases are 1.18.14 and 1.19.8"), "{err}");
+        assert!(
+            err.contains("the nearest known releases are 1.18.14 and 1.19.8"),
+            "{err}"
+        );
         let err = t
             .cilium(&CiliumVersion::parse("1.20.9").unwrap())
             .unwrap_err()
             .to_string();
-        assert!(err.contains("the newest 1.20 release it knows is 1.20.2"), "{err}");
-        assert!(t.talos(&TalosVersion::parse("v1.14.0-rc.1").unwrap()).is_ok());
+        assert!(
+            err.contains("the newest 1.20 release it knows is 1.20.2"),
+            "{err}"
+        );
+        assert!(
+            t.talos(&TalosVersion::parse("v1.14.0-rc.1").unwrap())
+                .is_ok()
+        );
         assert!(t.cilium(&CiliumVersion::parse("1.19.6").unwrap()).is_ok());
     }
 
@@ -724,11 +775,19 @@ mod tests {
         let c = |m| t.cilium.iter().find(|r| r.minor == m).unwrap();
         let v = |s| GatewayApiVersion::parse(s).unwrap();
         assert!(
-            c(Minor(1, 19)).gateway_api.refuses(&v("v1.5.1")).unwrap().contains("#44920")
+            c(Minor(1, 19))
+                .gateway_api
+                .refuses(&v("v1.5.1"))
+                .unwrap()
+                .contains("#44920")
         );
         assert_eq!(c(Minor(1, 19)).gateway_api.refuses(&v("v1.4.0")), None);
         assert!(
-            c(Minor(1, 20)).gateway_api.refuses(&v("v1.4.1")).unwrap().contains("ReferenceGrant v1")
+            c(Minor(1, 20))
+                .gateway_api
+                .refuses(&v("v1.4.1"))
+                .unwrap()
+                .contains("ReferenceGrant v1")
         );
         assert_eq!(c(Minor(1, 20)).gateway_api.refuses(&v("v1.6.1")), None);
     }
@@ -744,10 +803,14 @@ mod tests {
             t.chart_default("authentication.enabled", Minor(1, 20)),
             Some(&Value::Bool(false))
         );
-        assert!(t.removed_by(Minor(1, 18)).all(|r| r.removed_in <= Minor(1, 18)));
-        assert!(t
-            .removed_by(Minor(1, 20))
-            .any(|r| r.key == "encryption.strictMode.enabled"));
+        assert!(
+            t.removed_by(Minor(1, 18))
+                .all(|r| r.removed_in <= Minor(1, 18))
+        );
+        assert!(
+            t.removed_by(Minor(1, 20))
+                .any(|r| r.key == "encryption.strictMode.enabled")
+        );
     }
 
     #[test]
@@ -772,7 +835,8 @@ mod tests {
     /// The published chart in ../shared/charts verifies, so the digest check is not vacuous.
     #[test]
     fn a_published_chart_verifies() {
-        let chart = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/charts/cilium-1.20.0.tgz");
+        let chart =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/charts/cilium-1.20.0.tgz");
         let v = CiliumVersion::parse("1.20.0").unwrap();
         assert!(matches!(
             check_chart(&v, &chart),
@@ -788,13 +852,20 @@ mod tests {
             Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/charts/cilium-index.tsv"),
         )
         .expect("../shared/charts/cilium-index.tsv");
-        let minors: Vec<String> = table().cilium.iter().map(|c| format!("{}.", c.minor)).collect();
+        let minors: Vec<String> = table()
+            .cilium
+            .iter()
+            .map(|c| format!("{}.", c.minor))
+            .collect();
         let wanted: Vec<&str> = index
             .lines()
             .skip(1)
             .filter(|l| minors.iter().any(|m| l.starts_with(m.as_str())))
             .collect();
-        let committed: Vec<&str> = CHART_DIGESTS.lines().filter(|l| !l.starts_with('#')).collect();
+        let committed: Vec<&str> = CHART_DIGESTS
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .collect();
         assert_eq!(committed, wanted);
     }
 }

@@ -80,7 +80,13 @@ fn bad_input_messages() {
         &["plan", "--cilium-version", "1.30.0"],
         &["plan", "--cilium-version", "1.20.9"],
         &["plan", "--talos-version", "v1.15.0"],
-        &["plan", "--cilium-version", "seed", "--profile", "talos-basic"],
+        &[
+            "plan",
+            "--cilium-version",
+            "seed",
+            "--profile",
+            "talos-basic",
+        ],
         &["plan", "--suite", "gateway"],
         &["plan", "--check", "connectivity::pod-to-mars"],
         &[

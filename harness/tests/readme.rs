@@ -33,8 +33,14 @@ const TABLE_END: &str = "<!-- support-table: end -->";
 fn readme_support_table_matches_the_release_table() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md");
     let readme = std::fs::read_to_string(path).unwrap();
-    let start = readme.find(TABLE_START).expect("README.md has the support-table marker") + TABLE_START.len();
-    let end = start + readme[start..].find(TABLE_END).expect("README.md has the end marker");
+    let start = readme
+        .find(TABLE_START)
+        .expect("README.md has the support-table marker")
+        + TABLE_START.len();
+    let end = start
+        + readme[start..]
+            .find(TABLE_END)
+            .expect("README.md has the end marker");
     let generated = harness::releases::ReleaseTable::embedded().support_markdown();
     if std::env::var_os("HARNESS_UPDATE_README").is_some() {
         let updated = format!("{}{generated}{}", &readme[..start], &readme[end..]);

@@ -5,9 +5,9 @@
 
 use harness::matrix::{AxisFlags, MatrixSpec, expand};
 use harness::plan::{Plan, PlanOptions, ValuesFile, plan};
-use harness::releases::ReleaseTable;
 use harness::profile::Catalog;
 use harness::profile::overlay::Overlay;
+use harness::releases::ReleaseTable;
 use harness::render;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -77,13 +77,19 @@ impl TalosSchema {
 
     /// The definition whose `kind` enum holds `kind`.
     fn def_of(&self, kind: &str) -> Option<(String, Value)> {
-        self.schema["$defs"].as_object().unwrap().iter().find_map(|(name, def)| {
-            let kinds = def["properties"]["kind"]["enum"].as_array()?;
-            kinds
-                .iter()
-                .any(|k| k == kind)
-                .then(|| (name.clone(), def["properties"]["apiVersion"]["enum"].clone()))
-        })
+        self.schema["$defs"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .find_map(|(name, def)| {
+                let kinds = def["properties"]["kind"]["enum"].as_array()?;
+                kinds.iter().any(|k| k == kind).then(|| {
+                    (
+                        name.clone(),
+                        def["properties"]["apiVersion"]["enum"].clone(),
+                    )
+                })
+            })
     }
 
     fn errors(&self, doc: &Value) -> Vec<String> {
@@ -104,13 +110,17 @@ impl TalosSchema {
             return vec![format!("{kind} has no apiVersion {}", doc["apiVersion"])];
         }
         if doc.get("$patch").is_some() {
-            let only_selector = doc.as_object().unwrap().keys().all(|k| {
-                k == "apiVersion" || k == "kind" || k == "$patch"
-            });
+            let only_selector = doc
+                .as_object()
+                .unwrap()
+                .keys()
+                .all(|k| k == "apiVersion" || k == "kind" || k == "$patch");
             return if doc["$patch"] == "delete" && only_selector {
                 vec![]
             } else {
-                vec![format!("{kind}: a delete selector holds apiVersion, kind and `$patch: delete` only")]
+                vec![format!(
+                    "{kind}: a delete selector holds apiVersion, kind and `$patch: delete` only"
+                )]
             };
         }
         self.validator_for(&def, true)
@@ -220,7 +230,9 @@ fn talos_patches_validate_against_the_schema_of_their_own_release() {
         let kpr = cell.features.kube_proxy_replacement;
         if minor >= 14 {
             let kinds = |docs: &[Value]| -> Vec<String> {
-                docs.iter().map(|d| d["kind"].as_str().unwrap().to_string()).collect()
+                docs.iter()
+                    .map(|d| d["kind"].as_str().unwrap().to_string())
+                    .collect()
             };
             let mut want = vec!["KubeFlannelCNIConfig"];
             if kpr {
@@ -230,7 +242,10 @@ fn talos_patches_validate_against_the_schema_of_their_own_release() {
             assert_eq!(kinds(&cp), want, "{}", cell.id);
             assert_eq!(kinds(&worker), ["KubePrismConfig"], "{}", cell.id);
             assert_eq!(cp[0]["$patch"], "delete");
-            assert!(cp.iter().all(|d| d.get("cluster").is_none()), "no v1alpha1 keys on 1.14");
+            assert!(
+                cp.iter().all(|d| d.get("cluster").is_none()),
+                "no v1alpha1 keys on 1.14"
+            );
         } else {
             assert_eq!(cp, worker, "{}: one patch for every node", cell.id);
             let p = &cp[0];
@@ -264,7 +279,11 @@ fn host_dns_forwarding_validates_in_every_form() {
     let (cells, excluded) = expand(&spec, &catalog).unwrap();
     let opts = PlanOptions {
         values_files: vec![
-            ValuesFile::parse("bpf-host-routing.yaml", "bpf:\n  hostLegacyRouting: false\n").unwrap(),
+            ValuesFile::parse(
+                "bpf-host-routing.yaml",
+                "bpf:\n  hostLegacyRouting: false\n",
+            )
+            .unwrap(),
         ],
         filter: CheckFilter::new(&[], &[]).unwrap(),
         nodes: 2,
@@ -281,7 +300,12 @@ fn host_dns_forwarding_validates_in_every_form() {
         });
         assert_eq!(forward, Some(&json!(false)), "{}", cell.id);
         for doc in &worker {
-            assert!(schema.errors(doc).is_empty(), "{}: {:?}", cell.id, schema.errors(doc));
+            assert!(
+                schema.errors(doc).is_empty(),
+                "{}: {:?}",
+                cell.id,
+                schema.errors(doc)
+            );
         }
     }
 }
@@ -295,13 +319,15 @@ fn the_talos_schema_check_is_not_vacuous() {
     assert!(!v11.errors(&wrong_type).is_empty());
     // The v1alpha1 form of 1.13 is no longer part of 1.14's schema, and 1.14's documents are
     // not part of 1.13's: neither release's patch is accepted through the other's schema.
-    let v13_patch = json!({"cluster": {"network": {"cni": {"name": "none"}}, "proxy": {"disabled": true}}});
+    let v13_patch =
+        json!({"cluster": {"network": {"cni": {"name": "none"}}, "proxy": {"disabled": true}}});
     assert!(TalosSchema::of(13).errors(&v13_patch).is_empty());
     assert!(!TalosSchema::of(14).errors(&v13_patch).is_empty());
     let prism = json!({"apiVersion": "v1alpha1", "kind": "KubePrismConfig", "port": 7445});
     assert!(TalosSchema::of(14).errors(&prism).is_empty());
     assert!(!TalosSchema::of(13).errors(&prism).is_empty());
-    let unknown_key = json!({"apiVersion": "v1alpha1", "kind": "KubeProxyConfig", "disabled": true});
+    let unknown_key =
+        json!({"apiVersion": "v1alpha1", "kind": "KubeProxyConfig", "disabled": true});
     assert!(!TalosSchema::of(14).errors(&unknown_key).is_empty());
     let bad_delete = json!({"apiVersion": "v1alpha1", "kind": "KubeFlannelCNIConfig", "$patch": "delete", "backendType": "vxlan"});
     assert!(!TalosSchema::of(14).errors(&bad_delete).is_empty());
@@ -382,12 +408,17 @@ fn cilium_works_with(
     crds: &BTreeMap<String, (Vec<String>, Vec<String>)>,
 ) -> bool {
     let served = |kind: &str, version: &str| {
-        crds.get(kind).is_some_and(|(_, served)| served.iter().any(|v| v == version))
+        crds.get(kind)
+            .is_some_and(|(_, served)| served.iter().any(|v| v == version))
     };
-    support.requires_served.iter().all(|r| served(&r.kind, &r.version))
+    support
+        .requires_served
+        .iter()
+        .all(|r| served(&r.kind, &r.version))
         && support.fails_if_unserved.iter().all(|r| {
             // Watched only when the CRD lists the version; listed but unserved stops the operator.
-            crds.get(&r.kind).is_none_or(|(listed, _)| !listed.contains(&r.version))
+            crds.get(&r.kind)
+                .is_none_or(|(listed, _)| !listed.contains(&r.version))
                 || served(&r.kind, &r.version)
         })
 }
@@ -407,15 +438,26 @@ fn gateway_api_tolerance_matches_the_stored_crds() {
             for channel in ["standard", "experimental"] {
                 let works = cilium_works_with(support, &bundle(&version, channel));
                 if refused.is_none() {
-                    assert!(works, "Cilium {} with Gateway API {version} {channel}", cilium.minor);
+                    assert!(
+                        works,
+                        "Cilium {} with Gateway API {version} {channel}",
+                        cilium.minor
+                    );
                 } else if channel == "standard" {
-                    assert!(!works, "Cilium {} is said to refuse {version}, but its CRDs fit", cilium.minor);
+                    assert!(
+                        !works,
+                        "Cilium {} is said to refuse {version}, but its CRDs fit",
+                        cilium.minor
+                    );
                 }
                 judged += 1;
             }
         }
     }
-    assert_eq!(judged, table.gateway_api_releases.len() * table.cilium.len() * 2);
+    assert_eq!(
+        judged,
+        table.gateway_api_releases.len() * table.cilium.len() * 2
+    );
 }
 
 #[test]
@@ -443,11 +485,20 @@ fn every_cell_installs_gateway_api_crds_its_cilium_works_with() {
             assert_eq!(crds.version, "v1.4.0", "the seed's own pairing");
             assert!(cell.gateway_api_note.is_some());
         } else {
-            assert_eq!(crds.version, support.built_against.to_string(), "{}", cell.id);
+            assert_eq!(
+                crds.version,
+                support.built_against.to_string(),
+                "{}",
+                cell.id
+            );
         }
         checked += 1;
     }
-    assert_eq!(checked, 3 * 4, "three gateway profiles on four Cilium releases");
+    assert_eq!(
+        checked,
+        3 * 4,
+        "three gateway profiles on four Cilium releases"
+    );
 }
 
 #[test]
@@ -493,25 +544,37 @@ fn plan_render_on_talos_1_14_and_cilium_1_20_writes_valid_files() {
         .flat_map(|n| ["--profile".to_string(), n.to_string()])
         .collect::<Vec<_>>();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_harness"))
-        .args(["plan", "--talos-version", "v1.14.0", "--cilium-version", "1.20.2", "--render"])
+        .args([
+            "plan",
+            "--talos-version",
+            "v1.14.0",
+            "--cilium-version",
+            "1.20.2",
+            "--render",
+        ])
         .arg(dir.path())
         .args(&profiles)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let schema = TalosSchema::of(14);
     let mut cells = 0;
     for entry in std::fs::read_dir(dir.path()).unwrap() {
         let cell = entry.unwrap().path();
         for role in ["controlplane", "worker"] {
-            let text = std::fs::read_to_string(cell.join(format!("talos/{role}.patch.yaml"))).unwrap();
+            let text =
+                std::fs::read_to_string(cell.join(format!("talos/{role}.patch.yaml"))).unwrap();
             for doc in yaml_docs(&text).iter().filter(|d| !d.is_null()) {
                 let errors = schema.errors(doc);
                 assert!(errors.is_empty(), "{} {role}: {errors:?}", cell.display());
             }
         }
-        let values: Value = yaml_docs(&std::fs::read_to_string(cell.join("values.yaml")).unwrap())
-            .remove(0);
+        let values: Value =
+            yaml_docs(&std::fs::read_to_string(cell.join("values.yaml")).unwrap()).remove(0);
         let removed: Vec<&str> = ReleaseTable::embedded()
             .removed_by(harness::releases::Minor(1, 20))
             .map(|r| r.key.as_str())
@@ -526,7 +589,10 @@ fn plan_render_on_talos_1_14_and_cilium_1_20_writes_valid_files() {
             .join("service-mesh-spire_cilium-1.20.2_talos-v1.14.0_k8s-1.36.3/namespaces.yaml"),
     )
     .unwrap();
-    assert!(spire.contains("pod-security.kubernetes.io/enforce: privileged"), "{spire}");
+    assert!(
+        spire.contains("pod-security.kubernetes.io/enforce: privileged"),
+        "{spire}"
+    );
 }
 
 #[test]

@@ -135,7 +135,10 @@ pub async fn install(
 
     if !cell.namespaces.is_empty() {
         steps
-            .run("create namespaces", create_namespaces(client, &cell.namespaces))
+            .run(
+                "create namespaces",
+                create_namespaces(client, &cell.namespaces),
+            )
             .await?;
     }
 
@@ -281,7 +284,9 @@ mod namespace_tests {
             assert_eq!(request.method(), "PATCH");
             let uri = request.uri().to_string();
             assert!(uri.starts_with("/api/v1/namespaces/cilium-spire?"), "{uri}");
-            assert!(uri.contains("fieldManager=talos-cilium-harness") && uri.contains("force=true"));
+            assert!(
+                uri.contains("fieldManager=talos-cilium-harness") && uri.contains("force=true")
+            );
             let body = request.into_body().collect_bytes().await.unwrap();
             let sent: serde_json::Value = serde_json::from_slice(&body).unwrap();
             assert_eq!(

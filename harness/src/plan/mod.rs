@@ -6,8 +6,8 @@ use crate::errors::InputError;
 use crate::matrix::{Cell, Excluded};
 use crate::profile::features::{HostRequirement, derive, host_requirements};
 use crate::profile::lint::{self, Finding, Severity};
-use crate::profile::overlay::Overlay;
 use crate::profile::namespaces::{self, Namespace};
+use crate::profile::overlay::Overlay;
 use crate::profile::{Catalog, Deviation, GatewayApiCrds, Profile, talos_patch};
 use crate::releases::{CiliumRelease, ReleaseTable, TalosRelease};
 use crate::values;
@@ -231,7 +231,10 @@ fn gateway_api_for(
             ),
             fix: format!(
                 "pin a release from {} below {} (Cilium {} is built against {})",
-                support.tolerates.min, support.tolerates.below, release.minor, support.built_against
+                support.tolerates.min,
+                support.tolerates.below,
+                release.minor,
+                support.built_against
             ),
         });
     }
@@ -252,7 +255,10 @@ fn kubernetes_note(cell: &Cell, talos: &TalosRelease, release: &CiliumRelease) -
     }
     let tested = &release.kubernetes_tested;
     Some(if tested.contains(default) {
-        format!("Talos {} defaults to {default}; the matrix names {}", cell.talos, cell.kubernetes)
+        format!(
+            "Talos {} defaults to {default}; the matrix names {}",
+            cell.talos, cell.kubernetes
+        )
     } else {
         format!(
             "Talos {} defaults to {default}, outside what Cilium {} is e2e-tested on ({} to {}); pinned to one both support",

@@ -129,7 +129,8 @@ pub fn values(values: &Value, cilium: &CiliumVersion) -> Vec<Finding> {
         if !flag(values, key, false) {
             continue;
         }
-        if !kpr && !(has_node_port_key && flag(values, "nodePort.enabled", false)) {
+        let node_port = has_node_port_key && flag(values, "nodePort.enabled", false);
+        if !(kpr || node_port) {
             out.push(finding(
                 Error,
                 key,
@@ -287,7 +288,11 @@ pub fn values(values: &Value, cilium: &CiliumVersion) -> Vec<Finding> {
 
     if flag(values, "authentication.mutual.spire.enabled", false)
         && flag(values, "authentication.mutual.spire.install.enabled", true)
-        && !flag(values, "authentication.mutual.spire.install.existingNamespace", false)
+        && !flag(
+            values,
+            "authentication.mutual.spire.install.existingNamespace",
+            false,
+        )
     {
         out.push(finding(
             Error,
@@ -334,9 +339,10 @@ pub fn lb_pool(manifest: &Value, cilium: &CiliumVersion) -> Vec<Finding> {
     use Severity::*;
     let mut out = Vec::new();
     let served = match (cilium.release(), text(manifest, "apiVersion")) {
-        (Ok(release), Some(api_version)) => {
-            Some((release.serves("CiliumLoadBalancerIPPool", &api_version), api_version))
-        }
+        (Ok(release), Some(api_version)) => Some((
+            release.serves("CiliumLoadBalancerIPPool", &api_version),
+            api_version,
+        )),
         _ => None,
     };
     match served {
@@ -500,32 +506,56 @@ mod tests {
         let v = talos(json!({"enableCiliumEndpointSlice": true}));
         assert_eq!(values(&v, &v118())[0].key, "enableCiliumEndpointSlice");
         let strict = talos(json!({"encryption": {"strictMode": {"enabled": true}}}));
-        assert!(values(&strict, &v119()).is_empty(), "deprecated, still read by 1.19");
+        assert!(
+            values(&strict, &v119()).is_empty(),
+            "deprecated, still read by 1.19"
+        );
         let f = values(&strict, &v120());
-        assert_eq!(keys(&f), vec![("encryption.strictMode.enabled", Severity::Error)]);
-        assert!(f[0].problem.contains("the 1.20 chart ignores it"), "{}", f[0].problem);
+        assert_eq!(
+            keys(&f),
+            vec![("encryption.strictMode.enabled", Severity::Error)]
+        );
+        assert!(
+            f[0].problem.contains("the 1.20 chart ignores it"),
+            "{}",
+            f[0].problem
+        );
         assert_eq!(f[0].fix, "use encryption.strictMode.egress.enabled");
     }
 
     #[test]
     fn spire_on_talos_needs_a_labelled_namespace() {
-        let spire = talos(json!({"authentication": {"enabled": true, "mutual": {"spire": {"enabled": true}}}}));
+        let spire = talos(
+            json!({"authentication": {"enabled": true, "mutual": {"spire": {"enabled": true}}}}),
+        );
         let f = values(&spire, &v120());
         assert_eq!(
             keys(&f),
-            vec![("authentication.mutual.spire.install.existingNamespace", Severity::Error)]
+            vec![(
+                "authentication.mutual.spire.install.existingNamespace",
+                Severity::Error
+            )]
         );
         assert!(f[0].problem.contains("baseline"), "{}", f[0].problem);
     }
 
     #[test]
     fn spire_needs_authentication_set_explicitly_from_1_19() {
-        let spire = talos(json!({"authentication": {"mutual": {"spire": {"enabled": true,
-            "install": {"existingNamespace": true}}}}}));
-        assert!(values(&spire, &v118()).is_empty(), "1.18 enables authentication by default");
+        let spire = talos(
+            json!({"authentication": {"mutual": {"spire": {"enabled": true,
+            "install": {"existingNamespace": true}}}}}),
+        );
+        assert!(
+            values(&spire, &v118()).is_empty(),
+            "1.18 enables authentication by default"
+        );
         let f = values(&spire, &v119());
         assert_eq!(keys(&f), vec![("authentication.enabled", Severity::Error)]);
-        assert!(f[0].problem.contains("no longer sets by default"), "{}", f[0].problem);
+        assert!(
+            f[0].problem.contains("no longer sets by default"),
+            "{}",
+            f[0].problem
+        );
         let mut explicit = spire.clone();
         crate::values::set(&mut explicit, "authentication.enabled", json!(true));
         assert!(values(&explicit, &v120()).is_empty());
@@ -538,7 +568,10 @@ mod tests {
         let f = values(&v, &v119());
         assert_eq!(
             keys(&f),
-            vec![("gatewayAPI.enabled", Severity::Error), ("nodePort.enabled", Severity::Error)]
+            vec![
+                ("gatewayAPI.enabled", Severity::Error),
+                ("nodePort.enabled", Severity::Error)
+            ]
         );
     }
 
@@ -579,7 +612,10 @@ mod tests {
         }
         let gone = json!({"apiVersion": "cilium.io/v1", "kind": "CiliumLoadBalancerIPPool",
             "metadata": {"name": "p"}, "spec": {"blocks": []}});
-        assert_eq!(keys(&lb_pool(&gone, &v120())), vec![("apiVersion", Severity::Error)]);
+        assert_eq!(
+            keys(&lb_pool(&gone, &v120())),
+            vec![("apiVersion", Severity::Error)]
+        );
     }
 
     #[test]

@@ -34,7 +34,12 @@ impl Namespace {
 pub fn prepared(values: &Value) -> Vec<Namespace> {
     let spire_installed = flag(values, "authentication.mutual.spire.enabled", false)
         && flag(values, "authentication.mutual.spire.install.enabled", true);
-    if !spire_installed || !flag(values, "authentication.mutual.spire.install.existingNamespace", false)
+    if !spire_installed
+        || !flag(
+            values,
+            "authentication.mutual.spire.install.existingNamespace",
+            false,
+        )
     {
         return Vec::new();
     }
@@ -66,7 +71,10 @@ mod tests {
             ns[0].manifest()["metadata"]["labels"]["pod-security.kubernetes.io/enforce"],
             "privileged"
         );
-        assert!(prepared(&spire(false)).is_empty(), "the chart creates it itself");
+        assert!(
+            prepared(&spire(false)).is_empty(),
+            "the chart creates it itself"
+        );
         assert!(prepared(&json!({})).is_empty());
         let mut custom = spire(true);
         custom["authentication"]["mutual"]["spire"]["install"]["namespace"] = json!("spire");

@@ -133,10 +133,16 @@ mod tests {
         );
         let with = o.values(&spire);
         assert_eq!(
-            values::get(&with, "authentication.mutual.spire.install.server.dataStorage.enabled"),
+            values::get(
+                &with,
+                "authentication.mutual.spire.install.server.dataStorage.enabled"
+            ),
             Some(&json!(false))
         );
-        assert_eq!(values::get(&o.values(&features(true)), "authentication"), None);
+        assert_eq!(
+            values::get(&o.values(&features(true)), "authentication"),
+            None
+        );
     }
 
     #[test]

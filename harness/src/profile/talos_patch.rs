@@ -70,7 +70,13 @@ struct Builder {
 }
 
 impl Builder {
-    fn set(&mut self, form: &Form, nodes: Nodes, v1alpha1_value: Value, document: Map<String, Value>) {
+    fn set(
+        &mut self,
+        form: &Form,
+        nodes: Nodes,
+        v1alpha1_value: Value,
+        document: Map<String, Value>,
+    ) {
         match form {
             Form::V1alpha1(path) => {
                 let mut root = Value::Object(std::mem::take(&mut self.v1alpha1));
@@ -233,17 +239,22 @@ mod tests {
         let targets: Vec<PatchTarget> = p.config_patches().iter().map(|c| c.target).collect();
         assert_eq!(targets, [PatchTarget::ControlPlane, PatchTarget::Worker]);
         // kube-proxy stays when Cilium does not replace it.
-        assert!(!of(&json!({}), 14)
-            .control_plane
-            .iter()
-            .any(|d| d["kind"] == "KubeProxyConfig"));
+        assert!(
+            !of(&json!({}), 14)
+                .control_plane
+                .iter()
+                .any(|d| d["kind"] == "KubeProxyConfig")
+        );
     }
 
     #[test]
     fn kubeprism_follows_the_port_cilium_uses() {
         let mut v = kpr();
         v["k8sServicePort"] = json!("7446");
-        assert_eq!(of(&v, 12).worker[0]["machine"]["features"]["kubePrism"]["port"], 7446);
+        assert_eq!(
+            of(&v, 12).worker[0]["machine"]["features"]["kubePrism"]["port"],
+            7446
+        );
         assert_eq!(of(&v, 14).worker[0]["port"], 7446);
     }
 
