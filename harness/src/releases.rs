@@ -235,6 +235,9 @@ pub struct CiliumRelease {
     pub gateway_api: GatewayApiSupport,
     pub crds: Vec<CrdVersions>,
     pub crds_source: String,
+    /// The values `encryption.type` takes.
+    pub encryption_types: Vec<String>,
+    pub encryption_types_source: String,
 }
 
 impl CiliumRelease {
@@ -624,6 +627,7 @@ mod tests {
                 &r.kubernetes_tested.source,
                 &r.gateway_api.source,
                 &r.crds_source,
+                &r.encryption_types_source,
             ] {
                 assert!(
                     source_is_named(s),

@@ -241,17 +241,17 @@ pub fn values(values: &Value, cilium: &CiliumVersion) -> Vec<Finding> {
         ));
     }
 
-    if flag(values, "encryption.enabled", false) {
-        match text(values, "encryption.type").as_deref() {
-            None | Some("ipsec") | Some("wireguard") => {}
-            Some("ztunnel") if cilium.minor() >= (1, 19) => {}
-            Some(other) => out.push(finding(
-                Error,
-                "encryption.type",
-                format!("'{other}' is not an encryption type of Cilium {cilium}"),
-                "use wireguard or ipsec",
-            )),
-        }
+    if flag(values, "encryption.enabled", false)
+        && let Some(kind) = text(values, "encryption.type")
+        && let Ok(release) = cilium.release()
+        && !release.encryption_types.contains(&kind)
+    {
+        out.push(finding(
+            Error,
+            "encryption.type",
+            format!("'{kind}' is not an encryption type of Cilium {cilium}"),
+            format!("use one of {}", release.encryption_types.join(", ")),
+        ));
     }
     if flag(values, "encryption.nodeEncryption", false)
         && text(values, "encryption.type").as_deref() != Some("wireguard")
@@ -521,6 +521,15 @@ mod tests {
             f[0].problem
         );
         assert_eq!(f[0].fix, "use encryption.strictMode.egress.enabled");
+    }
+
+    #[test]
+    fn encryption_types_follow_the_chart_of_each_minor() {
+        let z = talos(json!({"encryption": {"enabled": true, "type": "ztunnel"}}));
+        let f = values(&z, &v118());
+        assert_eq!(keys(&f), vec![("encryption.type", Severity::Error)]);
+        assert_eq!(f[0].fix, "use one of ipsec, wireguard");
+        assert!(values(&z, &v119()).is_empty());
     }
 
     #[test]
