@@ -254,17 +254,20 @@ fn kubernetes_note(cell: &Cell, talos: &TalosRelease, release: &CiliumRelease) -
         return None;
     }
     let tested = &release.kubernetes_tested;
-    Some(if tested.contains(default) {
-        format!(
-            "Talos {} defaults to {default}; the matrix names {}",
-            cell.talos, cell.kubernetes
-        )
-    } else {
-        format!(
-            "Talos {} defaults to {default}, outside what Cilium {} is e2e-tested on ({} to {}); pinned to one both support",
-            cell.talos, release.minor, tested.min, tested.max
-        )
-    })
+    let pinned = ReleaseTable::embedded().kubernetes_for(talos, release);
+    Some(
+        if !tested.contains(default) && pinned == Some(&cell.kubernetes) {
+            format!(
+                "Talos {} defaults to {default}, outside what Cilium {} is e2e-tested on ({} to {}); pinned to the newest Kubernetes both support",
+                cell.talos, release.minor, tested.min, tested.max
+            )
+        } else {
+            format!(
+                "Talos {} defaults to {default}; the matrix names {}",
+                cell.talos, cell.kubernetes
+            )
+        },
+    )
 }
 
 /// Compatibility facts about a cell that do not stop it from running.
@@ -458,4 +461,62 @@ pub(crate) fn for_tests(profiles: &[&str], checks: &[&str]) -> Plan {
         external_target: None,
     };
     plan(&cells, excluded, &catalog, &Overlay::embedded(), &opts).unwrap()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::matrix::{MatrixSpec, expand};
+
+    fn plan_of(spec: &MatrixSpec) -> Plan {
+        let catalog = Catalog::embedded();
+        let (cells, excluded) = expand(spec, &catalog).unwrap();
+        let opts = PlanOptions {
+            values_files: vec![],
+            filter: CheckFilter::new(&[], &[]).unwrap(),
+            nodes: 2,
+            external_target: None,
+        };
+        plan(&cells, excluded, &catalog, &Overlay::embedded(), &opts).unwrap()
+    }
+
+    /// The shipped matrices raise no warning; a warning would be a problem the file must explain.
+    #[test]
+    fn the_default_and_nightly_matrices_plan_without_warnings() {
+        let nightly = MatrixSpec::parse(
+            "nightly.yaml",
+            include_str!("../../../profiles/matrix/nightly.yaml"),
+        )
+        .unwrap();
+        for (name, spec) in [
+            ("default", MatrixSpec::embedded_default()),
+            ("nightly", nightly),
+        ] {
+            let p = plan_of(&spec);
+            for cell in &p.cells {
+                assert!(
+                    cell.warnings.is_empty(),
+                    "{name} matrix, {}: {:?}",
+                    cell.id,
+                    cell.warnings
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_cell_off_ciliums_tested_kubernetes_is_warned_about() {
+        let spec = MatrixSpec {
+            profiles: vec!["talos-basic".into()],
+            cilium_versions: vec!["1.18.14".into()],
+            talos_versions: vec!["v1.14.0".into()],
+            kubernetes_versions: vec!["1.35.4".into()],
+        };
+        let p = plan_of(&spec);
+        assert_eq!(p.cells[0].warnings[0].key, "kubernetes");
+        assert_eq!(
+            p.cells[0].kubernetes_note.as_deref(),
+            Some("Talos v1.14.0 defaults to 1.37.0; the matrix names 1.35.4")
+        );
+    }
 }
