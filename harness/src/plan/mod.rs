@@ -505,6 +505,37 @@ mod tests {
     }
 
     #[test]
+    fn the_spire_profile_plans_on_every_cilium_minor_with_its_namespace() {
+        let cilium: Vec<String> = ReleaseTable::embedded()
+            .cilium
+            .iter()
+            .map(|c| c.latest.to_string())
+            .collect();
+        let spec = MatrixSpec {
+            profiles: vec!["service-mesh-spire".into()],
+            cilium_versions: cilium,
+            talos_versions: vec!["newest".into()],
+            kubernetes_versions: vec![],
+        };
+        let p = plan_of(&spec);
+        assert_eq!(p.cells.len(), 3);
+        for cell in &p.cells {
+            assert!(cell.warnings.is_empty(), "{}: {:?}", cell.id, cell.warnings);
+            assert_eq!(cell.namespaces.len(), 1, "{}", cell.id);
+            assert_eq!(cell.namespaces[0].name, "cilium-spire");
+            assert!(cell.features.mutual_auth_spire);
+            assert_eq!(
+                values::get(
+                    &cell.values,
+                    "authentication.mutual.spire.install.server.dataStorage.enabled"
+                ),
+                Some(&serde_json::json!(false)),
+                "no StorageClass in Talos-in-Docker"
+            );
+        }
+    }
+
+    #[test]
     fn a_cell_off_ciliums_tested_kubernetes_is_warned_about() {
         let spec = MatrixSpec {
             profiles: vec!["talos-basic".into()],
