@@ -16,5 +16,6 @@ pub mod releases;
 pub mod render;
 pub mod report;
 pub mod run;
+pub mod tools;
 pub mod values;
 pub mod version;

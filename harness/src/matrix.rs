@@ -140,6 +140,14 @@ fn entries<T: PartialEq>(
     Ok(dedup(all))
 }
 
+/// A Talos axis entry: a version, or `newest`.
+pub fn talos_version(entry: &str) -> Result<TalosVersion, InputError> {
+    match entry {
+        NEWEST => Ok(ReleaseTable::embedded().newest_talos().latest.clone()),
+        _ => TalosVersion::parse(entry),
+    }
+}
+
 /// The newest Cilium release whose chart takes the profile's values without an error.
 fn newest_cilium_for(profile: &Profile) -> Result<CiliumVersion, InputError> {
     let table = ReleaseTable::embedded();

@@ -316,8 +316,7 @@ mod tests {
             "{}",
             problems[0].what
         );
-        let published = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../shared/charts/cilium-1.18.4.tgz");
+        let published = upstream::testdata::path("charts/cilium-1.18.4.tgz");
         let given = Needs {
             chart: published.to_str(),
             ..needs()

@@ -1,7 +1,7 @@
 //! What `plan --render` writes is checked against upstream schemas: Talos patches against the
 //! Talos machine-config schema of their release, LB IPAM objects against Cilium's CRD schemas,
 //! Gateway API channels against the CRDs Cilium requires. The chart itself is checked by
-//! `helm template` in an ignored test, since neither helm nor the chart can be fetched here.
+//! `helm template` in render_helm.rs.
 
 use harness::matrix::{AxisFlags, MatrixSpec, expand};
 use harness::plan::{Plan, PlanOptions, ValuesFile, plan};
@@ -14,10 +14,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use suites::CheckFilter;
 
+/// An upstream schema through the test-data chain (upstream/src/testdata.rs).
 fn shared(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/schemas")
-        .join(rel)
+    upstream::testdata::path(&format!("schemas/{rel}"))
 }
 
 fn load_json(path: &Path) -> Value {
@@ -375,14 +374,12 @@ fn lb_ipam_objects_validate_against_the_cilium_crd_schemas() {
 
 /// Kind -> (listed versions, served versions) of a stored Gateway API bundle.
 fn bundle(version: &str, channel: &str) -> BTreeMap<String, (Vec<String>, Vec<String>)> {
-    let dir = shared(&format!("gateway-api/{version}/{channel}"));
+    let dir = format!("schemas/gateway-api/{version}/{channel}");
+    let files = upstream::testdata::entries_under(&dir);
+    assert!(!files.is_empty(), "no stored CRDs under {dir}");
     let mut out = BTreeMap::new();
-    for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
-        let path = entry.unwrap().path();
-        if path.extension().is_none_or(|x| x != "yaml") {
-            continue;
-        }
-        for doc in yaml_docs(&std::fs::read_to_string(&path).unwrap()) {
+    for file in files.iter().filter(|e| e.path.ends_with(".yaml")) {
+        for doc in yaml_docs(&upstream::testdata::read_to_string(file.path)) {
             if doc["kind"] != "CustomResourceDefinition" {
                 continue;
             }
@@ -609,43 +606,6 @@ fn rendered_values_read_back_as_the_merged_values() {
             harness::values::get(&cell.values, "bpf.hostLegacyRouting"),
             Some(&json!(true)),
             "overlay applied"
-        );
-    }
-}
-
-/// Runs `helm template` on every rendered cell against the real chart. Needs `helm` and either
-/// network access to the Cilium chart repository or CILIUM_CHART_REPO pointing at a mirror.
-#[test]
-#[ignore = "needs helm and the Cilium chart (no internet here): run `make render-check` on a connected machine"]
-fn helm_template_renders_every_profile() {
-    let repo =
-        std::env::var("CILIUM_CHART_REPO").unwrap_or_else(|_| "https://helm.cilium.io".into());
-    let (plan, overlay) = all_profiles_plan(&["v1.11.5"], &["1.18.4", "1.19.8"]);
-    let dir = tempfile::tempdir().unwrap();
-    render::write(&plan, &overlay, dir.path()).unwrap();
-    for cell in &plan.cells {
-        let values = dir.path().join(&cell.id).join("values.yaml");
-        let out = std::process::Command::new("helm")
-            .args([
-                "template",
-                "cilium",
-                "cilium",
-                "--repo",
-                &repo,
-                "--namespace",
-                "kube-system",
-                "--version",
-            ])
-            .arg(cell.cell.cilium.to_string())
-            .arg("-f")
-            .arg(&values)
-            .output()
-            .expect("helm is on PATH");
-        assert!(
-            out.status.success(),
-            "{}: helm template failed:\n{}",
-            cell.id,
-            String::from_utf8_lossy(&out.stderr)
         );
     }
 }
