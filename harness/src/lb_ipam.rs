@@ -47,7 +47,7 @@ pub struct L2PolicySpec {
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct L2AnnouncementPolicy {
-    pub api_version: &'static str,
+    pub api_version: String,
     pub kind: &'static str,
     pub metadata: ObjectMeta,
     pub spec: L2PolicySpec,
@@ -60,8 +60,9 @@ pub fn objects(
     cilium: &CiliumVersion,
 ) -> Result<(LoadBalancerIpPool, L2AnnouncementPolicy), InputError> {
     let block = overlay.pool_block(subnet)?;
+    let release = cilium.release()?;
     let pool = LoadBalancerIpPool {
-        api_version: cilium.release()?.lb_pool_api_version.to_string(),
+        api_version: release.lb_pool_api_version(),
         kind: "CiliumLoadBalancerIPPool",
         metadata: ObjectMeta {
             name: "harness-docker-subnet".into(),
@@ -81,7 +82,7 @@ pub fn objects(
         },
     };
     let policy = L2AnnouncementPolicy {
-        api_version: "cilium.io/v2alpha1",
+        api_version: release.l2_policy_api_version(),
         kind: "CiliumL2AnnouncementPolicy",
         metadata: ObjectMeta {
             name: "harness-docker-subnet".into(),
@@ -103,7 +104,7 @@ mod tests {
         let (_, policy) = objects(
             &Overlay::embedded(),
             "10.5.0.0/24".parse().unwrap(),
-            &CiliumVersion::parse("1.18.4").unwrap(),
+            &CiliumVersion::parse("1.20.2").unwrap(),
         )
         .unwrap();
         let v = serde_json::to_value(policy).unwrap();
@@ -115,7 +116,7 @@ mod tests {
         let (pool, _) = objects(
             &Overlay::embedded(),
             "10.5.0.0/24".parse().unwrap(),
-            &CiliumVersion::parse("1.18.4").unwrap(),
+            &CiliumVersion::parse("1.20.2").unwrap(),
         )
         .unwrap();
         let v = serde_json::to_value(pool).unwrap();

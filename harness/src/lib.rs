@@ -9,6 +9,7 @@ pub mod matrix;
 pub mod plan;
 pub mod preflight;
 pub mod profile;
+pub mod releases;
 pub mod render;
 pub mod report;
 pub mod run;

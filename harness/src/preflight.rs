@@ -110,6 +110,30 @@ pub fn check(plan: &Plan, needs: &Needs<'_>, host: &Host) -> Vec<Problem> {
             fix: "pass a chart directory or .tgz (`helm pull cilium/cilium --version V`), an oci:// reference, or --chart-repo URL".into(),
         });
     }
+    // A local chart archive must be the published chart of every Cilium version the plan
+    // installs from it (digests from the cilium/charts index, harness/data/cilium-charts.tsv).
+    if let Some(archive) = needs
+        .chart
+        .map(Path::new)
+        .filter(|c| c.is_file() && c.extension().is_some_and(|x| x == "tgz"))
+    {
+        let mut versions: Vec<&crate::version::CiliumVersion> = Vec::new();
+        for cell in &plan.cells {
+            if !versions.contains(&&cell.cell.cilium) {
+                versions.push(&cell.cell.cilium);
+            }
+        }
+        for version in versions {
+            if let Err(why) = crate::releases::check_chart(version, archive) {
+                problems.push(Problem {
+                    what: why,
+                    fix: format!(
+                        "pass the published chart (`helm pull cilium/cilium --version {version}`), or --chart-repo URL"
+                    ),
+                });
+            }
+        }
+    }
     let mut modules: Vec<(&str, Vec<String>)> = Vec::new();
     for cell in &plan.cells {
         for r in &cell.host_requirements {
@@ -522,6 +546,33 @@ mod tests {
         let given = Needs {
             gateway_api_dir: Some(&mirror),
             chart: Some("oci://quay.io/cilium/charts/cilium"),
+            ..needs()
+        };
+        assert!(check(&p, &given, &host).is_empty());
+    }
+
+    #[test]
+    fn a_local_chart_must_be_the_published_one() {
+        let (dir, host) = host_with(&["helm", "curl"], &[]);
+        let p = plan_of(&["talos-basic"]);
+        let fake = dir.path().join("cilium-1.18.4.tgz");
+        std::fs::write(&fake, b"a chart someone built").unwrap();
+        let given = Needs {
+            chart: fake.to_str(),
+            ..needs()
+        };
+        let problems = check(&p, &given, &host);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0]
+                .what
+                .contains("is not the published cilium 1.18.4"),
+            "{}",
+            problems[0].what
+        );
+        let published = upstream::testdata::path("charts/cilium-1.18.4.tgz");
+        let given = Needs {
+            chart: published.to_str(),
             ..needs()
         };
         assert!(check(&p, &given, &host).is_empty());

@@ -4,6 +4,7 @@ use crate::errors::InputError;
 use crate::lb_ipam;
 use crate::plan::{CellPlan, Plan};
 use crate::profile::overlay::Overlay;
+use crate::profile::talos_patch;
 use serde::Serialize;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -35,28 +36,58 @@ pub fn cell_files(
         layers.join(" + "),
         yaml(&cell.values)
     );
-    let patch = yaml(&cell.talos_patch);
+    let talos = format!(
+        "Talos {} (forms from harness/data/releases.yaml)",
+        cell.cell.talos
+    );
     let gateway = match &cell.gateway_api {
-        Some(g) => format!(
-            "# Applied with `kubectl apply --server-side` before Cilium is installed.\nversion: {}\nchannel: {}\nurl: {}\n",
-            g.version,
-            g.channel.as_str(),
-            g.url()
-        ),
+        Some(g) => {
+            let note = cell
+                .gateway_api_note
+                .as_deref()
+                .map(|n| format!("# {n}.\n"))
+                .unwrap_or_default();
+            format!(
+                "# Applied with `kubectl apply --server-side` before Cilium is installed.\n{note}version: {}\nchannel: {}\nurl: {}\n",
+                g.version,
+                g.channel.as_str(),
+                g.url()
+            )
+        }
         None => "# This profile installs no Gateway API CRDs.\nnone: true\n".to_string(),
     };
     let mut files = vec![
         (PathBuf::from("values.yaml"), values),
         (
             PathBuf::from("talos/controlplane.patch.yaml"),
-            format!("# talosctl gen config --config-patch-control-plane @this-file\n{patch}"),
+            format!(
+                "# talosctl gen config --config-patch-control-plane @this-file; {talos}\n{}",
+                talos_patch::yaml(&cell.talos_patch.control_plane)
+            ),
         ),
         (
             PathBuf::from("talos/worker.patch.yaml"),
-            format!("# talosctl gen config --config-patch-worker @this-file\n{patch}"),
+            format!(
+                "# talosctl gen config --config-patch-worker @this-file; {talos}\n{}",
+                talos_patch::yaml(&cell.talos_patch.worker)
+            ),
         ),
         (PathBuf::from("gateway-api-crds.yaml"), gateway),
     ];
+    if !cell.namespaces.is_empty() {
+        let docs: Vec<String> = cell
+            .namespaces
+            .iter()
+            .map(|n| format!("# {}\n{}", n.why, yaml(&n.manifest())))
+            .collect();
+        files.push((
+            PathBuf::from("namespaces.yaml"),
+            format!(
+                "# Created (server-side apply) before Cilium is installed.\n{}",
+                docs.join("---\n")
+            ),
+        ));
+    }
     if cell.features.l2_announcements {
         let (pool, policy) = lb_ipam::objects(overlay, example_subnet(), &cell.cell.cilium)?;
         files.push((

@@ -170,7 +170,7 @@ fn malformed_versions() {
     refuses(
         &["plan", "--cilium-version", "1.18"],
         &[],
-        "Cilium version '1.18' is malformed: it needs major.minor.patch; write it like 1.18.4",
+        "Cilium version '1.18' is malformed: it needs major.minor.patch; write it like 1.20.2",
     );
     refuses(
         &["plan", "--talos-version", "v1.eleven.5"],
@@ -183,9 +183,14 @@ fn malformed_versions() {
         "Kubernetes version 'latest' is malformed",
     );
     refuses(
-        &["plan", "--talos-version", "v1.14.0"],
+        &["plan", "--talos-version", "v1.15.0"],
         &[],
-        "Talos v1.14.0 is not supported",
+        "Talos v1.15.0 is not in the release table (it knows Talos v1.11 to v1.14); the nearest known releases are v1.14.0 and v1.13.9",
+    );
+    refuses(
+        &["plan", "--cilium-version", "1.17.10"],
+        &[],
+        "the nearest known releases are 1.18.14 and 1.19.8",
     );
 }
 
@@ -291,7 +296,15 @@ fn check_refuses_a_bad_kubeconfig() {
 #[test]
 fn check_runs_one_cell_only() {
     refuses(
-        &["check", "--profile", "talos-basic"],
+        &[
+            "check",
+            "--profile",
+            "talos-basic",
+            "--cilium-version",
+            "1.19.8",
+            "--cilium-version",
+            "1.20.2",
+        ],
         &[],
         "check runs one cell",
     );

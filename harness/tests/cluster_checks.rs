@@ -78,7 +78,12 @@ fn main() {
     for profile in catalog.profiles() {
         let spec = MatrixSpec {
             profiles: vec![profile.name.clone()],
-            cilium_versions: vec![profile.cilium_version.clone()],
+            cilium_versions: vec![
+                profile
+                    .cilium_version
+                    .clone()
+                    .unwrap_or_else(|| harness::matrix::NEWEST.to_string()),
+            ],
             talos_versions: default.talos_versions.clone(),
             kubernetes_versions: vec![],
         };

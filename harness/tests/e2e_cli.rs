@@ -58,6 +58,9 @@ fn standin_args(env: &common::TestEnv, talosctl: &Path, junit: &Path) -> Vec<Str
         "talos-basic",
         "--cilium-version",
         "1.18.4",
+        // The stand-in image and the fake talosctl are v1.11.5.
+        "--talos-version",
+        "v1.11.5",
         "--no-external-target",
         "--workers",
         "1",
@@ -141,9 +144,13 @@ fn a_missing_talosctl_is_refused_before_any_container() {
         &[],
     );
     refused(&out, "talosctl", cwd.path());
+    let pinned = harness::releases::ReleaseTable::embedded()
+        .newest_talos()
+        .talosctl
+        .to_string();
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("v1.11.5"),
-        "names the pinned version"
+        String::from_utf8_lossy(&out.stderr).contains(&pinned),
+        "names the pinned version {pinned}"
     );
     assert!(
         common::leftovers_blocking(&env.run_id).is_empty(),

@@ -78,6 +78,15 @@ fn bad_input_messages() {
         &["plan", "--profile", "nope"],
         &["plan", "--cilium-version", "1.18"],
         &["plan", "--cilium-version", "1.30.0"],
+        &["plan", "--cilium-version", "1.20.9"],
+        &["plan", "--talos-version", "v1.15.0"],
+        &[
+            "plan",
+            "--cilium-version",
+            "seed",
+            "--profile",
+            "talos-basic",
+        ],
         &["plan", "--suite", "gateway"],
         &["plan", "--check", "connectivity::pod-to-mars"],
         &[

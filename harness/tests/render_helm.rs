@@ -106,7 +106,7 @@ fn plan_cells(cilium: &str) -> Result<Vec<CellPlan>, harness::errors::InputError
 pub fn cells_for(cilium: &str) -> Vec<CellPlan> {
     match plan_cells(cilium) {
         Ok(cells) => cells,
-        Err(e) if e.to_string().contains("the harness knows Cilium") => {
+        Err(e) if e.to_string().contains("is not in the release table") => {
             let known = CHARTS
                 .iter()
                 .rev()

@@ -54,7 +54,8 @@ impl TalosVersion {
     }
 
     /// The anonymous volumes of a node container. Talos v1.14 stopped overlaying /etc/cni,
-    /// /etc/kubernetes and /usr/libexec/kubernetes, so their volumes went away.
+    /// /etc/kubernetes and /usr/libexec/kubernetes, so their volumes went away. The harness's
+    /// release table records the same lists (a harness test keeps them equal).
     pub fn anonymous_volumes(&self) -> &'static [&'static str] {
         if (self.0.major, self.0.minor) >= (1, 14) {
             &["/var", "/system/state", "/opt"]
@@ -67,6 +68,17 @@ impl TalosVersion {
                 "/usr/libexec/kubernetes",
                 "/opt",
             ]
+        }
+    }
+
+    /// How long talosctl lets a node container shut down (`docker stop`) before removing it:
+    /// from v1.14 it stops nodes gracefully for 30 s; before, it removed them by force.
+    /// harness/data/releases.yaml records the same layout, and a harness test keeps them equal.
+    pub fn stop_grace(&self) -> Duration {
+        if (self.0.major, self.0.minor) >= (1, 14) {
+            Duration::from_secs(30)
+        } else {
+            Duration::ZERO
         }
     }
 
@@ -434,6 +446,8 @@ mod tests {
             v("v1.14.0-rc.1").anonymous_volumes(),
             ["/var", "/system/state", "/opt"]
         );
+        assert_eq!(v("v1.13.9").stop_grace(), Duration::ZERO);
+        assert_eq!(v("v1.14.0").stop_grace(), Duration::from_secs(30));
         assert!(v("v1.11.5").needs_eth0_ignore());
         assert!(!v("v1.12.0").needs_eth0_ignore());
     }

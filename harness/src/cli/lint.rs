@@ -11,8 +11,8 @@ use std::path::PathBuf;
 
 #[derive(Args, Debug)]
 pub struct LintArgs {
-    /// The Cilium version to lint for.
-    #[arg(long, default_value = "1.18.4")]
+    /// The Cilium version to lint for [default: the newest in the release table].
+    #[arg(long, default_value_t = crate::releases::ReleaseTable::embedded().newest_cilium().latest.to_string())]
     pub cilium_version: String,
     /// Helm values files, or manifests of CiliumLoadBalancerIPPool or Service objects.
     #[arg(required = true)]

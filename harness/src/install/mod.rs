@@ -73,6 +73,22 @@ impl Steps {
     }
 }
 
+/// Namespaces the values leave to the harness (e.g. SPIRE's, labelled for PodSecurity), applied
+/// server-side so a retry converges.
+async fn create_namespaces(
+    client: &Client,
+    namespaces: &[crate::profile::namespaces::Namespace],
+) -> Result<(), String> {
+    let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    let pp = PatchParams::apply("talos-cilium-harness").force();
+    for ns in namespaces {
+        api.patch(&ns.name, &pp, &Patch::Apply(ns.manifest()))
+            .await
+            .map_err(|e| format!("creating namespace {}: {e}", ns.name))?;
+    }
+    Ok(())
+}
+
 /// Install the cell's Cilium into the cluster behind `client` / `kubeconfig`.
 #[allow(clippy::too_many_arguments)]
 pub async fn install(
@@ -102,6 +118,15 @@ pub async fn install(
             .run(
                 "apply Gateway API CRDs",
                 gateway_crds::apply(client, objects, opts.timeout),
+            )
+            .await?;
+    }
+
+    if !cell.namespaces.is_empty() {
+        steps
+            .run(
+                "create namespaces",
+                create_namespaces(client, &cell.namespaces),
             )
             .await?;
     }
@@ -215,6 +240,10 @@ async fn apply_lb_objects(
         .api_version
         .split_once('/')
         .unwrap_or(("cilium.io", "v2"));
+    let (policy_group, policy_version) = policy
+        .api_version
+        .split_once('/')
+        .unwrap_or(("cilium.io", "v2alpha1"));
     let docs = [
         (
             GroupVersionKind::gvk(pool_group, pool_version, pool.kind),
@@ -222,7 +251,7 @@ async fn apply_lb_objects(
             serde_json::to_value(&pool),
         ),
         (
-            GroupVersionKind::gvk("cilium.io", "v2alpha1", policy.kind),
+            GroupVersionKind::gvk(policy_group, policy_version, policy.kind),
             "ciliuml2announcementpolicies",
             serde_json::to_value(&policy),
         ),
@@ -238,4 +267,38 @@ async fn apply_lb_objects(
             .map_err(|e| format!("applying {} {name}: {e}", gvk.kind))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod namespace_tests {
+    use super::*;
+    use http::{Request, Response};
+    use kube::client::Body;
+
+    #[tokio::test]
+    async fn namespaces_are_applied_server_side_with_their_labels() {
+        let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let client = Client::new(service, "default");
+        let server = tokio::spawn(async move {
+            let (request, send) = handle.next_request().await.expect("a patch request");
+            assert_eq!(request.method(), "PATCH");
+            let uri = request.uri().to_string();
+            assert!(uri.starts_with("/api/v1/namespaces/cilium-spire?"), "{uri}");
+            assert!(
+                uri.contains("fieldManager=talos-cilium-harness") && uri.contains("force=true")
+            );
+            let body = request.into_body().collect_bytes().await.unwrap();
+            let sent: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(
+                sent["metadata"]["labels"]["pod-security.kubernetes.io/enforce"],
+                "privileged"
+            );
+            send.send_response(Response::builder().body(Body::from(body.to_vec())).unwrap());
+        });
+        let values = serde_json::json!({"authentication": {"mutual": {"spire": {"enabled": true,
+            "install": {"existingNamespace": true}}}}});
+        let namespaces = crate::profile::namespaces::prepared(&values);
+        create_namespaces(&client, &namespaces).await.unwrap();
+        server.await.unwrap();
+    }
 }

@@ -6,9 +6,12 @@ use crate::errors::InputError;
 use crate::matrix::{Cell, Excluded};
 use crate::profile::features::{HostRequirement, derive, host_requirements};
 use crate::profile::lint::{self, Finding, Severity};
+use crate::profile::namespaces::{self, Namespace};
 use crate::profile::overlay::Overlay;
 use crate::profile::{Catalog, Deviation, GatewayApiCrds, Profile, talos_patch};
+use crate::releases::{CiliumRelease, ReleaseTable, TalosRelease};
 use crate::values;
+use crate::version::{CiliumVersion, GatewayApiVersion};
 pub mod text;
 
 use serde::Serialize;
@@ -89,13 +92,31 @@ pub struct OverlayEntry {
     pub value: Value,
 }
 
+/// One Talos setting and the form the cell's release takes it in.
+#[derive(Clone, Debug, Serialize)]
+pub struct TalosSetting {
+    pub setting: &'static str,
+    pub form: String,
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct CellPlan {
     pub id: String,
     pub cell: Cell,
     pub profile: ProfileSummary,
     pub talos_image: String,
+    /// Why the cell does not run its Talos release's default Kubernetes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kubernetes_note: Option<String>,
     pub gateway_api: Option<GatewayApiCrds>,
+    /// Why the Gateway API CRDs are not the release the cell's Cilium is built against.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gateway_api_note: Option<String>,
+    /// How the cell's Talos release takes the settings the harness writes.
+    pub talos_config: Vec<TalosSetting>,
+    /// Namespaces created before Cilium is installed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub namespaces: Vec<Namespace>,
     pub features: Features,
     pub host_requirements: Vec<HostRequirement>,
     pub deviations: Vec<Deviation>,
@@ -130,58 +151,169 @@ pub struct Plan {
     pub not_in_matrix: Vec<ProfileSummary>,
 }
 
-/// Compatibility facts about a cell that do not stop it from running.
-fn compatibility(
+/// Which Gateway API CRDs a cell installs, and a note when they are not the release its Cilium
+/// is built against. A pairing the release table knows to be broken is an error finding.
+fn gateway_api_for(
     cell: &Cell,
     profile: &Profile,
     features: &Features,
-) -> Result<Vec<Finding>, InputError> {
-    let release = cell.cilium.release()?;
+    release: &CiliumRelease,
+    findings: &mut Vec<Finding>,
+) -> (Option<GatewayApiCrds>, Option<String>) {
+    let support = &release.gateway_api;
+    let Some(choice) = profile.gateway_api.choice() else {
+        if features.gateway_api {
+            findings.push(Finding {
+                severity: Severity::Error,
+                key: "gateway_api".into(),
+                problem: "gatewayAPI.enabled is true but the profile installs no Gateway API CRDs; Cilium's gateway controller will not start".into(),
+                fix: "set gateway_api: {channel: standard}".into(),
+            });
+        }
+        return (None, None);
+    };
+    let seed_minor = profile
+        .cilium_version
+        .as_deref()
+        .and_then(|v| CiliumVersion::parse(v).ok())
+        .map(|v| v.minor());
+    let pin = choice
+        .version
+        .as_deref()
+        .filter(|_| seed_minor.is_none_or(|m| m == cell.cilium.minor()));
+    let Some(pin) = pin else {
+        let crds = GatewayApiCrds {
+            version: support.built_against.to_string(),
+            channel: choice.channel,
+        };
+        return (Some(crds), None);
+    };
+    let crds = GatewayApiCrds {
+        version: pin.to_string(),
+        channel: choice.channel,
+    };
+    let version = match GatewayApiVersion::parse(pin) {
+        Ok(v) => v,
+        Err(e) => {
+            findings.push(Finding {
+                severity: Severity::Error,
+                key: "gateway_api.version".into(),
+                problem: e.to_string(),
+                fix: format!("write it like {}", support.built_against),
+            });
+            return (Some(crds), None);
+        }
+    };
+    let table = ReleaseTable::embedded();
+    if !table.knows_gateway_api(&version) {
+        let known: Vec<String> = table
+            .gateway_api_releases
+            .iter()
+            .map(|g| g.version.to_string())
+            .collect();
+        findings.push(Finding {
+            severity: Severity::Error,
+            key: "gateway_api.version".into(),
+            problem: format!(
+                "Gateway API {version} is not in the release table (it knows {})",
+                known.join(", ")
+            ),
+            fix: format!(
+                "pin one of those, or drop the version to install {}",
+                support.built_against
+            ),
+        });
+    } else if let Some(why) = support.refuses(&version) {
+        findings.push(Finding {
+            severity: Severity::Error,
+            key: "gateway_api.version".into(),
+            problem: format!(
+                "Cilium {} does not work with Gateway API {version}: {why}",
+                release.minor
+            ),
+            fix: format!(
+                "pin a release from {} below {} (Cilium {} is built against {})",
+                support.tolerates.min,
+                support.tolerates.below,
+                release.minor,
+                support.built_against
+            ),
+        });
+    }
+    let note = (version != support.built_against).then(|| {
+        format!(
+            "the profile's pin; Cilium {} is built against {} and works with {} up to below {}",
+            release.minor, support.built_against, support.tolerates.min, support.tolerates.below
+        )
+    });
+    (Some(crds), note)
+}
+
+/// Why the cell runs a Kubernetes other than its Talos default, when it does.
+fn kubernetes_note(cell: &Cell, talos: &TalosRelease, release: &CiliumRelease) -> Option<String> {
+    let default = &talos.kubernetes.default;
+    if &cell.kubernetes == default {
+        return None;
+    }
+    let tested = &release.kubernetes_tested;
+    let pinned = ReleaseTable::embedded().kubernetes_for(talos, release);
+    Some(
+        if !tested.contains(default) && pinned == Some(&cell.kubernetes) {
+            format!(
+                "Talos {} defaults to {default}, outside what Cilium {} is e2e-tested on ({} to {}); pinned to the newest Kubernetes both support",
+                cell.talos, release.minor, tested.min, tested.max
+            )
+        } else {
+            format!(
+                "Talos {} defaults to {default}; the matrix names {}",
+                cell.talos, cell.kubernetes
+            )
+        },
+    )
+}
+
+/// Compatibility facts about a cell that do not stop it from running.
+fn compatibility(cell: &Cell, release: &CiliumRelease) -> Vec<Finding> {
+    let tested = &release.kubernetes_tested;
     let mut out = Vec::new();
-    let (lo, hi) = release.kubernetes_tested;
-    let k = cell.kubernetes.minor();
-    if k < lo || k > hi {
+    if !tested.contains(&cell.kubernetes) {
         out.push(Finding {
             severity: Severity::Warning,
             key: "kubernetes".into(),
             problem: format!(
-                "Cilium {}.{} is e2e-tested upstream on Kubernetes {}.{} to {}.{}, not {}",
-                release.minor.0, release.minor.1, lo.0, lo.1, hi.0, hi.1, cell.kubernetes
+                "Cilium {} is e2e-tested upstream on Kubernetes {} to {}, not {}",
+                release.minor, tested.min, tested.max, cell.kubernetes
             ),
             fix: "expect the harness to be the first to try it; pin a tested Kubernetes version for a gate".into(),
         });
     }
-    match (features.gateway_api, profile.gateway_api.crds()) {
-        (true, None) => out.push(Finding {
-            severity: Severity::Error,
-            key: "gateway_api".into(),
-            problem: "gatewayAPI.enabled is true but the profile installs no Gateway API CRDs; Cilium's gateway controller will not start".into(),
-            fix: format!("set gateway_api: {{version: {}, channel: standard}}", release.gateway_api),
-        }),
-        (_, Some(crds)) if crds.version != release.gateway_api => {
-            let newer_breaks = release.minor == (1, 19)
-                && crate::version::GatewayApiVersion::parse(&crds.version)
-                    .is_ok_and(|v| v.minor() >= (1, 5));
-            out.push(Finding {
-                severity: if newer_breaks { Severity::Error } else { Severity::Warning },
-                key: "gateway_api.version".into(),
-                problem: if newer_breaks {
-                    format!(
-                        "Cilium 1.19's operator crashes on Gateway API {} CRDs (TLSRoute v1alpha2 no longer served; cilium/cilium#44920)",
-                        crds.version
-                    )
-                } else {
-                    format!(
-                        "Cilium {}.{} is built against Gateway API {}; this cell installs {}, which the gateway-api suite puts to the test",
-                        release.minor.0, release.minor.1, release.gateway_api, crds.version
-                    )
-                },
-                fix: format!("pin gateway_api.version: {}", release.gateway_api),
-            });
-        }
-        _ => {}
+    out
+}
+
+/// The settings this cell writes, each in its release's form.
+fn talos_config(settings: &talos_patch::Settings, talos: &TalosRelease) -> Vec<TalosSetting> {
+    let forms = &talos.config;
+    let mut out = vec![TalosSetting {
+        setting: "cni none",
+        form: forms.cni_none.to_string(),
+    }];
+    if settings.kube_proxy_off {
+        out.push(TalosSetting {
+            setting: "kube-proxy off",
+            form: forms.kube_proxy_off.to_string(),
+        });
     }
-    Ok(out)
+    out.push(TalosSetting {
+        setting: "kubeprism",
+        form: forms.kubeprism.to_string(),
+    });
+    if settings.forward_kube_dns_to_host.is_some() {
+        out.push(TalosSetting {
+            setting: "host dns",
+            form: forms.host_dns.to_string(),
+        });
+    }
+    out
 }
 
 fn suites_for(ctx: &RunContext, filter: &CheckFilter) -> Vec<SuitePlan> {
@@ -232,8 +364,12 @@ pub fn plan_cell(
     }
     let features = derive(&merged);
 
+    let release = cell.cilium.release()?;
+    let talos = cell.talos.release()?;
     let mut findings = lint::values(&merged, &cell.cilium);
-    findings.extend(compatibility(cell, profile, &features)?);
+    findings.extend(compatibility(cell, release));
+    let (gateway_api, gateway_api_note) =
+        gateway_api_for(cell, profile, &features, release, &mut findings);
     // Talos-in-Docker clusters have one control plane and `nodes` workers.
     let nodes = crate::install::waits::Nodes {
         control_planes: 1,
@@ -262,6 +398,7 @@ pub fn plan_cell(
         });
     }
 
+    let talos_settings = talos_patch::settings(&merged, &features);
     let ctx = RunContext {
         features: features.clone(),
         nodes: opts.nodes,
@@ -272,7 +409,11 @@ pub fn plan_cell(
         cell: cell.clone(),
         profile: ProfileSummary::from(profile),
         talos_image: cell.talos.image(),
-        gateway_api: profile.gateway_api.crds().cloned(),
+        kubernetes_note: kubernetes_note(cell, talos, release),
+        gateway_api,
+        gateway_api_note,
+        talos_config: talos_config(&talos_settings, talos),
+        namespaces: namespaces::prepared(&merged),
         host_requirements: host_requirements(&features),
         deviations: profile.deviations.clone(),
         overlay: overlay
@@ -287,7 +428,7 @@ pub fn plan_cell(
         warnings,
         waits: crate::install::waits::workloads(&merged),
         suites: suites_for(&ctx, &opts.filter),
-        talos_patch: talos_patch::patch(&merged, &features),
+        talos_patch: talos_patch::patch(&talos_settings, talos),
         features,
         values: merged,
     })
@@ -336,4 +477,93 @@ pub(crate) fn for_tests(profiles: &[&str], checks: &[&str]) -> Plan {
         external_target: None,
     };
     plan(&cells, excluded, &catalog, &Overlay::embedded(), &opts).unwrap()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::matrix::{MatrixSpec, expand};
+
+    fn plan_of(spec: &MatrixSpec) -> Plan {
+        let catalog = Catalog::embedded();
+        let (cells, excluded) = expand(spec, &catalog).unwrap();
+        let opts = PlanOptions {
+            values_files: vec![],
+            filter: CheckFilter::new(&[], &[]).unwrap(),
+            nodes: 2,
+            external_target: None,
+        };
+        plan(&cells, excluded, &catalog, &Overlay::embedded(), &opts).unwrap()
+    }
+
+    /// The shipped matrices raise no warning; a warning would be a problem the file must explain.
+    #[test]
+    fn the_default_and_nightly_matrices_plan_without_warnings() {
+        let nightly = MatrixSpec::parse(
+            "nightly.yaml",
+            include_str!("../../../profiles/matrix/nightly.yaml"),
+        )
+        .unwrap();
+        for (name, spec) in [
+            ("default", MatrixSpec::embedded_default()),
+            ("nightly", nightly),
+        ] {
+            let p = plan_of(&spec);
+            for cell in &p.cells {
+                assert!(
+                    cell.warnings.is_empty(),
+                    "{name} matrix, {}: {:?}",
+                    cell.id,
+                    cell.warnings
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_spire_profile_plans_on_every_cilium_minor_with_its_namespace() {
+        let cilium: Vec<String> = ReleaseTable::embedded()
+            .cilium
+            .iter()
+            .map(|c| c.latest.to_string())
+            .collect();
+        let spec = MatrixSpec {
+            profiles: vec!["service-mesh-spire".into()],
+            cilium_versions: cilium,
+            talos_versions: vec!["newest".into()],
+            kubernetes_versions: vec![],
+        };
+        let p = plan_of(&spec);
+        assert_eq!(p.cells.len(), 3);
+        for cell in &p.cells {
+            assert!(cell.warnings.is_empty(), "{}: {:?}", cell.id, cell.warnings);
+            assert_eq!(cell.namespaces.len(), 1, "{}", cell.id);
+            assert_eq!(cell.namespaces[0].name, "cilium-spire");
+            assert!(cell.features.mutual_auth_spire);
+            assert_eq!(
+                values::get(
+                    &cell.values,
+                    "authentication.mutual.spire.install.server.dataStorage.enabled"
+                ),
+                Some(&serde_json::json!(false)),
+                "no StorageClass in Talos-in-Docker"
+            );
+        }
+    }
+
+    #[test]
+    fn a_cell_off_ciliums_tested_kubernetes_is_warned_about() {
+        let spec = MatrixSpec {
+            profiles: vec!["talos-basic".into()],
+            cilium_versions: vec!["1.18.14".into()],
+            talos_versions: vec!["v1.14.0".into()],
+            kubernetes_versions: vec!["1.35.4".into()],
+        };
+        let p = plan_of(&spec);
+        assert_eq!(p.cells[0].warnings[0].key, "kubernetes");
+        assert_eq!(
+            p.cells[0].kubernetes_note.as_deref(),
+            Some("Talos v1.14.0 defaults to 1.37.0; the matrix names 1.35.4")
+        );
+    }
 }

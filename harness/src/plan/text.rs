@@ -21,6 +21,15 @@ fn cell(out: &mut String, c: &CellPlan) {
         "  versions    cilium {}, talos {} ({}), kubernetes {}",
         c.cell.cilium, c.cell.talos, c.talos_image, c.cell.kubernetes
     );
+    if let Some(note) = &c.kubernetes_note {
+        let _ = writeln!(out, "  kubernetes  {note}");
+    }
+    let forms: Vec<String> = c
+        .talos_config
+        .iter()
+        .map(|t| format!("{} as {}", t.setting, t.form))
+        .collect();
+    let _ = writeln!(out, "  talos       {}", forms.join(", "));
     let mut features = c.features.enabled_names().join(", ");
     let _ = write!(features, "; routing {}", c.features.routing.as_str());
     let _ = writeln!(out, "  features    {features}");
@@ -32,6 +41,9 @@ fn cell(out: &mut String, c: &CellPlan) {
                 g.version,
                 g.channel.as_str()
             );
+            if let Some(note) = &c.gateway_api_note {
+                let _ = writeln!(out, "              ({note})");
+            }
         }
         None => {
             let _ = writeln!(out, "  gateway api none");
@@ -47,6 +59,16 @@ fn cell(out: &mut String, c: &CellPlan) {
                 r.kernel_module, r.why
             );
         }
+    }
+    for n in &c.namespaces {
+        let labels: Vec<String> = n.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let _ = writeln!(
+            out,
+            "  namespace   {} ({}), created before Cilium: {}",
+            n.name,
+            labels.join(", "),
+            n.why
+        );
     }
     let overlay: Vec<String> = c
         .overlay

@@ -2,6 +2,7 @@
 //! chart refuses to render, values Cilium no longer accepts, and combinations that contradict
 //! each other on Talos. Each finding names the key and the fix.
 
+use crate::releases::{Minor, ReleaseTable, Served};
 use crate::values::{flag, get, text};
 use crate::version::CiliumVersion;
 use serde::Serialize;
@@ -40,48 +41,6 @@ fn finding(
     }
 }
 
-/// Keys the chart's validation refuses because Cilium removed them: (key, removed in, fix).
-const REMOVED_KEYS: &[(&str, (u64, u64), &str)] = &[
-    (
-        "tunnel",
-        (1, 15),
-        "use `routingMode: native` for `tunnel: disabled`, else `routingMode: tunnel` with `tunnelProtocol: vxlan|geneve`",
-    ),
-    ("enableK8sEventHandover", (1, 15), "remove it"),
-    ("enableCnpStatusUpdates", (1, 15), "remove it"),
-    ("endpointStatus", (1, 16), "remove it"),
-    ("remoteNodeIdentity", (1, 16), "remove it"),
-    ("containerRuntime.integration", (1, 16), "remove it"),
-    ("etcd.managed", (1, 16), "remove it"),
-    ("proxy.prometheus", (1, 16), "use envoy.prometheus"),
-    (
-        "encryption.keyFile",
-        (1, 16),
-        "move it under encryption.ipsec",
-    ),
-    (
-        "encryption.mountPath",
-        (1, 16),
-        "move it under encryption.ipsec",
-    ),
-    (
-        "encryption.secretName",
-        (1, 16),
-        "move it under encryption.ipsec",
-    ),
-    (
-        "encryption.interface",
-        (1, 16),
-        "move it under encryption.ipsec",
-    ),
-    (
-        "enableCiliumEndpointSlice",
-        (1, 18),
-        "use ciliumEndpointSlice.enabled",
-    ),
-    ("ciliumEndpointSlice.sliceMode", (1, 18), "remove it"),
-];
-
 /// The pod CIDR Talos gives a cluster unless its config says otherwise.
 pub fn talos_pod_cidr() -> Ipv4Net {
     Ipv4Net::new(Ipv4Addr::new(10, 244, 0, 0), 16).expect("a network address")
@@ -99,19 +58,40 @@ fn is_set(values: &Value, key: &str) -> bool {
 pub fn values(values: &Value, cilium: &CiliumVersion) -> Vec<Finding> {
     use Severity::*;
     let mut out = Vec::new();
-    for (key, removed, fix) in REMOVED_KEYS {
-        if is_set(values, key) && cilium.minor() >= *removed {
+    let table = ReleaseTable::embedded();
+    let minor = Minor::from(cilium.minor());
+    for removed in table.removed_by(minor) {
+        let key = removed.key.as_str();
+        if removed.refused && is_set(values, key) {
             out.push(finding(
                 Error,
                 key,
                 format!(
-                    "removed in Cilium {}.{}; the chart refuses to render it",
-                    removed.0, removed.1
+                    "removed in Cilium {}; the chart refuses to render it",
+                    removed.removed_in
                 ),
-                *fix,
+                &removed.fix,
+            ));
+        } else if !removed.refused && get(values, key).is_some_and(|v| !v.is_null()) {
+            out.push(finding(
+                Error,
+                key,
+                format!(
+                    "removed in Cilium {}; the {minor} chart ignores it, so it has no effect",
+                    removed.removed_in
+                ),
+                &removed.fix,
             ));
         }
     }
+    // The chart's own default where it changed between minors (release table).
+    let chart_default = |key: &str, fallback: bool| {
+        table
+            .chart_default(key, minor)
+            .and_then(Value::as_bool)
+            .unwrap_or(fallback)
+    };
+    let has_node_port_key = !table.removed_by(minor).any(|r| r.key == "nodePort.enabled");
 
     let kpr_text = text(values, "kubeProxyReplacement");
     match kpr_text.as_deref() {
@@ -149,11 +129,12 @@ pub fn values(values: &Value, cilium: &CiliumVersion) -> Vec<Finding> {
         if !flag(values, key, false) {
             continue;
         }
-        if !kpr && !flag(values, "nodePort.enabled", false) {
+        let node_port = has_node_port_key && flag(values, "nodePort.enabled", false);
+        if !(kpr || node_port) {
             out.push(finding(
                 Error,
                 key,
-                "Cilium's Gateway API and Ingress controllers need kube-proxy replacement (or nodePort.enabled), but kubeProxyReplacement is not true",
+                "Cilium's Gateway API and Ingress controllers need kube-proxy replacement (or nodePort.enabled before Cilium 1.19), but kubeProxyReplacement is not true",
                 "set kubeProxyReplacement: true (with k8sServiceHost: localhost, k8sServicePort: 7445)",
             ));
         }
@@ -260,17 +241,17 @@ pub fn values(values: &Value, cilium: &CiliumVersion) -> Vec<Finding> {
         ));
     }
 
-    if flag(values, "encryption.enabled", false) {
-        match text(values, "encryption.type").as_deref() {
-            None | Some("ipsec") | Some("wireguard") => {}
-            Some("ztunnel") if cilium.minor() >= (1, 19) => {}
-            Some(other) => out.push(finding(
-                Error,
-                "encryption.type",
-                format!("'{other}' is not an encryption type of Cilium {cilium}"),
-                "use wireguard or ipsec",
-            )),
-        }
+    if flag(values, "encryption.enabled", false)
+        && let Some(kind) = text(values, "encryption.type")
+        && let Ok(release) = cilium.release()
+        && !release.encryption_types.contains(&kind)
+    {
+        out.push(finding(
+            Error,
+            "encryption.type",
+            format!("'{kind}' is not an encryption type of Cilium {cilium}"),
+            format!("use one of {}", release.encryption_types.join(", ")),
+        ));
     }
     if flag(values, "encryption.nodeEncryption", false)
         && text(values, "encryption.type").as_deref() != Some("wireguard")
@@ -284,13 +265,40 @@ pub fn values(values: &Value, cilium: &CiliumVersion) -> Vec<Finding> {
     }
 
     if flag(values, "authentication.mutual.spire.enabled", false)
-        && !flag(values, "authentication.enabled", true)
+        && !flag(
+            values,
+            "authentication.enabled",
+            chart_default("authentication.enabled", true),
+        )
     {
+        let why = if get(values, "authentication.enabled").is_none() {
+            format!(
+                "SPIRE mutual authentication needs authentication.enabled=true, which the {minor} chart no longer sets by default; the chart refuses to render"
+            )
+        } else {
+            "SPIRE mutual authentication needs authentication.enabled=true; the chart refuses to render".to_string()
+        };
         out.push(finding(
             Error,
             "authentication.enabled",
-            "SPIRE mutual authentication needs authentication.enabled=true; the chart refuses to render",
+            why,
             "set authentication.enabled: true",
+        ));
+    }
+
+    if flag(values, "authentication.mutual.spire.enabled", false)
+        && flag(values, "authentication.mutual.spire.install.enabled", true)
+        && !flag(
+            values,
+            "authentication.mutual.spire.install.existingNamespace",
+            false,
+        )
+    {
+        out.push(finding(
+            Error,
+            "authentication.mutual.spire.install.existingNamespace",
+            "the chart creates the SPIRE namespace without PodSecurity labels, and Talos enforces baseline there, which refuses the SPIRE agent (hostPID, hostNetwork, hostPath)",
+            "set it to true and create the namespace labelled pod-security.kubernetes.io/enforce=privileged first (the harness does this for its runs)",
         ));
     }
 
@@ -330,18 +338,25 @@ pub fn values(values: &Value, cilium: &CiliumVersion) -> Vec<Finding> {
 pub fn lb_pool(manifest: &Value, cilium: &CiliumVersion) -> Vec<Finding> {
     use Severity::*;
     let mut out = Vec::new();
-    match text(manifest, "apiVersion").as_deref() {
-        Some("cilium.io/v2alpha1") if cilium.minor() >= (1, 19) => out.push(finding(
-            Error,
-            "apiVersion",
-            format!("cilium.io/v2alpha1 pools are no longer served by Cilium {cilium}"),
-            "use apiVersion: cilium.io/v2",
+    let served = match (cilium.release(), text(manifest, "apiVersion")) {
+        (Ok(release), Some(api_version)) => Some((
+            release.serves("CiliumLoadBalancerIPPool", &api_version),
+            api_version,
         )),
-        Some("cilium.io/v2alpha1") if cilium.minor() >= (1, 18) => out.push(finding(
+        _ => None,
+    };
+    match served {
+        Some((Served::Deprecated { preferred }, given)) => out.push(finding(
             Warning,
             "apiVersion",
-            format!("cilium.io/v2alpha1 is deprecated in Cilium {cilium}"),
-            "use apiVersion: cilium.io/v2",
+            format!("{given} is deprecated in Cilium {cilium} (still served)"),
+            format!("use apiVersion: {preferred}"),
+        )),
+        Some((Served::No { preferred }, given)) => out.push(finding(
+            Error,
+            "apiVersion",
+            format!("{given} is not served by Cilium {cilium}"),
+            format!("use apiVersion: {preferred}"),
         )),
         _ => {}
     }
@@ -393,6 +408,14 @@ mod tests {
 
     fn v118() -> CiliumVersion {
         CiliumVersion::parse("1.18.4").unwrap()
+    }
+
+    fn v119() -> CiliumVersion {
+        CiliumVersion::parse("1.19.8").unwrap()
+    }
+
+    fn v120() -> CiliumVersion {
+        CiliumVersion::parse("1.20.2").unwrap()
     }
 
     fn talos(extra: Value) -> Value {
@@ -481,8 +504,84 @@ mod tests {
     #[test]
     fn removed_keys_depend_on_the_cilium_version() {
         let v = talos(json!({"enableCiliumEndpointSlice": true}));
-        assert!(values(&v, &CiliumVersion::parse("1.17.10").unwrap()).is_empty());
         assert_eq!(values(&v, &v118())[0].key, "enableCiliumEndpointSlice");
+        let strict = talos(json!({"encryption": {"strictMode": {"enabled": true}}}));
+        assert!(
+            values(&strict, &v119()).is_empty(),
+            "deprecated, still read by 1.19"
+        );
+        let f = values(&strict, &v120());
+        assert_eq!(
+            keys(&f),
+            vec![("encryption.strictMode.enabled", Severity::Error)]
+        );
+        assert!(
+            f[0].problem.contains("the 1.20 chart ignores it"),
+            "{}",
+            f[0].problem
+        );
+        assert_eq!(f[0].fix, "use encryption.strictMode.egress.enabled");
+    }
+
+    #[test]
+    fn encryption_types_follow_the_chart_of_each_minor() {
+        let z = talos(json!({"encryption": {"enabled": true, "type": "ztunnel"}}));
+        let f = values(&z, &v118());
+        assert_eq!(keys(&f), vec![("encryption.type", Severity::Error)]);
+        assert_eq!(f[0].fix, "use one of ipsec, wireguard");
+        assert!(values(&z, &v119()).is_empty());
+    }
+
+    #[test]
+    fn spire_on_talos_needs_a_labelled_namespace() {
+        let spire = talos(
+            json!({"authentication": {"enabled": true, "mutual": {"spire": {"enabled": true}}}}),
+        );
+        let f = values(&spire, &v120());
+        assert_eq!(
+            keys(&f),
+            vec![(
+                "authentication.mutual.spire.install.existingNamespace",
+                Severity::Error
+            )]
+        );
+        assert!(f[0].problem.contains("baseline"), "{}", f[0].problem);
+    }
+
+    #[test]
+    fn spire_needs_authentication_set_explicitly_from_1_19() {
+        let spire = talos(
+            json!({"authentication": {"mutual": {"spire": {"enabled": true,
+            "install": {"existingNamespace": true}}}}}),
+        );
+        assert!(
+            values(&spire, &v118()).is_empty(),
+            "1.18 enables authentication by default"
+        );
+        let f = values(&spire, &v119());
+        assert_eq!(keys(&f), vec![("authentication.enabled", Severity::Error)]);
+        assert!(
+            f[0].problem.contains("no longer sets by default"),
+            "{}",
+            f[0].problem
+        );
+        let mut explicit = spire.clone();
+        crate::values::set(&mut explicit, "authentication.enabled", json!(true));
+        assert!(values(&explicit, &v120()).is_empty());
+    }
+
+    #[test]
+    fn node_port_stands_in_for_kube_proxy_replacement_only_before_1_19() {
+        let v = json!({"gatewayAPI": {"enabled": true}, "nodePort": {"enabled": true}});
+        assert!(values(&v, &v118()).is_empty());
+        let f = values(&v, &v119());
+        assert_eq!(
+            keys(&f),
+            vec![
+                ("gatewayAPI.enabled", Severity::Error),
+                ("nodePort.enabled", Severity::Error)
+            ]
+        );
     }
 
     #[test]
@@ -513,8 +612,19 @@ mod tests {
             ]
         );
         assert!(f[1].fix.contains("spec.blocks"));
-        let f = lb_pool(&pool, &CiliumVersion::parse("1.19.8").unwrap());
-        assert_eq!(f[0].severity, Severity::Error);
+        // Deprecated but still served on 1.19 and 1.20 (release table), so a warning only.
+        for v in [v119(), v120()] {
+            let f = lb_pool(&pool, &v);
+            assert_eq!(f[0].key, "apiVersion");
+            assert_eq!(f[0].severity, Severity::Warning);
+            assert_eq!(f[0].fix, "use apiVersion: cilium.io/v2");
+        }
+        let gone = json!({"apiVersion": "cilium.io/v1", "kind": "CiliumLoadBalancerIPPool",
+            "metadata": {"name": "p"}, "spec": {"blocks": []}});
+        assert_eq!(
+            keys(&lb_pool(&gone, &v120())),
+            vec![("apiVersion", Severity::Error)]
+        );
     }
 
     #[test]

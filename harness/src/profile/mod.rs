@@ -3,6 +3,7 @@
 pub mod catalog;
 pub mod features;
 pub mod lint;
+pub mod namespaces;
 pub mod overlay;
 pub mod talos_patch;
 
@@ -36,7 +37,7 @@ impl Channel {
     }
 }
 
-/// Which Gateway API CRDs go in before Cilium.
+/// Which Gateway API CRDs go in before Cilium, for one cell.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct GatewayApiCrds {
@@ -55,12 +56,24 @@ impl GatewayApiCrds {
     }
 }
 
-/// `gateway_api: none` or a CRD reference.
+/// A profile's Gateway API CRDs: the channel, and the release when the seed pins one. Without a
+/// pin each cell installs the release its Cilium minor is built against (release table).
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayApiChoice {
+    /// The seed's release; it holds on cells of the seed's own Cilium minor (or on every cell
+    /// when the profile pins no Cilium).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    pub channel: Channel,
+}
+
+/// `gateway_api: none` or the CRDs to install.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(untagged)]
 pub enum GatewayApi {
     None(NoneMarker),
-    Crds(GatewayApiCrds),
+    Crds(GatewayApiChoice),
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
@@ -70,7 +83,7 @@ pub enum NoneMarker {
 }
 
 impl GatewayApi {
-    pub fn crds(&self) -> Option<&GatewayApiCrds> {
+    pub fn choice(&self) -> Option<&GatewayApiChoice> {
         match self {
             GatewayApi::None(_) => None,
             GatewayApi::Crds(c) => Some(c),
@@ -95,8 +108,10 @@ pub struct Profile {
     pub name: String,
     pub description: String,
     pub source: Source,
-    /// The Cilium chart version the seed pins; a matrix may override it.
-    pub cilium_version: String,
+    /// The Cilium chart version the seed pins, when it pins one; the matrix token `seed` stands
+    /// for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cilium_version: Option<String>,
     pub gateway_api: GatewayApi,
     /// Opt-in profiles stay out of the default matrix (e.g. SPIRE installs extra servers).
     #[serde(default)]

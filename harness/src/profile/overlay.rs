@@ -15,6 +15,7 @@ pub const EMBEDDED: &str = include_str!("../../../profiles/overlays/talos-in-doc
 #[serde(rename_all = "kebab-case")]
 pub enum Requirement {
     KubeProxyReplacement,
+    MutualAuthSpire,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -58,6 +59,7 @@ impl Overlay {
             .filter(|s| match s.requires {
                 None => true,
                 Some(Requirement::KubeProxyReplacement) => features.kube_proxy_replacement,
+                Some(Requirement::MutualAuthSpire) => features.mutual_auth_spire,
             })
             .collect()
     }
@@ -120,6 +122,26 @@ mod tests {
         assert_eq!(
             values::get(&without, "bpf.hostLegacyRouting"),
             Some(&json!(true))
+        );
+    }
+
+    #[test]
+    fn spire_settings_apply_only_with_spire() {
+        let o = Overlay::embedded();
+        let spire = crate::profile::features::derive(
+            &json!({"authentication": {"mutual": {"spire": {"enabled": true}}}}),
+        );
+        let with = o.values(&spire);
+        assert_eq!(
+            values::get(
+                &with,
+                "authentication.mutual.spire.install.server.dataStorage.enabled"
+            ),
+            Some(&json!(false))
+        );
+        assert_eq!(
+            values::get(&o.values(&features(true)), "authentication"),
+            None
         );
     }
 

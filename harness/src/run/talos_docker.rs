@@ -9,10 +9,7 @@ use crate::install::{self, InstallOptions};
 use crate::plan::CellPlan;
 use crate::profile::overlay::Overlay;
 use std::sync::Mutex;
-use talos_docker::{
-    ApiServerReadiness, Cluster, ClusterSpec, ConfigPatch, Error, PatchSource, PatchTarget,
-    PreflightError, RunId,
-};
+use talos_docker::{ApiServerReadiness, Cluster, ClusterSpec, Error, PreflightError, RunId};
 
 /// Eight hex digits naming a run: FNV-1a of the whole run id, so every character counts.
 pub fn run_tag(run_id: &RunId) -> String {
@@ -98,11 +95,7 @@ impl TalosDocker {
         spec.talos_version = talos_docker::TalosVersion::parse(&cell.cell.talos.to_string())?;
         spec.kubernetes_version = Some(cell.cell.kubernetes.to_string());
         spec.image = Some(format!("{}:{}", self.image_repo, cell.cell.talos));
-        let patch = serde_saphyr::to_string(&cell.talos_patch).expect("a typed patch serialises");
-        spec.patches = vec![ConfigPatch {
-            target: PatchTarget::All,
-            source: PatchSource::Inline(patch),
-        }];
+        spec.patches = cell.talos_patch.config_patches();
         Ok(spec)
     }
 

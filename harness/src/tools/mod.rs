@@ -142,7 +142,7 @@ fn talos_versions(args: &InstallArgs) -> Result<Vec<TalosVersion>, InputError> {
     };
     let mut out = given
         .iter()
-        .map(|v| TalosVersion::parse(v))
+        .map(|v| crate::matrix::talos_version(v))
         .collect::<Result<Vec<_>, _>>()?;
     out.sort();
     out.dedup();
