@@ -103,6 +103,8 @@ pub struct SelectArgs {
 pub enum Output {
     Text,
     Json,
+    /// `{"include":[...]}` for a GitHub Actions matrix, one entry per shard (see --shards).
+    GithubMatrix,
 }
 
 #[derive(Args, Debug)]
@@ -114,6 +116,12 @@ pub struct PlanArgs {
     /// Write each cell's merged values, Talos patches and Gateway API CRD reference here.
     #[arg(long, value_name = "DIR")]
     pub render: Option<PathBuf>,
+    /// Only this shard's cells: a stable hash of each cell id picks one of N shards.
+    #[arg(long, value_name = "hash:K/N", value_parser = crate::partition::Partition::parse)]
+    pub partition: Option<crate::partition::Partition>,
+    /// With --output github-matrix: how many shards to split the cells into.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256), conflicts_with = "partition")]
+    pub shards: Option<u32>,
 }
 
 #[derive(Args, Debug)]
@@ -223,7 +231,16 @@ fn lint_files(args: &LintArgs) -> Result<bool, InputError> {
 pub fn run(cli: Cli) -> Result<bool, InputError> {
     match cli.command {
         Command::Plan(args) => {
-            let (plan, overlay) = args.select.plan()?;
+            if args.shards.is_some() && !matches!(args.output, Output::GithubMatrix) {
+                return Err(InputError::Unsupported(
+                    "--shards only applies to --output github-matrix; add that or drop --shards"
+                        .into(),
+                ));
+            }
+            let (mut plan, overlay) = args.select.plan()?;
+            if let Some(p) = &args.partition {
+                p.select(&mut plan).map_err(InputError::Unsupported)?;
+            }
             if let Some(dir) = &args.render {
                 let n = render::write(&plan, &overlay, dir)?;
                 eprintln!(
@@ -237,6 +254,13 @@ pub fn run(cli: Cli) -> Result<bool, InputError> {
                 Output::Json => println!(
                     "{}",
                     serde_json::to_string_pretty(&plan).expect("the plan is plain data")
+                ),
+                Output::GithubMatrix => println!(
+                    "{}",
+                    crate::github_matrix::to_json(&crate::github_matrix::matrix(
+                        &plan,
+                        args.shards.unwrap_or(1)
+                    ))
                 ),
             }
             Ok(true)

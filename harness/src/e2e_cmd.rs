@@ -21,6 +21,10 @@ use talos_docker::talosctl::Talosctl;
 pub struct E2eArgs {
     #[command(flatten)]
     pub select: SelectArgs,
+    /// Run only this shard's cells: a stable hash of each cell id picks one of N shards, so N
+    /// jobs with hash:1/N .. hash:N/N run every cell exactly once.
+    #[arg(long, value_name = "hash:K/N", value_parser = crate::partition::Partition::parse)]
+    pub partition: Option<crate::partition::Partition>,
     /// Where the JUnit report goes (rewritten after every cell).
     #[arg(long, default_value = "reports/junit.xml")]
     pub junit: PathBuf,
@@ -88,10 +92,13 @@ fn refuse(message: impl std::fmt::Display) -> u8 {
 }
 
 pub fn e2e(args: E2eArgs) -> u8 {
-    let (plan, overlay) = match args.select.plan() {
+    let (mut plan, overlay) = match args.select.plan() {
         Ok(p) => p,
         Err(e) => return refuse(e),
     };
+    if let Some(Err(e)) = args.partition.map(|p| p.select(&mut plan)) {
+        return refuse(e);
+    }
     let options = match args.select.options() {
         Ok(o) => o,
         Err(e) => return refuse(e),
