@@ -196,6 +196,17 @@ pub fn check(args: CheckArgs) -> Result<u8, InputError> {
                 }],
                 suites: suites_run,
             }],
+            provenance: crate::report::provenance::Provenance {
+                cells: [(
+                    cell.id.clone(),
+                    crate::report::provenance::CellProvenance {
+                        probe_images: crate::report::provenance::probe_images(&suite_opts.images),
+                        ..Default::default()
+                    },
+                )]
+                .into(),
+                ..Default::default()
+            },
         };
         junit::write(&report, &args.junit)?;
         eprintln!("report: {}", args.junit.display());

@@ -7,10 +7,12 @@ use crate::errors::InputError;
 use crate::install::InstallOptions;
 use crate::install::helm::ChartSource;
 use crate::preflight::{self, Host, Needs};
-use crate::report::junit;
+use crate::report::provenance::{CellProvenance, ImagePin, Provenance};
+use crate::report::{self, junit};
 use crate::run::live::Live;
 use crate::run::{RunOptions, exit_status, run_plan, signals};
 use clap::Args;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 use talos_docker::docker::Engine;
@@ -166,9 +168,10 @@ pub fn e2e(args: E2eArgs) -> u8 {
         }
     };
     runtime.block_on(async {
-        if let Err(e) = docker_preflight(&plan, &args).await {
-            return refuse(e);
-        }
+        let talos_digests = match docker_preflight(&plan, &args).await {
+            Ok(d) => d,
+            Err(e) => return refuse(e),
+        };
         // Last of the checks, so a refused run leaves no directory behind.
         for dir in [
             args.junit.parent().unwrap_or(std::path::Path::new(".")),
@@ -196,6 +199,7 @@ pub fn e2e(args: E2eArgs) -> u8 {
         );
         let opts = RunOptions {
             keep_on_failure: args.keep_on_failure,
+            provenance: provenance(&plan, &args, &live.suites.images, &talos_digests),
         };
         let mut report_failed = false;
         let (run, notes) = run_plan(&live, &plan, run_id.as_str(), &opts, interrupt, |r| {
@@ -227,11 +231,16 @@ fn writable(dir: &std::path::Path) -> std::io::Result<()> {
 }
 
 /// The Docker engine answers, talosctl matches each Talos minor, and every Talos image is here
-/// (or pulled now, within bounds), before the first cell starts.
-async fn docker_preflight(plan: &crate::plan::Plan, args: &E2eArgs) -> Result<(), InputError> {
+/// (or pulled now, within bounds), before the first cell starts. Returns each Talos image's
+/// registry digest where Docker knows one (an imported or locally built image has none).
+async fn docker_preflight(
+    plan: &crate::plan::Plan,
+    args: &E2eArgs,
+) -> Result<BTreeMap<String, String>, InputError> {
     let timeouts = Timeouts::default();
     let engine = Engine::connect(timeouts.docker).await?;
     let mut seen = Vec::new();
+    let mut digests = BTreeMap::new();
     for cell in &plan.cells {
         let talos = cell.cell.talos.to_string();
         if seen.contains(&talos) {
@@ -239,8 +248,68 @@ async fn docker_preflight(plan: &crate::plan::Plan, args: &E2eArgs) -> Result<()
         }
         let version = TalosVersion::parse(&talos)?;
         Talosctl::locate(args.talosctl.as_deref(), &version, timeouts.talosctl).await?;
-        engine.ensure_image(&args.image(&talos), &timeouts).await?;
+        let image = args.image(&talos);
+        engine.ensure_image(&image, &timeouts).await?;
+        // Provenance only: a slow or failed inspect leaves the digest unknown, not the run stopped.
+        if let Ok(Ok(inspect)) =
+            tokio::time::timeout(timeouts.docker, engine.client().inspect_image(&image)).await
+            && let Some(digest) = inspect
+                .repo_digests
+                .unwrap_or_default()
+                .iter()
+                .find_map(|d| d.split_once('@').map(|(_, d)| d.to_string()))
+        {
+            digests.insert(image, digest);
+        }
         seen.push(talos);
     }
-    Ok(())
+    Ok(digests)
+}
+
+/// What each cell runs on, for the report: the chart (with its sha256 when it is a local
+/// archive), the Talos image and its digest, and the probe images.
+fn provenance(
+    plan: &crate::plan::Plan,
+    args: &E2eArgs,
+    images: &suites::kit::images::Images,
+    talos_digests: &BTreeMap<String, String>,
+) -> Provenance {
+    let chart_digest = args
+        .chart
+        .as_deref()
+        .map(std::path::Path::new)
+        .filter(|p| p.is_file())
+        .and_then(|p| std::fs::read(p).ok())
+        .map(|bytes| {
+            use sha2::Digest;
+            let hex: String = sha2::Sha256::digest(&bytes)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            format!("sha256:{hex}")
+        });
+    let probes = report::provenance::probe_images(images);
+    let cells = plan
+        .cells
+        .iter()
+        .map(|c| {
+            let image = args.image(&c.cell.talos.to_string());
+            let cell = CellProvenance {
+                chart_version: Some(c.cell.cilium.to_string()),
+                chart_digest: chart_digest.clone(),
+                talos_image: Some(ImagePin {
+                    role: "talos".into(),
+                    digest: talos_digests.get(&image).cloned(),
+                    reference: image,
+                }),
+                probe_images: probes.clone(),
+            };
+            (c.id.clone(), cell)
+        })
+        .collect();
+    Provenance {
+        cells,
+        artifacts: Some(args.artifacts.clone()),
+        ..Provenance::default()
+    }
 }

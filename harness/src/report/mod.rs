@@ -3,6 +3,7 @@
 
 pub mod junit;
 pub mod merge;
+pub mod provenance;
 pub mod redact;
 
 use crate::matrix::Cell;
@@ -88,4 +89,6 @@ pub struct RunReport {
     /// Set when a signal cut the run short, e.g. "SIGINT".
     pub interrupted: Option<String>,
     pub cells: Vec<CellReport>,
+    /// The harness build and what each cell ran on.
+    pub provenance: provenance::Provenance,
 }

@@ -43,6 +43,8 @@ pub trait Phases {
 #[derive(Clone, Debug, Default)]
 pub struct RunOptions {
     pub keep_on_failure: bool,
+    /// Copied into the report: the harness build and what each cell ran on.
+    pub provenance: crate::report::provenance::Provenance,
 }
 
 /// Diagnostics are a courtesy: they must not hold up the destroy that follows.
@@ -283,6 +285,7 @@ pub async fn run_plan<P: Phases>(
         run_id: run_id.to_string(),
         interrupted: None,
         cells: Vec::new(),
+        provenance: opts.provenance.clone(),
     };
     let mut notes = Vec::new();
     for cell in &plan.cells {
@@ -492,6 +495,7 @@ mod tests {
             &fake,
             RunOptions {
                 keep_on_failure: true,
+                ..Default::default()
             },
         )
         .await;
@@ -577,6 +581,7 @@ mod tests {
         };
         let opts = RunOptions {
             keep_on_failure: true,
+            ..Default::default()
         };
         let (run, notes) =
             run_plan(&fake, &plan_of(&["talos-basic"]), "r1", &opts, rx, |_| {}).await;
