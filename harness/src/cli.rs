@@ -143,6 +143,10 @@ pub enum ReportCommand {
         #[arg(short, long)]
         output: PathBuf,
     },
+    /// Markdown of one run: a row per cell, the failures, and with --baseline what changed.
+    Summary(report::cmd::SummaryArgs),
+    /// What changed between two reports, as Markdown; exits 1 when a check newly fails.
+    Diff(report::cmd::DiffArgs),
 }
 
 fn read(path: &Path) -> Result<String, InputError> {
@@ -278,18 +282,13 @@ pub fn run(cli: Cli) -> Result<bool, InputError> {
         }
         Command::Lint(args) => lint_files(&args),
         Command::Report(ReportCommand::Merge { inputs, output }) => {
-            let merged = report::merge::merge_to(&inputs, &output)?;
-            eprintln!(
-                "merged {} file(s): {} testsuites, {} tests, {} failures, {} errors -> {}",
-                inputs.len(),
-                merged.test_suites.len(),
-                merged.tests,
-                merged.failures,
-                merged.errors,
-                output.display()
-            );
-            Ok(true)
+            report::cmd::merge(&inputs, &output).map(|()| true)
         }
+        Command::Report(ReportCommand::Summary(args)) => report::cmd::summary(&args).map(|()| true),
+        Command::Report(ReportCommand::Diff(args)) => match report::cmd::diff(&args)? {
+            0 => Ok(true),
+            code => std::process::exit(code.into()),
+        },
         Command::Check(args) => match crate::check_cmd::check(*args)? {
             0 => Ok(true),
             code => std::process::exit(code.into()),

@@ -153,6 +153,11 @@ pub fn to_xml(report: &Report) -> Result<Vec<u8>, InputError> {
 /// Write `report` to `path` through a temporary file in the same directory and a rename, so a
 /// reader never sees half a file, even if the run dies while writing.
 pub fn write_atomically(report: &Report, path: &Path) -> Result<(), InputError> {
+    write_file_atomically(&to_xml(report)?, path)
+}
+
+/// Write `bytes` to `path` through a temporary file and a rename, mode 0644.
+pub fn write_file_atomically(bytes: &[u8], path: &Path) -> Result<(), InputError> {
     let io = |source| InputError::Write {
         path: path.to_path_buf(),
         source,
@@ -163,14 +168,14 @@ pub fn write_atomically(report: &Report, path: &Path) -> Result<(), InputError> 
     };
     std::fs::create_dir_all(dir).map_err(io)?;
     let mut tmp = tempfile::Builder::new()
-        .prefix(".junit-")
-        .suffix(".xml.tmp")
+        .prefix(".report-")
+        .suffix(".tmp")
         .tempfile_in(dir)
         .map_err(io)?;
-    tmp.write_all(&to_xml(report)?).map_err(io)?;
+    tmp.write_all(bytes).map_err(io)?;
+    tmp.flush().map_err(io)?;
     // tempfile creates 0600; a report is for sharing (credentials are redacted, not hidden).
     set_report_mode(tmp.as_file()).map_err(io)?;
-    tmp.flush().map_err(io)?;
     tmp.as_file().sync_all().map_err(io)?;
     tmp.persist(path).map_err(|e| io(e.error))?;
     Ok(())

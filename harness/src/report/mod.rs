@@ -1,10 +1,14 @@
 //! Run results and their JUnit form: one testsuite per (cell, suite), one testcase per check,
 //! plus a `phases` testsuite per cell carrying the time each phase took.
 
+pub mod cmd;
 pub mod junit;
 pub mod merge;
 pub mod provenance;
+pub mod read;
 pub mod redact;
+pub mod results;
+pub mod summary;
 
 use crate::matrix::Cell;
 use std::time::Duration;
