@@ -30,3 +30,10 @@ clean:
 	$(CARGO) run -q -p harness -- gc || true
 	$(CARGO) clean
 	find reports -mindepth 1 ! -name .gitkeep -delete
+
+# Workflow lint (actionlint, zizmor) is part of `make lint`: under CI a missing tool fails it;
+# elsewhere it says how to install them (.ci/lint-workflows --install).
+.PHONY: lint-workflows
+lint: lint-workflows
+lint-workflows:
+	.ci/lint-workflows
