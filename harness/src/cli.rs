@@ -119,7 +119,7 @@ pub struct PlanArgs {
     /// Only this shard's cells: a stable hash of each cell id picks one of N shards.
     #[arg(long, value_name = "hash:K/N", value_parser = crate::partition::Partition::parse)]
     pub partition: Option<crate::partition::Partition>,
-    /// With --output github-matrix: how many shards to split the cells into.
+    /// With --output github-matrix: how many shards to split the cells into (default 1).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256), conflicts_with = "partition")]
     pub shards: Option<u32>,
 }
