@@ -2,11 +2,20 @@
 CARGO ?= cargo
 E2E_ARGS ?=
 PLAN_ARGS ?=
+TOOLS_ARGS ?=
 
-.PHONY: e2e test lint plan render-check bench clean
+.PHONY: e2e test lint plan tools bench clean
 
+# Tools from `make tools` (.tools/bin) come first on PATH; without them, PATH's own are used.
 e2e:
-	$(CARGO) run --release -q -p harness -- e2e $(E2E_ARGS)
+	PATH="$(CURDIR)/.tools/bin:$$PATH" $(CARGO) run --release -q -p harness -- e2e $(E2E_ARGS)
+
+# The pinned helm and the talosctl of the default matrix's Talos releases, for this host, checked
+# against their releases' checksum files (and pins.yaml); see .tools/tools.lock.
+# HARNESS: a built harness to use instead (the nightly workflow passes the one it built).
+HARNESS ?= $(CARGO) run -q -p harness --
+tools:
+	$(HARNESS) tools install $(TOOLS_ARGS)
 
 test: lint
 	$(CARGO) nextest run --workspace --all-targets --profile ci
@@ -17,11 +26,6 @@ lint:
 
 plan:
 	$(CARGO) run -q -p harness -- plan $(PLAN_ARGS)
-
-# helm template of every rendered profile against the real chart; needs helm and the chart repo
-# (set CILIUM_CHART_REPO for a mirror). Not possible on machines without internet.
-render-check:
-	$(CARGO) nextest run -p harness --run-ignored only -E 'test(helm_template_renders_every_profile)'
 
 bench:
 	$(CARGO) bench -p harness

@@ -47,6 +47,9 @@ pub enum Command {
     Ls(crate::cluster_cmd::LsArgs),
     /// Remove leftovers of harness runs (all, or by --run-id / --older-than).
     Gc(crate::cluster_cmd::GcArgs),
+    /// Install the pinned helm and talosctl into the project (`make tools`).
+    #[command(subcommand)]
+    Tools(crate::tools::ToolsCommand),
 }
 
 #[derive(Args, Debug)]
@@ -302,5 +305,6 @@ pub fn run(cli: Cli) -> Result<bool, InputError> {
         Command::Down(args) => crate::cluster_cmd::down(args),
         Command::Ls(args) => crate::cluster_cmd::ls(args),
         Command::Gc(args) => crate::cluster_cmd::gc(args),
+        Command::Tools(command) => crate::tools::run(command),
     }
 }

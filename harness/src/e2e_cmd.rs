@@ -279,15 +279,8 @@ fn provenance(
         .as_deref()
         .map(std::path::Path::new)
         .filter(|p| p.is_file())
-        .and_then(|p| std::fs::read(p).ok())
-        .map(|bytes| {
-            use sha2::Digest;
-            let hex: String = sha2::Sha256::digest(&bytes)
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect();
-            format!("sha256:{hex}")
-        });
+        .and_then(|p| upstream::Sha256::of_file(p).ok())
+        .map(|sum| format!("sha256:{sum}"));
     let probes = report::provenance::probe_images(images);
     let cells = plan
         .cells

@@ -17,5 +17,6 @@ pub mod profile;
 pub mod render;
 pub mod report;
 pub mod run;
+pub mod tools;
 pub mod values;
 pub mod version;

@@ -296,3 +296,26 @@ fn check_runs_one_cell_only() {
         "check runs one cell",
     );
 }
+
+#[test]
+fn operator_replicas_that_cannot_be_scheduled_are_refused_with_the_fix() {
+    // The chart's operator wants 2 replicas on distinct nodes; one control plane and no worker
+    // give it one node.
+    let err = refuses(
+        &[
+            "plan",
+            "--profile",
+            "talos-basic",
+            "--workers",
+            "0",
+            "--render",
+            "out",
+        ],
+        &[],
+        "operator.replicas: cilium-operator wants 2 replicas, one per node",
+    );
+    assert!(
+        err.contains("fix: set operator.replicas=1, or add workers"),
+        "{err}"
+    );
+}

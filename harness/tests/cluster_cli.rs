@@ -1,6 +1,7 @@
 //! The real `harness up | down | ls | gc` binary against the real Docker engine, with the
-//! stand-in image and the recording fake talosctl of talos-docker's tests: signals, crashes and
-//! failures leave nothing behind, and bad input is refused before anything is made.
+//! stand-in image and talos-docker's fake talosctl (it refuses what the real talosctl refuses):
+//! signals, crashes and failures leave nothing behind, and bad input is refused before anything
+//! is made.
 
 #[path = "../../talos-docker/tests/common/mod.rs"]
 mod common;
@@ -64,7 +65,7 @@ fn text(bytes: &[u8]) -> String {
 
 fn wait_for_call(env: &TestEnv, call: &str, child: &mut Child) {
     let deadline = Instant::now() + Duration::from_secs(60);
-    while !env.talosctl_calls().iter().any(|c| c.ends_with(call)) {
+    while !env.talosctl_calls().iter().any(|c| c.is(call)) {
         if let Some(status) = child.try_wait().unwrap() {
             let mut err = String::new();
             child
@@ -127,7 +128,7 @@ fn interrupted_at_bootstrap(prefix: &str, sig: &str) -> (TestEnv, Option<i32>, S
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    wait_for_call(&env, " bootstrap", &mut child);
+    wait_for_call(&env, "bootstrap", &mut child);
     let mid = leftovers_blocking(&env.run_id);
     assert_eq!(mid.containers.len(), 2, "{}", describe(&mid));
     assert_eq!(mid.networks.len(), 1);
@@ -170,7 +171,7 @@ fn gc_removes_what_a_killed_run_left() {
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     let mut child = c.spawn().unwrap();
-    wait_for_call(&env, " bootstrap", &mut child);
+    wait_for_call(&env, "bootstrap", &mut child);
     signal(&format!("-{}", child.id()), "KILL");
     let (code, _) = wait_exit(&mut child, Duration::from_secs(30));
     assert_eq!(code, None, "killed by a signal");
@@ -277,6 +278,53 @@ fn a_failed_wait_names_what_it_awaited_removes_everything_and_exits_1() {
     );
     assert!(stderr.contains("last seen: GET /api/v1/nodes"), "{stderr}");
     assert!(stderr.contains("was removed"), "{stderr}");
+    assert_clean(&env);
+}
+
+/// With no Talos answering on the nodes, `up` gets through secrets and machine configs (every
+/// call accepted by the talosctl the fake plays), fails where the first node-facing call meets
+/// no node, names what it waited for and what it saw, and leaves nothing behind.
+#[test]
+fn up_fails_only_where_no_node_answers_and_leaves_nothing() {
+    if !docker_or_skip("no_node_answers") {
+        return;
+    }
+    let env = TestEnv::new("hc-nonode");
+    let talosctl = env.talosctl(&[("NODES", "unreachable")]);
+    let out = run(up(&env, &talosctl, &["--bootstrap-timeout", "5s"]));
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(
+            "timed out after 5s waiting for talosctl bootstrap to be accepted by the first control plane"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("error executing bootstrap: rpc error: code = Unavailable"),
+        "what the last attempt saw: {stderr}"
+    );
+    let calls = env.talosctl_calls();
+    assert!(calls.iter().all(|c| c.refused.is_none()), "{calls:?}");
+    let commands: Vec<&str> = calls
+        .iter()
+        .filter_map(|c| c.command.as_deref())
+        .filter(|c| *c != "bootstrap")
+        .collect();
+    assert_eq!(
+        commands,
+        [
+            "version",
+            "gen secrets",
+            "gen config",
+            "config endpoint",
+            "config node"
+        ]
+    );
+    assert!(
+        calls.iter().filter(|c| c.is("bootstrap")).count() >= 2,
+        "retried"
+    );
     assert_clean(&env);
 }
 

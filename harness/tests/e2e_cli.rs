@@ -1,15 +1,12 @@
 //! `harness e2e` refuses a host that cannot run it before anything exists: no container, no
-//! network, no report file. Docker is real here; helm and talosctl are stand-ins.
+//! network, no report file. Docker is real here; helm is a stand-in and talosctl is
+//! talos-docker's fake, which refuses what the real talosctl refuses.
 
 #[path = "../../talos-docker/tests/common/mod.rs"]
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
-
-fn fixture_talosctl() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../talos-docker/tests/fixtures/talosctl")
-}
 
 /// A PATH with only what the test puts there, plus the basics the stand-ins need.
 fn bin_dir(with_helm: bool) -> tempfile::TempDir {
@@ -115,7 +112,7 @@ fn an_absent_talos_image_is_refused_naming_it() {
     }
     let cwd = tempfile::tempdir().unwrap();
     let bin = bin_dir(true);
-    std::fs::copy(fixture_talosctl(), bin.path().join("talosctl")).unwrap();
+    std::fs::copy(common::fake_talosctl(), bin.path().join("talosctl")).unwrap();
     let env = common::TestEnv::new("he2e-img");
     // v1.12 has no stand-in image anywhere, and there is no registry to pull it from.
     let out = e2e(
@@ -256,6 +253,24 @@ fn a_cluster_that_never_answers_fails_the_run_with_a_report_and_leaves_nothing()
     assert!(
         talos_docker::RunDir::scan(&state).is_empty(),
         "run directory left"
+    );
+    // Every talosctl call of the run, accepted by the talosctl the fake plays: version checks
+    // (the preflight's and provisioning's), then provisioning's calls in order.
+    let calls = env.talosctl_calls();
+    assert!(calls.iter().all(|c| c.refused.is_none()), "{calls:?}");
+    let commands: Vec<&str> = calls.iter().filter_map(|c| c.command.as_deref()).collect();
+    assert!(commands.contains(&"version"), "{commands:?}");
+    let provisioning: Vec<&str> = commands.into_iter().filter(|c| *c != "version").collect();
+    assert_eq!(
+        provisioning,
+        [
+            "gen secrets",
+            "gen config",
+            "config endpoint",
+            "config node",
+            "bootstrap",
+            "kubeconfig"
+        ]
     );
 }
 

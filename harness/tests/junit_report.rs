@@ -148,9 +148,7 @@ fn sample_provenance() -> Provenance {
 }
 
 fn shared_schema(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/schemas")
-        .join(rel)
+    upstream::testdata::path(&format!("schemas/{rel}"))
 }
 
 fn xmllint_validates(file: &Path, xsd: &Path) {

@@ -1,7 +1,7 @@
 //! What `plan --render` writes is checked against upstream schemas: Talos patches against the
 //! Talos machine-config schema of their release, LB IPAM objects against Cilium's CRD schemas,
 //! Gateway API channels against the CRDs Cilium requires. The chart itself is checked by
-//! `helm template` in an ignored test, since neither helm nor the chart can be fetched here.
+//! `helm template` in render_helm.rs.
 
 use harness::matrix::{AxisFlags, MatrixSpec, expand};
 use harness::plan::{Plan, PlanOptions, plan};
@@ -12,10 +12,9 @@ use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use suites::CheckFilter;
 
+/// An upstream schema through the test-data chain (upstream/src/testdata.rs).
 fn shared(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/schemas")
-        .join(rel)
+    upstream::testdata::path(&format!("schemas/{rel}"))
 }
 
 fn load_json(path: &Path) -> Value {
@@ -170,20 +169,17 @@ fn gateway_api_channels_serve_the_crds_cilium_requires() {
             .gateway_api
             .as_ref()
             .expect("gateway API on means CRDs are installed");
-        let dir = shared(&format!(
-            "gateway-api/{}/{}",
+        let dir = format!(
+            "schemas/gateway-api/{}/{}",
             crds.version,
             crds.channel.as_str()
-        ));
-        if !dir.is_dir() {
-            // v1.4.0 (seed 000) is not among the stored schemas; its successor v1.4.1 is checked by the 1.19 cells.
-            assert_eq!(
-                crds.version, "v1.4.0",
-                "{}: no stored CRDs for {}",
-                cell.id, crds.version
-            );
-            continue;
-        }
+        );
+        assert!(
+            !upstream::testdata::entries_under(&dir).is_empty(),
+            "{}: no stored CRDs for Gateway API {}",
+            cell.id,
+            crds.version
+        );
         for kind in [
             "gatewayclasses",
             "gateways",
@@ -191,9 +187,13 @@ fn gateway_api_channels_serve_the_crds_cilium_requires() {
             "grpcroutes",
             "referencegrants",
         ] {
-            let path = dir.join(format!("gateway.networking.k8s.io_{kind}.yaml"));
-            let text = std::fs::read_to_string(&path)
-                .unwrap_or_else(|_| panic!("{}: {kind} missing from {}", cell.id, dir.display()));
+            let rel = format!("{dir}/gateway.networking.k8s.io_{kind}.yaml");
+            assert!(
+                upstream::testdata::entry(&rel).is_some(),
+                "{}: {kind} missing from {dir}",
+                cell.id
+            );
+            let text = upstream::testdata::read_to_string(&rel);
             let crd = &yaml_docs(&text)[0];
             let served_v1 =
                 crd["spec"]["versions"].as_array().unwrap().iter().any(|v| {
@@ -224,43 +224,6 @@ fn rendered_values_read_back_as_the_merged_values() {
             harness::values::get(&cell.values, "bpf.hostLegacyRouting"),
             Some(&json!(true)),
             "overlay applied"
-        );
-    }
-}
-
-/// Runs `helm template` on every rendered cell against the real chart. Needs `helm` and either
-/// network access to the Cilium chart repository or CILIUM_CHART_REPO pointing at a mirror.
-#[test]
-#[ignore = "needs helm and the Cilium chart (no internet here): run `make render-check` on a connected machine"]
-fn helm_template_renders_every_profile() {
-    let repo =
-        std::env::var("CILIUM_CHART_REPO").unwrap_or_else(|_| "https://helm.cilium.io".into());
-    let (plan, overlay) = all_profiles_plan(&["v1.11.5"], &["1.18.4", "1.19.8"]);
-    let dir = tempfile::tempdir().unwrap();
-    render::write(&plan, &overlay, dir.path()).unwrap();
-    for cell in &plan.cells {
-        let values = dir.path().join(&cell.id).join("values.yaml");
-        let out = std::process::Command::new("helm")
-            .args([
-                "template",
-                "cilium",
-                "cilium",
-                "--repo",
-                &repo,
-                "--namespace",
-                "kube-system",
-                "--version",
-            ])
-            .arg(cell.cell.cilium.to_string())
-            .arg("-f")
-            .arg(&values)
-            .output()
-            .expect("helm is on PATH");
-        assert!(
-            out.status.success(),
-            "{}: helm template failed:\n{}",
-            cell.id,
-            String::from_utf8_lossy(&out.stderr)
         );
     }
 }

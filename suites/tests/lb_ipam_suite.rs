@@ -317,14 +317,10 @@ fn selectors_decide_which_pools_can_serve_the_test_services() {
 }
 
 fn validator(file: &str) -> jsonschema::Validator {
-    let path = format!(
-        "{}/../../shared/schemas/cilium-crds/jsonschema-crds-catalog/{file}",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    jsonschema::validator_for(
-        &serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap(),
-    )
-    .unwrap()
+    let text = upstream::testdata::read_to_string(&format!(
+        "schemas/cilium-crds/jsonschema-crds-catalog/{file}"
+    ));
+    jsonschema::validator_for(&serde_json::from_str(&text).unwrap()).unwrap()
 }
 
 #[test]

@@ -202,15 +202,14 @@ impl Cluster {
             "node containers started"
         );
 
+        let first_cp = first_cp.to_string();
         talosctl
             .set_endpoint(&dir, &format!("127.0.0.1:{talos_port}"), t.talosctl)
             .await?;
-        talosctl
-            .set_node(&dir, &first_cp.to_string(), t.talosctl)
-            .await?;
+        talosctl.set_node(&dir, &first_cp, t.talosctl).await?;
         tracing::info!("bootstrapping etcd on {first}");
-        talosctl.bootstrap(&dir, t.bootstrap).await?;
-        talosctl.kubeconfig(&dir, t.kubeconfig).await?;
+        talosctl.bootstrap(&dir, &first_cp, t.bootstrap).await?;
+        talosctl.kubeconfig(&dir, &first_cp, t.kubeconfig).await?;
         let api_server = format!("https://127.0.0.1:{kube_port}");
         kubeconfig::rewrite_server(&dir, talosctl::KUBECONFIG, &api_server)?;
         dir.tighten()?;

@@ -114,7 +114,8 @@ pub enum PatchTarget {
 }
 
 impl PatchTarget {
-    pub(crate) fn flag(&self) -> &'static str {
+    /// The `talosctl gen config` flag that applies a patch to these nodes.
+    pub fn flag(&self) -> &'static str {
         match self {
             PatchTarget::All => "--config-patch",
             PatchTarget::ControlPlane => "--config-patch-control-plane",

@@ -1,7 +1,12 @@
 //! The pinned `talosctl`: secrets, machine configs, bootstrap and kubeconfig.
 //!
-//! Every call gets `--talosconfig <run dir>/talosconfig` and TALOSCONFIG/KUBECONFIG pointing
-//! into the run directory, so the user's ~/.talos and ~/.kube are never read or written.
+//! Every argument list is built by [`Invocation`], in the form every supported talosctl minor
+//! accepts (the tests check each against the grammar tables in `talos-docker/grammar/`, read
+//! from talosctl's command definitions). From v1.11 `--talosconfig`, `--nodes` and
+//! `--endpoints` exist only on the commands that talk to nodes and on `config`, not on `gen`, so
+//! each call names the run's talosconfig after its command, and only where the command has the
+//! flag. Every call also gets TALOSCONFIG/KUBECONFIG pointing into the run directory, so the
+//! user's ~/.talos and ~/.kube are never read or written.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -122,7 +127,7 @@ impl Talosctl {
             url: url.clone(),
         };
         let run = Command::new(&path)
-            .args(["version", "--client", "--short"])
+            .args(&Invocation::client_version().args)
             .stdin(Stdio::null())
             .kill_on_drop(true)
             .output();
@@ -164,18 +169,11 @@ impl Talosctl {
     }
 
     /// One call, bounded by `timeout`; killed if the caller goes away.
-    async fn run(
-        &self,
-        step: &'static str,
-        dir: &RunDir,
-        args: Vec<OsString>,
-        timeout: Duration,
-    ) -> Result<(), Error> {
-        let mut all: Vec<OsString> = vec!["--talosconfig".into(), dir.file(TALOSCONFIG).into()];
-        all.extend(args);
-        tracing::debug!(talosctl = %self.path.display(), ?all, "running talosctl {step}");
+    async fn run(&self, dir: &RunDir, call: &Invocation, timeout: Duration) -> Result<(), Error> {
+        let step = call.step;
+        tracing::debug!(talosctl = %self.path.display(), args = ?call.args, "running talosctl {step}");
         let run = Command::new(&self.path)
-            .args(&all)
+            .args(&call.args)
             .current_dir(dir.path())
             .env("TALOSCONFIG", dir.file(TALOSCONFIG))
             .env("KUBECONFIG", dir.file(KUBECONFIG))
@@ -214,17 +212,124 @@ impl Talosctl {
     }
 
     pub async fn gen_secrets(&self, dir: &RunDir, timeout: Duration) -> Result<(), Error> {
-        let args = vec![
-            "gen".into(),
-            "secrets".into(),
-            "--output-file".into(),
-            dir.file(SECRETS).into(),
-        ];
-        self.run("gen secrets", dir, args, timeout).await
+        self.run(dir, &Invocation::gen_secrets(dir), timeout).await
     }
 
-    /// `patches`: (flag, file) pairs, e.g. `("--config-patch-worker", "/run/dir/p.yaml")`.
     pub async fn gen_config(&self, dir: &RunDir, c: &GenConfig<'_>) -> Result<(), Error> {
+        self.run(dir, &Invocation::gen_config(dir, c), c.timeout)
+            .await
+    }
+
+    pub async fn set_endpoint(
+        &self,
+        dir: &RunDir,
+        endpoint: &str,
+        timeout: Duration,
+    ) -> Result<(), Error> {
+        self.run(dir, &Invocation::config_endpoint(dir, endpoint), timeout)
+            .await
+    }
+
+    pub async fn set_node(&self, dir: &RunDir, node: &str, timeout: Duration) -> Result<(), Error> {
+        self.run(dir, &Invocation::config_node(dir, node), timeout)
+            .await
+    }
+
+    /// Retries while the node is still booting; "already bootstrapped" counts as done, since an
+    /// earlier attempt may have succeeded without its answer arriving.
+    pub async fn bootstrap(
+        &self,
+        dir: &RunDir,
+        node: &str,
+        timeout: Duration,
+    ) -> Result<(), Error> {
+        let what = "talosctl bootstrap to be accepted by the first control plane";
+        let call = Invocation::bootstrap(dir, node);
+        poll(what, timeout, Duration::from_secs(2), || async {
+            match self.run(dir, &call, timeout).await {
+                Ok(()) => Ok(Probe::Ready(())),
+                Err(Error::Talosctl { output, .. }) if output.contains("AlreadyExists") => {
+                    Ok(Probe::Ready(()))
+                }
+                Err(Error::Talosctl { output, .. }) if is_transient(&output) => {
+                    Ok(Probe::NotYet(output))
+                }
+                Err(e) => Err(e),
+            }
+        })
+        .await
+    }
+
+    /// Writes `<run dir>/kubeconfig` (never merged into another file), retrying while the
+    /// control plane is not serving it yet.
+    pub async fn kubeconfig(
+        &self,
+        dir: &RunDir,
+        node: &str,
+        timeout: Duration,
+    ) -> Result<(), Error> {
+        let what = "talosctl kubeconfig to fetch the admin kubeconfig";
+        let call = Invocation::kubeconfig(dir, node);
+        poll(what, timeout, Duration::from_secs(2), || async {
+            match self.run(dir, &call, timeout).await {
+                Ok(()) => Ok(Probe::Ready(())),
+                Err(Error::Talosctl { output, .. })
+                    if is_transient(&output) || output.contains("NotFound") =>
+                {
+                    Ok(Probe::NotYet(output))
+                }
+                Err(e) => Err(e),
+            }
+        })
+        .await
+    }
+}
+
+/// One talosctl call: the step it performs (named in errors) and its arguments.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Invocation {
+    pub step: &'static str,
+    pub args: Vec<OsString>,
+}
+
+impl Invocation {
+    fn new(step: &'static str, args: impl IntoIterator<Item = impl Into<OsString>>) -> Self {
+        Invocation {
+            step,
+            args: args.into_iter().map(Into::into).collect(),
+        }
+    }
+
+    /// Its arguments as text, for logs and tests.
+    pub fn to_strings(&self) -> Vec<String> {
+        self.args
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect()
+    }
+
+    /// `version --client --short`: prints `Client:` and `Talos <tag>`, contacts no node.
+    pub fn client_version() -> Self {
+        Invocation::new("version", ["version", "--client", "--short"])
+    }
+
+    /// `gen secrets` has no `--talosconfig` from v1.11 on: it only writes the bundle.
+    pub fn gen_secrets(dir: &RunDir) -> Self {
+        let out: OsString = dir.file(SECRETS).into();
+        Invocation::new(
+            "gen secrets",
+            [
+                OsString::from("gen"),
+                "secrets".into(),
+                "--output-file".into(),
+                out,
+            ],
+        )
+    }
+
+    /// Writes controlplane.yaml, worker.yaml and talosconfig into the run directory (`--output`
+    /// with all three output types names a directory; `--output-dir` is a hidden legacy flag).
+    pub fn gen_config(dir: &RunDir, c: &GenConfig<'_>) -> Self {
         let mut args: Vec<OsString> = vec![
             "gen".into(),
             "config".into(),
@@ -246,71 +351,91 @@ impl Talosctl {
             at.push(file);
             args.extend([OsString::from(*flag), at]);
         }
-        args.extend(["--output-dir".into(), dir.path().into()]);
-        self.run("gen config", dir, args, c.timeout).await
+        args.extend(["--output".into(), dir.path().into()]);
+        Invocation {
+            step: "gen config",
+            args,
+        }
     }
 
-    pub async fn set_endpoint(
-        &self,
-        dir: &RunDir,
-        endpoint: &str,
-        timeout: Duration,
-    ) -> Result<(), Error> {
-        let args = vec!["config".into(), "endpoint".into(), endpoint.into()];
-        self.run("config endpoint", dir, args, timeout).await
+    /// Points the run's talosconfig at the published apid port.
+    pub fn config_endpoint(dir: &RunDir, endpoint: &str) -> Self {
+        Invocation::new(
+            "config endpoint",
+            [
+                OsString::from("config"),
+                "endpoint".into(),
+                endpoint.into(),
+                "--talosconfig".into(),
+                dir.file(TALOSCONFIG).into(),
+            ],
+        )
     }
 
-    pub async fn set_node(&self, dir: &RunDir, node: &str, timeout: Duration) -> Result<(), Error> {
-        let args = vec!["config".into(), "node".into(), node.into()];
-        self.run("config node", dir, args, timeout).await
+    /// Makes the first control plane the talosconfig's default node, for people who use the
+    /// kept run directory by hand.
+    pub fn config_node(dir: &RunDir, node: &str) -> Self {
+        Invocation::new(
+            "config node",
+            [
+                OsString::from("config"),
+                "node".into(),
+                node.into(),
+                "--talosconfig".into(),
+                dir.file(TALOSCONFIG).into(),
+            ],
+        )
     }
 
-    /// Retries while the node is still booting; "already bootstrapped" counts as done, since an
-    /// earlier attempt may have succeeded without its answer arriving.
-    pub async fn bootstrap(&self, dir: &RunDir, timeout: Duration) -> Result<(), Error> {
-        let what = "talosctl bootstrap to be accepted by the first control plane";
-        poll(what, timeout, Duration::from_secs(2), || async {
-            match self
-                .run("bootstrap", dir, vec!["bootstrap".into()], timeout)
-                .await
-            {
-                Ok(()) => Ok(Probe::Ready(())),
-                Err(Error::Talosctl { output, .. }) if output.contains("AlreadyExists") => {
-                    Ok(Probe::Ready(()))
-                }
-                Err(Error::Talosctl { output, .. }) if is_transient(&output) => {
-                    Ok(Probe::NotYet(output))
-                }
-                Err(e) => Err(e),
-            }
-        })
-        .await
+    /// Names the node explicitly: bootstrap refuses more than one.
+    pub fn bootstrap(dir: &RunDir, node: &str) -> Self {
+        Invocation::new(
+            "bootstrap",
+            [
+                OsString::from("bootstrap"),
+                "--talosconfig".into(),
+                dir.file(TALOSCONFIG).into(),
+                "--nodes".into(),
+                node.into(),
+            ],
+        )
     }
 
-    /// Writes `<run dir>/kubeconfig` (never merged into another file), retrying while the
-    /// control plane is not serving it yet.
-    pub async fn kubeconfig(&self, dir: &RunDir, timeout: Duration) -> Result<(), Error> {
-        let args = || {
-            vec![
-                "kubeconfig".into(),
+    /// `--merge=false` with a path writes that file instead of merging into ~/.kube/config;
+    /// `--force` lets a retry overwrite what an earlier attempt wrote.
+    pub fn kubeconfig(dir: &RunDir, node: &str) -> Self {
+        Invocation::new(
+            "kubeconfig",
+            [
+                OsString::from("kubeconfig"),
                 dir.file(KUBECONFIG).into(),
                 "--force".into(),
                 "--merge=false".into(),
-            ]
-        };
-        let what = "talosctl kubeconfig to fetch the admin kubeconfig";
-        poll(what, timeout, Duration::from_secs(2), || async {
-            match self.run("kubeconfig", dir, args(), timeout).await {
-                Ok(()) => Ok(Probe::Ready(())),
-                Err(Error::Talosctl { output, .. })
-                    if is_transient(&output) || output.contains("NotFound") =>
-                {
-                    Ok(Probe::NotYet(output))
-                }
-                Err(e) => Err(e),
-            }
-        })
-        .await
+                "--talosconfig".into(),
+                dir.file(TALOSCONFIG).into(),
+                "--nodes".into(),
+                node.into(),
+            ],
+        )
+    }
+
+    /// Every call of a provisioning run, in order, with the values it would use: the check of
+    /// the argument lists against every talosctl minor starts here.
+    pub fn provisioning(
+        dir: &RunDir,
+        config: &GenConfig<'_>,
+        talos_endpoint: &str,
+        first_control_plane: &str,
+    ) -> Vec<Invocation> {
+        vec![
+            Invocation::client_version(),
+            Invocation::gen_secrets(dir),
+            Invocation::gen_config(dir, config),
+            Invocation::config_endpoint(dir, talos_endpoint),
+            Invocation::config_node(dir, first_control_plane),
+            Invocation::bootstrap(dir, first_control_plane),
+            Invocation::kubeconfig(dir, first_control_plane),
+        ]
     }
 }
 
@@ -321,6 +446,8 @@ pub struct GenConfig<'a> {
     pub endpoint: &'a str,
     pub talos_version: &'a TalosVersion,
     pub kubernetes_version: Option<&'a str>,
+    /// (flag, file) pairs, e.g. `("--config-patch-worker", "/run/dir/p.yaml")`; the flags come
+    /// from [`crate::PatchTarget::flag`].
     pub patches: &'a [(&'static str, PathBuf)],
     pub timeout: Duration,
 }
@@ -332,7 +459,9 @@ mod tests {
     #[test]
     fn versions_parse_from_every_output_shape() {
         let v = |s| parse_client_version(s).map(|v| v.to_string());
-        assert_eq!(v("Client:\n\tTalos v1.11.5\n").as_deref(), Some("v1.11.5"));
+        // `version --client --short`: `Client:` then version.Short() ("Talos " + tag), untabbed
+        // (pkg/machinery/version/version.go, PrintShortVersion).
+        assert_eq!(v("Client:\nTalos v1.11.5\n").as_deref(), Some("v1.11.5"));
         assert_eq!(
             v("Client:\n\tTag:         v1.14.0-rc.1\n\tSHA: 1a2b3c\n\tGo version: go1.24.3\n")
                 .as_deref(),
@@ -377,7 +506,7 @@ mod tests {
 
         let dir = tempfile::tempdir().unwrap();
         let fake = dir.path().join("talosctl");
-        std::fs::write(&fake, "#!/bin/sh\necho 'Client:'\necho '\tTalos v1.10.7'\n").unwrap();
+        std::fs::write(&fake, "#!/bin/sh\necho 'Client:'\necho 'Talos v1.10.7'\n").unwrap();
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
         let err = Talosctl::locate(Some(&fake), &wanted, t)
@@ -387,7 +516,7 @@ mod tests {
         assert!(err.contains("is talosctl v1.10.7"), "{err}");
         assert!(err.contains("Talos image is v1.11.5"), "{err}");
 
-        std::fs::write(&fake, "#!/bin/sh\necho 'Client:'\necho '\tTalos v1.11.2'\n").unwrap();
+        std::fs::write(&fake, "#!/bin/sh\necho 'Client:'\necho 'Talos v1.11.2'\n").unwrap();
         let ok = Talosctl::locate(Some(&fake), &wanted, t).await.unwrap();
         assert_eq!(ok.version().to_string(), "v1.11.2");
     }

@@ -1,8 +1,11 @@
-//! Against the real Docker engine, with a stand-in image and a recording fake talosctl: the
-//! Docker objects have the shape the Talos docker provisioner gives them, and nothing is left
+//! Against the real Docker engine, with a stand-in image and the fake talosctl (which refuses
+//! what the real one refuses): the Docker objects have the shape the Talos docker provisioner
+//! gives them, every talosctl call is one each supported talosctl accepts, and nothing is left
 //! behind however provisioning ends.
 
 mod common;
+#[path = "support/talosctl_grammar.rs"]
+mod grammar;
 
 use std::collections::HashMap;
 use std::os::unix::fs::PermissionsExt;
@@ -237,16 +240,44 @@ async fn v1_11_cluster_has_the_talos_shape_and_destroy_removes_all_of_it() {
     assert_eq!(cluster.talos_api_port(), Some(host_port("50000/tcp")));
     assert_eq!(cluster.kube_api_port(), Some(host_port("6443/tcp")));
 
-    // The talosctl steps.
+    // The talosctl steps: the calls of `Invocation::provisioning`, in its order, each accepted
+    // by the fake and by the grammar of every supported talosctl minor.
     let calls = env.talosctl_calls();
-    let talosconfig = cluster.talosconfig().display().to_string();
-    for call in calls.iter().filter(|c| !c.starts_with("version")) {
-        assert!(
-            call.starts_with(&format!("--talosconfig {talosconfig} ")),
-            "{call}"
-        );
+    let commands: Vec<&str> = calls
+        .iter()
+        .map(|c| c.command.as_deref().unwrap_or("?"))
+        .collect();
+    assert_eq!(
+        commands,
+        [
+            "version",
+            "gen secrets",
+            "gen config",
+            "config endpoint",
+            "config node",
+            "bootstrap",
+            "kubeconfig"
+        ]
+    );
+    for call in &calls {
+        assert!(call.refused.is_none(), "{call:?}");
+        for (minor, _) in grammar::TABLES {
+            let g = grammar::for_version(minor).unwrap();
+            if let Err(r) = g.parse(&call.argv) {
+                panic!("talosctl {minor} refuses `{}`: {r}", call.line());
+            }
+        }
     }
-    let gen_config = calls.iter().find(|c| c.contains("gen config")).unwrap();
+    let talosconfig = cluster.talosconfig().display().to_string();
+    let run_dir = cluster.run_dir().display().to_string();
+    for call in calls.iter().filter(|c| {
+        ["config endpoint", "config node", "bootstrap", "kubeconfig"]
+            .iter()
+            .any(|cmd| c.is(cmd))
+    }) {
+        assert_eq!(call.value_of("--talosconfig"), Some(talosconfig.as_str()));
+    }
+    let gen_config = calls.iter().find(|c| c.is("gen config")).unwrap().line();
     let cp1 = cluster.nodes()[0].ip;
     for part in [
         format!("gen config {} https://{cp1}:6443", env.name),
@@ -256,29 +287,26 @@ async fn v1_11_cluster_has_the_talos_shape_and_destroy_removes_all_of_it() {
         "--kubernetes-version 1.34.1".to_string(),
         "--config-patch @".to_string(),
         "--config-patch-worker @".to_string(),
-        format!("--output-dir {}", cluster.run_dir().display()),
+        format!("--output {run_dir}"),
     ] {
         assert!(gen_config.contains(&part), "{part} in {gen_config}");
     }
+    assert!(!gen_config.contains("--talosconfig"), "{gen_config}");
     let talos_port = cluster.talos_api_port().unwrap();
+    let endpoint = calls.iter().find(|c| c.is("config endpoint")).unwrap();
+    assert_eq!(endpoint.argv[2], format!("127.0.0.1:{talos_port}"));
+    let node = calls.iter().find(|c| c.is("config node")).unwrap();
+    assert_eq!(node.argv[2], cp1.to_string());
+    let cp1 = cp1.to_string();
+    let bootstrap = calls.iter().find(|c| c.is("bootstrap")).unwrap();
+    assert_eq!(bootstrap.value_of("--nodes"), Some(cp1.as_str()));
+    let kubeconfig = calls.iter().find(|c| c.is("kubeconfig")).unwrap();
+    assert!(kubeconfig.argv.contains(&"--merge=false".to_string()));
+    // The talosconfig the real commands would have left: endpoint and node set.
+    let saved = std::fs::read_to_string(cluster.talosconfig()).unwrap();
     assert!(
-        calls
-            .iter()
-            .any(|c| c.ends_with(&format!("config endpoint 127.0.0.1:{talos_port}")))
-    );
-    assert!(
-        calls
-            .iter()
-            .any(|c| c.ends_with(&format!("config node {cp1}")))
-    );
-    assert_eq!(
-        calls.iter().filter(|c| c.ends_with(" bootstrap")).count(),
-        1
-    );
-    assert!(
-        calls
-            .iter()
-            .any(|c| c.contains(" kubeconfig ") && c.contains("--merge=false"))
+        saved.contains(&format!("127.0.0.1:{talos_port}")) && saved.contains(&cp1),
+        "{saved}"
     );
 
     // The kubeconfig points at the published API server port; the readiness wait was asked for
@@ -328,8 +356,9 @@ async fn v1_14_nodes_get_the_shorter_volume_list() {
     let gen_config = env
         .talosctl_calls()
         .into_iter()
-        .find(|c| c.contains("gen config"))
-        .unwrap();
+        .find(|c| c.is("gen config"))
+        .unwrap()
+        .line();
     assert!(gen_config.contains("--talos-version v1.14"), "{gen_config}");
     // The container-mode eth0 patch is for Talos before v1.12 only.
     assert!(!gen_config.contains("--config-patch @"), "{gen_config}");
@@ -424,11 +453,7 @@ async fn a_failed_bootstrap_removes_everything() {
     );
     assert!(msg.contains("PermissionDenied"), "{msg}");
     // It got as far as creating containers before failing.
-    assert!(
-        env.talosctl_calls()
-            .iter()
-            .any(|c| c.ends_with(" bootstrap"))
-    );
+    assert!(env.talosctl_calls().iter().any(|c| c.is("bootstrap")));
     assert_gone(&engine, &env.run_id, &[]).await;
     assert!(
         std::fs::read_dir(env.state_dir()).unwrap().next().is_none(),
@@ -450,7 +475,7 @@ async fn a_booting_node_is_retried_until_bootstrap_is_accepted() {
     let bootstraps = env
         .talosctl_calls()
         .iter()
-        .filter(|c| c.ends_with(" bootstrap"))
+        .filter(|c| c.is("bootstrap"))
         .count();
     assert_eq!(bootstraps, 3);
     cluster.destroy().await.unwrap();
@@ -504,7 +529,7 @@ async fn dropping_provisioning_midway_removes_everything() {
     let at_bootstrap = async {
         while !std::fs::read_to_string(&log)
             .unwrap_or_default()
-            .contains(" bootstrap")
+            .contains(r#""command":"bootstrap""#)
         {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }

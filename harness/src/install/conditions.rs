@@ -1,7 +1,7 @@
 //! Readiness of what a Cilium install creates, as pure functions over the observed object.
 //! `Ok(())` means ready; `Err` describes what was last seen, for timeout messages.
 
-use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 
@@ -49,6 +49,23 @@ pub fn deployment_available(d: Option<&Deployment>) -> Readiness {
         Err(format!(
             "{want} wanted, {updated} updated, {available} available"
         ))
+    }
+}
+
+/// Every replica ready and on the update revision, as `kubectl rollout status` judges a
+/// StatefulSet with the RollingUpdate strategy (kubectl's StatefulSetStatusViewer).
+pub fn statefulset_ready(s: Option<&StatefulSet>) -> Readiness {
+    let s = s.ok_or("not created yet")?;
+    let st = s.status.as_ref().ok_or("no status yet")?;
+    generation_seen(s.metadata.generation, st.observed_generation)?;
+    let want = s.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    let ready = st.ready_replicas.unwrap_or(0);
+    let updated = st.updated_replicas.unwrap_or(0);
+    let same_revision = st.update_revision.is_none() || st.current_revision == st.update_revision;
+    if ready == want && updated == want && same_revision {
+        Ok(())
+    } else {
+        Err(format!("{want} wanted, {ready} ready, {updated} updated"))
     }
 }
 
@@ -158,6 +175,36 @@ mod tests {
                 .unwrap_err()
                 .starts_with("1 of 3")
         );
+    }
+
+    #[test]
+    fn statefulset_readiness() {
+        use k8s_openapi::api::apps::v1::{StatefulSetSpec, StatefulSetStatus};
+        let sts = |ready, updated| StatefulSet {
+            metadata: kube::api::ObjectMeta {
+                generation: Some(1),
+                ..Default::default()
+            },
+            spec: Some(StatefulSetSpec {
+                replicas: Some(1),
+                ..Default::default()
+            }),
+            status: Some(StatefulSetStatus {
+                observed_generation: Some(1),
+                replicas: 1,
+                ready_replicas: Some(ready),
+                updated_replicas: Some(updated),
+                current_revision: Some("spire-server-6d4f".into()),
+                update_revision: Some("spire-server-6d4f".into()),
+                ..Default::default()
+            }),
+        };
+        assert_eq!(statefulset_ready(Some(&sts(1, 1))), Ok(()));
+        assert_eq!(
+            statefulset_ready(Some(&sts(0, 1))),
+            Err("1 wanted, 0 ready, 1 updated".into())
+        );
+        assert_eq!(statefulset_ready(None), Err("not created yet".into()));
     }
 
     #[test]

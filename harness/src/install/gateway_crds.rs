@@ -52,6 +52,23 @@ pub fn parse_bundle(text: &str) -> Result<Vec<BundleObject>, String> {
         .collect()
 }
 
+/// The API versions a cluster serves once the bundle is applied, in helm's `--api-versions`
+/// forms (`group/version` and `group/version/Kind`), sorted.
+pub fn api_versions(objects: &[BundleObject]) -> Vec<String> {
+    let mut out = std::collections::BTreeSet::new();
+    for obj in objects {
+        let BundleObject::Crd(crd) = obj else {
+            continue;
+        };
+        let spec = &crd.spec;
+        for v in spec.versions.iter().filter(|v| v.served) {
+            out.insert(format!("{}/{}", spec.group, v.name));
+            out.insert(format!("{}/{}/{}", spec.group, v.name, spec.names.kind));
+        }
+    }
+    out.into_iter().collect()
+}
+
 /// Where the bundle comes from: `dir/<version>/<channel>-install.yaml` when a mirror directory
 /// is given, else the release asset over HTTPS with curl.
 pub async fn fetch(crds: &GatewayApiCrds, mirror: Option<&Path>) -> Result<String, String> {
@@ -143,17 +160,10 @@ mod tests {
 
     #[test]
     fn the_stored_v1_3_0_crds_parse_as_typed_objects() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../shared/schemas/gateway-api/v1.3.0/standard");
         let mut bundle = String::new();
-        let mut files: Vec<_> = std::fs::read_dir(&dir)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
-        files.sort();
-        for f in files {
+        for e in upstream::testdata::entries_under("schemas/gateway-api/v1.3.0/standard") {
             bundle.push_str("---\n");
-            bundle.push_str(&std::fs::read_to_string(f).unwrap());
+            bundle.push_str(&upstream::testdata::read_to_string(e.path));
         }
         let objects = parse_bundle(&bundle).unwrap();
         let crds: Vec<String> = objects
@@ -175,6 +185,25 @@ mod tests {
                 "{required} missing: {crds:?}"
             );
         }
+    }
+
+    #[test]
+    fn the_bundle_adds_the_api_versions_the_chart_asks_about() {
+        let mut bundle = String::new();
+        for e in upstream::testdata::entries_under("schemas/gateway-api/v1.3.0/standard") {
+            bundle.push_str("---\n");
+            bundle.push_str(&upstream::testdata::read_to_string(e.path));
+        }
+        let apis = api_versions(&parse_bundle(&bundle).unwrap());
+        // The chart creates its GatewayClass only when this one is present (gatewayClass.create
+        // "auto", templates/cilium-gateway-api-class.yaml).
+        assert!(apis.contains(&"gateway.networking.k8s.io/v1/GatewayClass".to_string()));
+        assert!(apis.contains(&"gateway.networking.k8s.io/v1beta1/ReferenceGrant".to_string()));
+        assert!(apis.contains(&"gateway.networking.k8s.io/v1".to_string()));
+        assert!(
+            !apis.iter().any(|a| a.contains("TLSRoute")),
+            "TLSRoute is experimental"
+        );
     }
 
     #[test]

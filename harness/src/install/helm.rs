@@ -18,6 +18,15 @@ impl Default for ChartSource {
     }
 }
 
+/// What the cluster tells helm when it installs: `.Capabilities.KubeVersion` and the API
+/// versions beyond the built-in ones (here, what the harness installs before Cilium).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ClusterApis {
+    pub kubernetes: String,
+    /// `group/version` and `group/version/Kind` entries, as `helm --api-versions` takes them.
+    pub api_versions: Vec<String>,
+}
+
 #[derive(Clone, Debug)]
 pub struct HelmInstall {
     pub helm: PathBuf,
@@ -48,6 +57,21 @@ impl HelmInstall {
             "--timeout".into(),
             format!("{}s", self.timeout.as_secs()),
         ]);
+        args
+    }
+
+    /// `helm template` with the install's own argument list (only the verb differs, so every
+    /// chart, version, values and namespace flag is the one `upgrade --install` gets), plus what
+    /// the cluster will report: its Kubernetes version and the API versions the chart asks
+    /// about (`.Capabilities.APIVersions.Has`, e.g. GatewayClass decides whether the chart
+    /// creates the `cilium` GatewayClass).
+    pub fn template_args(&self, cluster: &ClusterApis) -> Vec<String> {
+        let mut args = vec!["template".to_string()];
+        args.extend(self.args().into_iter().skip(2));
+        args.extend(["--kube-version".into(), cluster.kubernetes.clone()]);
+        for api in &cluster.api_versions {
+            args.extend(["--api-versions".into(), api.clone()]);
+        }
         args
     }
 

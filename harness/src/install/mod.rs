@@ -6,13 +6,13 @@ pub mod conditions;
 pub mod gateway_crds;
 pub mod helm;
 pub mod wait;
+pub mod waits;
 
 use crate::lb_ipam;
 use crate::plan::CellPlan;
 use crate::profile::overlay::Overlay;
-use crate::values;
-use conditions::{daemonset_rolled_out, deployment_available, nodes_ready};
-use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
+use conditions::{daemonset_rolled_out, deployment_available, nodes_ready, statefulset_ready};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
@@ -45,20 +45,9 @@ pub struct InstallError {
     pub steps: Vec<Step>,
 }
 
-/// The workloads that must be ready, from the features the values turn on.
-pub fn expected_workloads(cell: &CellPlan) -> Vec<(&'static str, &'static str)> {
-    let mut out = vec![("DaemonSet", "cilium"), ("Deployment", "cilium-operator")];
-    // The chart runs Envoy as its own DaemonSet unless told otherwise (the default since 1.16).
-    if values::get(&cell.values, "envoy.enabled").and_then(|v| v.as_bool()) != Some(false) {
-        out.push(("DaemonSet", "cilium-envoy"));
-    }
-    if cell.features.hubble_relay {
-        out.push(("Deployment", "hubble-relay"));
-    }
-    if cell.features.hubble_ui {
-        out.push(("Deployment", "hubble-ui"));
-    }
-    out
+/// The workloads that must be ready: what the chart creates for the merged values.
+pub fn expected_workloads(cell: &CellPlan) -> Vec<waits::Workload> {
+    waits::workloads(&cell.values)
 }
 
 struct Steps {
@@ -135,11 +124,12 @@ pub async fn install(
     };
     steps.run("helm upgrade --install", helm.run()).await?;
 
-    for (kind, name) in expected_workloads(cell) {
-        let what = format!("{kind} kube-system/{name} to be ready");
-        let result = match kind {
-            "DaemonSet" => {
-                let api: Api<DaemonSet> = Api::namespaced(client.clone(), "kube-system");
+    for w in expected_workloads(cell) {
+        let what = format!("{:?} {}/{} to be ready", w.kind, w.namespace, w.name);
+        let name = w.name.as_str();
+        let result = match w.kind {
+            waits::Kind::DaemonSet => {
+                let api: Api<DaemonSet> = Api::namespaced(client.clone(), &w.namespace);
                 steps
                     .run(&what, async {
                         wait::object(api, name, &what, daemonset_rolled_out, opts.timeout)
@@ -148,11 +138,21 @@ pub async fn install(
                     })
                     .await
             }
-            _ => {
-                let api: Api<Deployment> = Api::namespaced(client.clone(), "kube-system");
+            waits::Kind::Deployment => {
+                let api: Api<Deployment> = Api::namespaced(client.clone(), &w.namespace);
                 steps
                     .run(&what, async {
                         wait::object(api, name, &what, deployment_available, opts.timeout)
+                            .await
+                            .map_err(|e| e.to_string())
+                    })
+                    .await
+            }
+            waits::Kind::StatefulSet => {
+                let api: Api<StatefulSet> = Api::namespaced(client.clone(), &w.namespace);
+                steps
+                    .run(&what, async {
+                        wait::object(api, name, &what, statefulset_ready, opts.timeout)
                             .await
                             .map_err(|e| e.to_string())
                     })

@@ -102,6 +102,8 @@ pub struct CellPlan {
     pub overlay: Vec<OverlayEntry>,
     pub values_files: Vec<String>,
     pub warnings: Vec<Finding>,
+    /// What the install waits for: the workloads the chart creates for these values.
+    pub waits: Vec<crate::install::waits::Workload>,
     pub suites: Vec<SuitePlan>,
     /// The merged Helm values, for rendering and installing.
     #[serde(skip)]
@@ -232,6 +234,12 @@ pub fn plan_cell(
 
     let mut findings = lint::values(&merged, &cell.cilium);
     findings.extend(compatibility(cell, profile, &features)?);
+    // Talos-in-Docker clusters have one control plane and `nodes` workers.
+    let nodes = crate::install::waits::Nodes {
+        control_planes: 1,
+        workers: opts.nodes,
+    };
+    findings.extend(crate::install::waits::unschedulable(&merged, nodes));
     let (errors, warnings): (Vec<Finding>, Vec<Finding>) = findings
         .into_iter()
         .partition(|f| f.severity == Severity::Error);
@@ -270,6 +278,7 @@ pub fn plan_cell(
             .collect(),
         values_files: opts.values_files.iter().map(|f| f.name.clone()).collect(),
         warnings,
+        waits: crate::install::waits::workloads(&merged),
         suites: suites_for(&ctx, &opts.filter),
         talos_patch: talos_patch::patch(&merged, &features),
         features,

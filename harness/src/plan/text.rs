@@ -71,6 +71,9 @@ fn cell(out: &mut String, c: &CellPlan) {
         };
         let _ = writeln!(out, "  {tag:<11} {}: {}; {}", w.key, w.problem, w.fix);
     }
+    for w in &c.waits {
+        let _ = writeln!(out, "  waits for   {w}");
+    }
     let _ = writeln!(out, "  checks      {} to run", c.checks_to_run());
     for s in &c.suites {
         match &s.skipped {

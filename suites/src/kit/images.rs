@@ -1,18 +1,29 @@
 //! The workload images, pinned in this one place by tag and digest.
 //!
 //! A tag says which release a person meant; the digest makes the pull reproducible and survives
-//! a re-pushed tag. Provenance of the pins (checked when written, 2026-11):
-//! - `client`, `echo`: cilium/cilium `cilium-cli/defaults/defaults.go`, map
-//!   `ConnectivityCheckImagesTest` (renovate-managed): the images `cilium connectivity test` uses.
-//!   Read from that file through a code index, not re-resolved against quay.io from here.
+//! a re-pushed tag. Each pin names the upstream file and commit it was copied from (compared with
+//! upstream 2026-11, through mirrors of the repositories; not re-resolved against the registries,
+//! which this machine cannot reach):
+//! - `client`, `echo`: the map `ConnectivityCheckImagesTest` (renovate-managed) in
+//!   `cilium-cli/defaults/defaults.go` of cilium/cilium, the images `cilium connectivity test`
+//!   runs. Read as vendored by cilium/cilium-cli v0.19.7 (commit
+//!   7ca7fc53c20275f5c10ef5f3557076691fd1d720, 2026-07-28), which pins cilium/cilium at
+//!   2efb257c8533 (`v1.20.0-pre.4.0.20260728152500-2efb257c8533`); cilium/cilium-cli main
+//!   (e694be34, 2026-08-21) pins the same. alpine-curl is unchanged there; json-mock moved from
+//!   v1.3.9 to v1.4.1 (its `run.sh` still serves json-server on `$PORT`, cilium/json-mock
+//!   v1.4.1 = 4d0eae6f2f58e61f7f43d336d0e7ca124468324d).
 //! - `dns`: agnhost, the image the Kubernetes DNS e2e tests probe with (it ships bind-tools, so
 //!   `dig`, and `pause`/`netexec` subcommands). Tag and digest as pinned in two unrelated public
 //!   repositories; NOT verified against registry.k8s.io from this machine (no registry access).
 //! - `gateway_echo`: `echo-basic`, the Gateway API conformance echo server (JSON naming the pod,
-//!   namespace, path, host and headers of each request). Tag as pinned in kubernetes-sigs/gateway-api
-//!   `conformance/base/manifests.yaml` (commit 0084b12e4a8082b9603a6954a10e3bf79a43b4f2), read
-//!   through a code index. Pinned by TAG ONLY: no digest for this tag could be found or verified
-//!   from this machine, and an unverified digest would be invented. Override with
+//!   namespace, path, host and headers of each request; port 3000 unless `HTTP_PORT` says
+//!   otherwise). It moved from gcr.io/k8s-staging-gateway-api to registry.k8s.io: the pin is the
+//!   one in kubernetes-sigs/gateway-api `conformance/base/manifests.yaml` at v1.6.1 (commit
+//!   8bb74df00e56ec8f944d48c25e6c1c9c2f6848e3), in use there since #4728 (b9c792ce, 2026-04-13).
+//!   Its main branch has since moved on to `registry.k8s.io/gateway-api/conformance/echo-basic:v0.1.0`
+//!   (#5095, 53a5258d, 2026-07-21), built from the new gateway-api-conformance-images
+//!   repository and not in a release yet. Pinned by TAG ONLY: upstream pins no digest and none
+//!   could be verified from here, and an unverified digest would be invented. Override with
 //!   `HARNESS_IMAGE_GATEWAY_ECHO` (tag+digest) where reproducibility matters.
 //!
 //! The probes depend on what is inside the images (curl, iputils `ping -M`, `dig`, `/bin/sh`), so
@@ -26,15 +37,20 @@ use crate::kit::errors::KitError;
 use std::fmt;
 
 /// Used by `cilium connectivity test` as its client: curl, iputils (ping -M do), bind-tools.
+/// Source: cilium/cilium `cilium-cli/defaults/defaults.go` @ 2efb257c8533
+/// (`ConnectivityCheckAlpineCurlImage`, as vendored by cilium/cilium-cli v0.19.7).
 pub const CLIENT: &str = "quay.io/cilium/alpine-curl:v1.10.0@sha256:913e8c9f3d960dde03882defa0edd3a919d529c2eb167caa7f54194528bde364";
 /// Used by `cilium connectivity test` as echo-same-node/echo-other-node: json-server on $PORT.
-pub const ECHO: &str = "quay.io/cilium/json-mock:v1.3.9@sha256:c98b26177a5a60020e5aa404896d55f0ab573d506f42acfb4aa4f5705a5c6f56";
+/// Source: cilium/cilium `cilium-cli/defaults/defaults.go` @ 2efb257c8533
+/// (`ConnectivityCheckJSONMockImage`, as vendored by cilium/cilium-cli v0.19.7; was v1.3.9).
+pub const ECHO: &str = "quay.io/cilium/json-mock:v1.4.1@sha256:6a66df90808a39c02e7a9d58af7bf0e54d8f8b7d4bc528f48c891969a7049195";
 /// Used by the Kubernetes DNS e2e tests. Digest not verified against the registry (see above).
 pub const DNS: &str = "registry.k8s.io/e2e-test-images/agnhost:2.56@sha256:352a050380078cb2a1c246357a0dfa2fcf243ee416b92ff28b44a01d1b4b0294";
 
 /// The Gateway API conformance echo server. Tag only: its digest could not be verified (see above).
-pub const GATEWAY_ECHO: &str =
-    "gcr.io/k8s-staging-gateway-api/echo-basic:v20240412-v1.0.0-394-g40c666fd";
+/// Source: kubernetes-sigs/gateway-api `conformance/base/manifests.yaml` @ v1.6.1 (8bb74df0);
+/// was gcr.io/k8s-staging-gateway-api/echo-basic:v20240412-v1.0.0-394-g40c666fd (v1.3.0 - v1.4.1).
+pub const GATEWAY_ECHO: &str = "registry.k8s.io/gateway-api/echo-basic:v1.5.1";
 
 pub const ENV_CLIENT: &str = "HARNESS_IMAGE_CLIENT";
 pub const ENV_ECHO: &str = "HARNESS_IMAGE_ECHO";
@@ -296,10 +312,10 @@ mod tests {
     fn a_named_image_wins_over_the_registry_rewrite() {
         let i = Images::with_overrides(env(&[
             (ENV_REGISTRY, "mirror.local"),
-            (ENV_ECHO, "mirror.local/echo/json-mock:v1.3.9"),
+            (ENV_ECHO, "mirror.local/echo/json-mock:v1.4.1"),
         ]))
         .unwrap();
-        assert_eq!(i.echo.to_string(), "mirror.local/echo/json-mock:v1.3.9");
+        assert_eq!(i.echo.to_string(), "mirror.local/echo/json-mock:v1.4.1");
         assert_eq!(i.client.registry, "mirror.local");
     }
 

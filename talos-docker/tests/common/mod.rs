@@ -1,7 +1,8 @@
 //! Shared by the Docker tests of talos-docker and of the harness CLI (included there by path).
 //!
 //! Each test gets its own cluster name, run id and temporary directory, and a guard that removes
-//! every object carrying its run id however the test ends, so tests can run in parallel.
+//! every object carrying its run id however the test ends, so tests can run in parallel. talosctl
+//! is `fake-talosctl`, which accepts and refuses what the real talosctl of its version does.
 #![allow(dead_code)]
 
 use std::fs;
@@ -138,8 +139,9 @@ impl TestEnv {
         self.tmp.path().join("talosctl.log")
     }
 
-    /// A talosctl on a private path: the recording fixture with these settings
-    /// (`FAKE_TALOSCTL_*` without the prefix, e.g. `("FAIL_AT", "bootstrap")`).
+    /// A talosctl on a private path: the fake (see [`fake_talosctl`]) with these settings
+    /// (`FAKE_TALOSCTL_*` without the prefix, e.g. `("FAIL_AT", "bootstrap")`), logging its
+    /// calls to this test's log.
     pub fn talosctl(&self, settings: &[(&str, &str)]) -> PathBuf {
         static N: AtomicUsize = AtomicUsize::new(0);
         let bin = self
@@ -154,22 +156,19 @@ impl TestEnv {
         for (k, v) in settings {
             script.push_str(&format!("export FAKE_TALOSCTL_{k}='{v}'\n"));
         }
-        script.push_str(&format!(
-            "exec '{}' \"$@\"\n",
-            fixtures().join("talosctl").display()
-        ));
+        script.push_str(&format!("exec '{}' \"$@\"\n", fake_talosctl().display()));
         let path = bin.join("talosctl");
         fs::write(&path, script).unwrap();
         fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
         path
     }
 
-    /// Every talosctl call so far, one line of arguments each.
-    pub fn talosctl_calls(&self) -> Vec<String> {
+    /// Every talosctl call so far, in order.
+    pub fn talosctl_calls(&self) -> Vec<TalosctlCall> {
         fs::read_to_string(self.log())
             .unwrap_or_default()
             .lines()
-            .map(str::to_string)
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("log line {l}: {e}")))
             .collect()
     }
 
@@ -190,6 +189,104 @@ impl TestEnv {
         spec.timeouts.ready = Duration::from_secs(30);
         spec
     }
+}
+
+/// One call the fake talosctl received, as it logs it.
+#[derive(Clone, Debug, serde::Deserialize)]
+pub struct TalosctlCall {
+    pub argv: Vec<String>,
+    /// The command it resolved to (`gen config`), when it got that far.
+    pub command: Option<String>,
+    /// Why it refused the call, as talosctl would.
+    pub refused: Option<String>,
+}
+
+impl TalosctlCall {
+    /// Accepted and resolved to `command`.
+    pub fn is(&self, command: &str) -> bool {
+        self.refused.is_none() && self.command.as_deref() == Some(command)
+    }
+
+    pub fn line(&self) -> String {
+        self.argv.join(" ")
+    }
+
+    /// The value after `flag`, as given.
+    pub fn value_of(&self, flag: &str) -> Option<&str> {
+        let i = self.argv.iter().position(|a| a == flag)?;
+        self.argv.get(i + 1).map(String::as_str)
+    }
+}
+
+/// The fake talosctl binary, talos-docker's `fake-talosctl` target. Cargo hands its path to
+/// talos-docker's own tests; the harness's tests find it in the target directory, building it
+/// when it is missing or older than its sources (a workspace build has it already).
+pub fn fake_talosctl() -> PathBuf {
+    if let Some(path) = option_env!("CARGO_BIN_EXE_fake-talosctl") {
+        return PathBuf::from(path);
+    }
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            // <target>/<profile>/deps/<test binary>
+            let exe = std::env::current_exe().unwrap();
+            let profile_dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
+            let bin = profile_dir.join("fake-talosctl");
+            let lock_path = std::env::temp_dir().join("harness-fake-talosctl.lock");
+            let lock = fs::File::create(&lock_path).expect("create the fake-talosctl lock file");
+            lock.lock().expect("lock the fake-talosctl lock file");
+            if !is_fresh(&bin) {
+                let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
+                    Some("debug") | None => "dev".to_string(),
+                    Some(other) => other.to_string(),
+                };
+                let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+                let out = Command::new(cargo)
+                    .args([
+                        "build",
+                        "-q",
+                        "-p",
+                        "talos-docker",
+                        "--bin",
+                        "fake-talosctl",
+                    ])
+                    .args(["--profile", &profile])
+                    .current_dir(talos_docker_dir())
+                    .output()
+                    .expect("run cargo build for fake-talosctl");
+                assert!(
+                    out.status.success(),
+                    "building fake-talosctl failed: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            assert!(bin.exists(), "{} was not built", bin.display());
+            bin
+        })
+        .clone()
+}
+
+fn talos_docker_dir() -> PathBuf {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../talos-docker")).to_path_buf()
+}
+
+/// Built after every source of the fake (its code, the grammar tables, the manifest) last changed.
+fn is_fresh(bin: &Path) -> bool {
+    let Ok(built) = fs::metadata(bin).and_then(|m| m.modified()) else {
+        return false;
+    };
+    let root = talos_docker_dir();
+    let mut sources = vec![root.join("Cargo.toml")];
+    for dir in ["tests/support", "grammar"] {
+        for entry in fs::read_dir(root.join(dir)).unwrap() {
+            sources.push(entry.unwrap().path());
+        }
+    }
+    sources.iter().all(|s| {
+        fs::metadata(s)
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t <= built)
+    })
 }
 
 /// Every object still labelled with `run_id`.
