@@ -12,8 +12,10 @@ e2e:
 
 # The pinned helm and the talosctl of the default matrix's Talos releases, for this host, checked
 # against their releases' checksum files (and pins.yaml); see .tools/tools.lock.
+# HARNESS: a built harness to use instead (the nightly workflow passes the one it built).
+HARNESS ?= $(CARGO) run -q -p harness --
 tools:
-	$(CARGO) run -q -p harness -- tools install $(TOOLS_ARGS)
+	$(HARNESS) tools install $(TOOLS_ARGS)
 
 test: lint
 	$(CARGO) nextest run --workspace --all-targets --profile ci
@@ -32,3 +34,10 @@ clean:
 	$(CARGO) run -q -p harness -- gc || true
 	$(CARGO) clean
 	find reports -mindepth 1 ! -name .gitkeep -delete
+
+# Workflow lint (actionlint, zizmor) is part of `make lint`: under CI a missing tool fails it;
+# elsewhere it says how to install them (.ci/lint-workflows --install).
+.PHONY: lint-workflows
+lint: lint-workflows
+lint-workflows:
+	.ci/lint-workflows

@@ -76,6 +76,7 @@ fn ten_thousand_checks() -> RunReport {
         run_id: "bench".into(),
         interrupted: None,
         cells,
+        provenance: Default::default(),
     }
 }
 

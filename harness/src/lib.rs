@@ -3,9 +3,11 @@
 
 pub mod cli;
 pub mod errors;
+pub mod github_matrix;
 pub mod install;
 pub mod lb_ipam;
 pub mod matrix;
+pub mod partition;
 pub mod plan;
 pub mod preflight;
 pub mod profile;

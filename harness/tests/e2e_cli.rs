@@ -206,11 +206,37 @@ fn a_cluster_that_never_answers_fails_the_run_with_a_report_and_leaves_nothing()
     let junit = cwd.path().join("reports/junit.xml");
     let state = env.state_dir();
     let mut args = standin_args(&env, &talosctl, &junit);
-    args.extend(["--ready-timeout".to_string(), "2s".to_string()]);
+    args.extend(["--ready-timeout", "2s", "--partition", "hash:1/1"].map(String::from));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let out = e2e(cwd.path(), bin.path(), &args, &[]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "a failed phase: {stderr}");
+    // What ran, as the report records it: the stand-in Talos image has no registry digest (it
+    // was imported), the chart came from the repository (no archive to hash).
+    let props = &junit_parser::from_reader(std::io::BufReader::new(
+        std::fs::File::open(&junit).unwrap(),
+    ))
+    .unwrap()
+    .suites[0]
+        .properties
+        .hashmap;
+    assert_eq!(
+        props["talos.image"],
+        format!("{}:v1.11.5", common::STANDIN_REPO)
+    );
+    assert_eq!(props["talos.image.digest"], "unknown");
+    assert_eq!(props["chart.version"], "1.18.4");
+    assert_eq!(props["chart.digest"], "unknown");
+    assert_eq!(props["image.client"], "quay.io/cilium/alpine-curl:v1.10.0");
+    assert!(props["image.client.digest"].starts_with("sha256:"));
+    assert!(!props["harness.commit"].is_empty());
+    assert!(!props.contains_key("artifacts"), "nothing was collected");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&junit).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o644);
+    }
     let report = junit_parser::from_reader(std::io::BufReader::new(
         std::fs::File::open(&junit).unwrap(),
     ))

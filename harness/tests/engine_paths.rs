@@ -141,6 +141,7 @@ fn options() -> EngineOptions {
         run_id: RUN_ID.into(),
         keep_on_failure: false,
         jobs: 1,
+        provenance: Default::default(),
     }
 }
 

@@ -2,6 +2,7 @@
 //! independent parser with the same counts, is written atomically and can be merged.
 
 use harness::matrix::Cell;
+use harness::report::provenance::{self, CellProvenance, HarnessBuild, ImagePin, Provenance};
 use harness::report::{
     CellReport, CheckReport, Outcome, PhaseName, PhaseReport, RunReport, SuiteReport, junit, merge,
 };
@@ -65,6 +66,7 @@ fn sample_run() -> RunReport {
     RunReport {
         run_id: "r-test".into(),
         interrupted: Some("SIGINT".into()),
+        provenance: sample_provenance(),
         cells: vec![
             CellReport {
                 cell: cell("talos-basic"),
@@ -112,6 +114,36 @@ fn sample_run() -> RunReport {
                 }],
             },
         ],
+    }
+}
+
+/// The harness build, and for the first cell the chart digest of Cilium 1.18.4 as published in
+/// the chart repository's index (shared/charts/cilium-index.tsv) and the suites' pinned probe
+/// images; the second cell has no recorded provenance, so every key says "unknown".
+fn sample_provenance() -> Provenance {
+    let talos_basic = cell("talos-basic").id();
+    Provenance {
+        harness: HarnessBuild {
+            version: "0.1.0".into(),
+            commit: "1f74767c0ffee".into(),
+        },
+        cells: [(
+            talos_basic,
+            CellProvenance {
+                chart_version: Some("1.18.4".into()),
+                chart_digest: Some(
+                    "sha256:c361ca567b319af64b82736ab4c5927a201b1f5dbae4e909c7aeaabce0571299"
+                        .into(),
+                ),
+                talos_image: Some(ImagePin::from_reference(
+                    "talos",
+                    "ghcr.io/siderolabs/talos:v1.11.5",
+                )),
+                probe_images: provenance::probe_images(&suites::kit::images::Images::pinned()),
+            },
+        )]
+        .into(),
+        artifacts: Some("reports/artifacts".into()),
     }
 }
 
@@ -275,4 +307,99 @@ fn shards_merge_and_overlaps_are_refused() {
     );
     let err = merge::merge(&[a.clone(), a]).unwrap_err().to_string();
     assert!(err.contains("the shards overlap"), "{err}");
+}
+
+fn suite_properties(report: &junit_parser::TestSuites, suite: &str) -> Vec<(String, String)> {
+    report
+        .suites
+        .iter()
+        .find(|s| s.name == suite)
+        .unwrap_or_else(|| panic!("testsuite {suite}"))
+        .properties
+        .hashmap
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+#[test]
+fn every_testsuite_carries_the_provenance() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("junit.xml");
+    junit::write(&sample_run(), &path).unwrap();
+    xmllint_validates(&path, &shared_schema("junit/jenkins-junit-10.xsd"));
+    let parsed =
+        junit_parser::from_reader(std::io::BufReader::new(std::fs::File::open(&path).unwrap()))
+            .unwrap();
+    for suite in &parsed.suites {
+        let props = &suite.properties.hashmap;
+        assert_eq!(props["harness.version"], "0.1.0", "{}", suite.name);
+        assert_eq!(props["harness.commit"], "1f74767c0ffee", "{}", suite.name);
+    }
+    let basic = suite_properties(
+        &parsed,
+        "talos-basic_cilium-1.18.4_talos-v1.11.5_k8s-1.34.1::connectivity",
+    );
+    let get = |k: &str| {
+        basic
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or_else(|| panic!("property {k}"))
+    };
+    assert_eq!(get("chart.version"), "1.18.4");
+    assert_eq!(
+        get("chart.digest"),
+        "sha256:c361ca567b319af64b82736ab4c5927a201b1f5dbae4e909c7aeaabce0571299"
+    );
+    assert_eq!(get("talos.image"), "ghcr.io/siderolabs/talos:v1.11.5");
+    assert_eq!(get("talos.image.digest"), "unknown");
+    assert_eq!(get("image.client"), "quay.io/cilium/alpine-curl:v1.10.0");
+    assert_eq!(
+        get("image.client.digest"),
+        "sha256:913e8c9f3d960dde03882defa0edd3a919d529c2eb167caa7f54194528bde364"
+    );
+    // Pinned by tag only (see suites/src/kit/images.rs): said, not invented.
+    assert_eq!(get("image.gateway-echo.digest"), "unknown");
+    // No collect phase ran in this cell, so no artifacts path is claimed.
+    assert!(basic.iter().all(|(n, _)| n != "artifacts"));
+
+    // A cell without recorded provenance still says what it knows and marks the rest.
+    let local = suite_properties(
+        &parsed,
+        "k8s-local_cilium-1.18.4_talos-v1.11.5_k8s-1.34.1::dns",
+    );
+    let lget = |k: &str| local.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    assert_eq!(lget("chart.version").as_deref(), Some("1.18.4"));
+    assert_eq!(lget("chart.digest").as_deref(), Some("unknown"));
+    assert_eq!(lget("talos.image").as_deref(), Some("unknown"));
+}
+
+#[test]
+fn a_cell_whose_diagnostics_were_collected_names_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("junit.xml");
+    let mut run = sample_run();
+    run.cells[0].phases.push(PhaseReport {
+        name: PhaseName::Collect,
+        duration: Duration::from_secs(3),
+        outcome: Outcome::Passed,
+    });
+    junit::write(&run, &path).unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains(
+        r#"<property name="artifacts" value="reports/artifacts/talos-basic_cilium-1.18.4_talos-v1.11.5_k8s-1.34.1"/>"#
+    ));
+    assert!(!text.contains("reports/artifacts/k8s-local"));
+}
+
+#[cfg(unix)]
+#[test]
+fn reports_are_written_0644() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("junit.xml");
+    junit::write(&sample_run(), &path).unwrap();
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o644, "{mode:o}");
 }

@@ -134,6 +134,22 @@ pub async fn run(args: CheckArgs) -> Result<Verdict, Error> {
             run_id: run_id.to_string(),
             keep_on_failure: args.run.keep_on_failure,
             jobs: 1,
+            provenance: crate::report::provenance::Provenance {
+                cells: plan
+                    .cells
+                    .iter()
+                    .map(|c| {
+                        let cell = crate::report::provenance::CellProvenance {
+                            probe_images: crate::report::provenance::probe_images(
+                                &tester.options.images,
+                            ),
+                            ..Default::default()
+                        };
+                        (c.id.clone(), cell)
+                    })
+                    .collect(),
+                ..Default::default()
+            },
         },
     };
     let (outcome, report_error) = engine

@@ -8,12 +8,17 @@ use crate::errors::{Error, InputError, Refused, RunError};
 use crate::install::InstallOptions;
 use crate::install::helm::ChartSource;
 use crate::preflight::{self, Host, Needs};
+use crate::report::{
+    self,
+    provenance::{CellProvenance, ImagePin, Provenance},
+};
 use crate::run::signals::{self, Stop};
 use crate::run::sweep::Sweep;
 use crate::run::talos_docker::TalosDocker;
 use crate::run::tester::KubeTester;
 use crate::run::{Engine, EngineOptions, Step, Verdict};
 use clap::Args;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -45,6 +50,10 @@ pub struct E2eArgs {
     /// Local Gateway API bundles: DIR/<version>/<channel>-install.yaml (runners without internet).
     #[arg(long)]
     pub gateway_api_dir: Option<PathBuf>,
+    /// Run only this shard's cells: a stable hash of each cell id picks one of N shards, so N
+    /// jobs with hash:1/N .. hash:N/N run every cell exactly once.
+    #[arg(long, value_name = "hash:K/N", value_parser = crate::partition::Partition::parse)]
+    pub partition: Option<crate::partition::Partition>,
     /// Bound on each install wait (CRDs, rollouts, nodes Ready).
     #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
     pub install_timeout: Duration,
@@ -58,10 +67,16 @@ fn note<T>(problems: &mut Vec<InputError>, r: Result<T, impl Into<InputError>>) 
 pub async fn run(args: E2eArgs) -> Result<Verdict, Error> {
     super::init_logging();
     let mut problems = Vec::new();
-    let selection = note(
+    let mut selection = note(
         &mut problems,
         args.select.select(args.cluster.workers.workers),
     );
+    if let (Some(s), Some(p)) = (&mut selection, &args.partition) {
+        note(
+            &mut problems,
+            p.select(&mut s.plan).map_err(InputError::Unsupported),
+        );
+    }
     note(&mut problems, args.select.check_external_target());
     let run_id = note(&mut problems, args.run.run_id());
     let label = run_id.as_ref().map(|id| id.to_string()).unwrap_or_default();
@@ -179,6 +194,7 @@ pub async fn run(args: E2eArgs) -> Result<Verdict, Error> {
         plan.cells.len(),
         args.report.junit.display()
     );
+    let provenance = provenance(plan, &args, &tester.options.images).await;
     let engine = Engine {
         deployer: &deployer,
         tester: &tester,
@@ -187,6 +203,7 @@ pub async fn run(args: E2eArgs) -> Result<Verdict, Error> {
             run_id: run_id.to_string(),
             keep_on_failure: args.run.keep_on_failure,
             jobs: 1,
+            provenance,
         },
     };
     let (outcome, report_error) = engine
@@ -213,4 +230,65 @@ pub async fn run(args: E2eArgs) -> Result<Verdict, Error> {
     };
     eprintln!("report: {}", args.report.junit.display());
     super::finish(outcome.verdict, report_error, swept, &gc)
+}
+
+/// What each cell runs on, for the report: the chart (with its sha256 when it is a local
+/// archive), the Talos image with its registry digest where Docker knows one (an imported or
+/// locally built image has none), and the probe images. Provenance only: a slow or failed
+/// inspect leaves a digest unknown, it does not stop the run.
+async fn provenance(
+    plan: &crate::plan::Plan,
+    args: &E2eArgs,
+    images: &suites::kit::images::Images,
+) -> Provenance {
+    let chart_digest = args
+        .chart
+        .as_deref()
+        .map(std::path::Path::new)
+        .filter(|p| p.is_file())
+        .and_then(|p| upstream::Sha256::of_file(p).ok())
+        .map(|sum| format!("sha256:{sum}"));
+    let engine = super::connect().await.ok();
+    let mut digests = BTreeMap::new();
+    let probes = report::provenance::probe_images(images);
+    let mut cells = BTreeMap::new();
+    for c in &plan.cells {
+        let image = format!("{}:{}", args.cluster.talos_image_repo, c.cell.talos);
+        if !digests.contains_key(&image)
+            && let Some(engine) = &engine
+        {
+            let digest = tokio::time::timeout(
+                Duration::from_secs(15),
+                engine.client().inspect_image(&image),
+            )
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .and_then(|i| {
+                i.repo_digests
+                    .unwrap_or_default()
+                    .iter()
+                    .find_map(|d| d.split_once('@').map(|(_, d)| d.to_string()))
+            });
+            digests.insert(image.clone(), digest);
+        }
+        cells.insert(
+            c.id.clone(),
+            CellProvenance {
+                chart_version: Some(c.cell.cilium.to_string()),
+                chart_digest: chart_digest.clone(),
+                talos_image: Some(ImagePin {
+                    role: "talos".into(),
+                    digest: digests.get(&image).cloned().flatten(),
+                    reference: image,
+                }),
+                probe_images: probes.clone(),
+            },
+        );
+    }
+    Provenance {
+        cells,
+        artifacts: Some(args.report.artifacts.clone()),
+        ..Provenance::default()
+    }
 }

@@ -12,6 +12,8 @@ use std::path::PathBuf;
 pub enum Output {
     Text,
     Json,
+    /// `{"include":[...]}` for a GitHub Actions matrix, one entry per shard (see --shards).
+    GithubMatrix,
 }
 
 #[derive(Args, Debug)]
@@ -25,6 +27,12 @@ pub struct PlanArgs {
     /// Write each cell's merged values, Talos patches and Gateway API CRD reference here.
     #[arg(long, value_name = "DIR")]
     pub render: Option<PathBuf>,
+    /// Only this shard's cells: a stable hash of each cell id picks one of N shards.
+    #[arg(long, value_name = "hash:K/N", value_parser = crate::partition::Partition::parse)]
+    pub partition: Option<crate::partition::Partition>,
+    /// With --output github-matrix: how many shards to split the cells into [default: 1].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256), conflicts_with = "partition")]
+    pub shards: Option<u32>,
 }
 
 pub fn run(args: &PlanArgs) -> Result<Verdict, Error> {
@@ -32,7 +40,12 @@ pub fn run(args: &PlanArgs) -> Result<Verdict, Error> {
     if let Err(e) = args.select.check_external_target() {
         problems.push(e);
     }
-    let selection = match args.select.select(args.workers.workers) {
+    if args.shards.is_some() && !matches!(args.output, Output::GithubMatrix) {
+        problems.push(crate::errors::InputError::Unsupported(
+            "--shards only applies to --output github-matrix; add that or drop --shards".into(),
+        ));
+    }
+    let mut selection = match args.select.select(args.workers.workers) {
         Ok(s) if problems.is_empty() => s,
         Ok(_) => return Err(Refused(problems).into()),
         Err(e) => {
@@ -40,6 +53,10 @@ pub fn run(args: &PlanArgs) -> Result<Verdict, Error> {
             return Err(Refused(problems).into());
         }
     };
+    if let Some(p) = &args.partition {
+        p.select(&mut selection.plan)
+            .map_err(crate::errors::InputError::Unsupported)?;
+    }
     let plan = &selection.plan;
     if let Some(dir) = &args.render {
         let n = render::write(plan, &selection.overlay, dir)?;
@@ -54,6 +71,13 @@ pub fn run(args: &PlanArgs) -> Result<Verdict, Error> {
         Output::Json => println!(
             "{}",
             serde_json::to_string_pretty(plan).expect("the plan is plain data")
+        ),
+        Output::GithubMatrix => println!(
+            "{}",
+            crate::github_matrix::to_json(&crate::github_matrix::matrix(
+                plan,
+                args.shards.unwrap_or(1)
+            ))
         ),
     }
     Ok(Verdict::Passed)

@@ -15,22 +15,26 @@ pub enum ReportCommand {
         #[arg(short, long)]
         output: PathBuf,
     },
+    /// Markdown of one run: a row per cell, the failures, and with --baseline what changed.
+    Summary(report::cmd::SummaryArgs),
+    /// What changed between two reports, as Markdown; exits 1 when a check newly fails.
+    Diff(report::cmd::DiffArgs),
 }
 
 pub fn run(command: ReportCommand) -> Result<Verdict, Error> {
     match command {
         ReportCommand::Merge { inputs, output } => {
-            let merged = report::merge::merge_to(&inputs, &output)?;
-            eprintln!(
-                "merged {} file(s): {} testsuites, {} tests, {} failures, {} errors -> {}",
-                inputs.len(),
-                merged.test_suites.len(),
-                merged.tests,
-                merged.failures,
-                merged.errors,
-                output.display()
-            );
+            report::cmd::merge(&inputs, &output)?;
             Ok(Verdict::Passed)
         }
+        ReportCommand::Summary(args) => {
+            report::cmd::summary(&args)?;
+            Ok(Verdict::Passed)
+        }
+        // New failures are what `diff` exists to find: they exit 1 like a failed check.
+        ReportCommand::Diff(args) => Ok(match report::cmd::diff(&args)? {
+            0 => Verdict::Passed,
+            _ => Verdict::ChecksFailed,
+        }),
     }
 }

@@ -1,7 +1,8 @@
 //! Writing a [`RunReport`] as JUnit XML with quick-junit, atomically.
 
+use super::provenance::{self, Provenance};
 use super::redact::redact;
-use super::{CellReport, Outcome, RunReport};
+use super::{CellReport, Outcome, PhaseName, RunReport};
 use crate::errors::InputError;
 use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestSuite};
 use std::io::Write;
@@ -32,7 +33,11 @@ fn status(outcome: &Outcome) -> TestCaseStatus {
     }
 }
 
-fn properties(cell: &CellReport, interrupted: Option<&str>) -> Vec<Property> {
+fn properties(
+    cell: &CellReport,
+    provenance: &Provenance,
+    interrupted: Option<&str>,
+) -> Vec<Property> {
     let mut props = vec![
         Property::new("profile", cell.cell.profile.as_str()),
         Property::new("cilium.version", cell.cell.cilium.to_string()),
@@ -49,6 +54,22 @@ fn properties(cell: &CellReport, interrupted: Option<&str>) -> Vec<Property> {
     if let Some(signal) = interrupted {
         props.push(Property::new("interrupted", signal));
     }
+    let id = cell.cell.id();
+    // Only where collecting ran and succeeded, so the path names something that exists.
+    let collected = cell
+        .phases
+        .iter()
+        .any(|p| p.name == PhaseName::Collect && p.outcome == Outcome::Passed);
+    props.extend(provenance::properties(
+        &provenance.harness,
+        provenance.cells.get(&id),
+        &cell.cell.cilium.to_string(),
+        provenance
+            .artifacts
+            .as_ref()
+            .filter(|_| collected)
+            .map(|dir| dir.join(&id)),
+    ));
     props
 }
 
@@ -57,7 +78,7 @@ pub fn to_junit(run: &RunReport) -> Report {
     let mut report = Report::new(format!("talos-cilium-harness {}", run.run_id));
     for cell in &run.cells {
         let id = cell.cell.id();
-        let props = properties(cell, run.interrupted.as_deref());
+        let props = properties(cell, &run.provenance, run.interrupted.as_deref());
 
         let mut phases = TestSuite::new(format!("{id}::phases"));
         phases.add_properties(props.clone());
@@ -132,6 +153,11 @@ pub fn to_xml(report: &Report) -> Result<Vec<u8>, InputError> {
 /// Write `report` to `path` through a temporary file in the same directory and a rename, so a
 /// reader never sees half a file, even if the run dies while writing.
 pub fn write_atomically(report: &Report, path: &Path) -> Result<(), InputError> {
+    write_file_atomically(&to_xml(report)?, path)
+}
+
+/// Write `bytes` to `path` through a temporary file and a rename, mode 0644.
+pub fn write_file_atomically(bytes: &[u8], path: &Path) -> Result<(), InputError> {
     let io = |source| InputError::Write {
         path: path.to_path_buf(),
         source,
@@ -142,14 +168,27 @@ pub fn write_atomically(report: &Report, path: &Path) -> Result<(), InputError> 
     };
     std::fs::create_dir_all(dir).map_err(io)?;
     let mut tmp = tempfile::Builder::new()
-        .prefix(".junit-")
-        .suffix(".xml.tmp")
+        .prefix(".report-")
+        .suffix(".tmp")
         .tempfile_in(dir)
         .map_err(io)?;
-    tmp.write_all(&to_xml(report)?).map_err(io)?;
+    tmp.write_all(bytes).map_err(io)?;
     tmp.flush().map_err(io)?;
+    // tempfile creates 0600; a report is for sharing (credentials are redacted, not hidden).
+    set_report_mode(tmp.as_file()).map_err(io)?;
     tmp.as_file().sync_all().map_err(io)?;
     tmp.persist(path).map_err(|e| io(e.error))?;
+    Ok(())
+}
+
+#[cfg(unix)]
+fn set_report_mode(file: &std::fs::File) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    file.set_permissions(std::fs::Permissions::from_mode(0o644))
+}
+
+#[cfg(not(unix))]
+fn set_report_mode(_: &std::fs::File) -> std::io::Result<()> {
     Ok(())
 }
 

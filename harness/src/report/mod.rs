@@ -1,9 +1,14 @@
 //! Run results and their JUnit form: one testsuite per (cell, suite), one testcase per check,
 //! plus a `phases` testsuite per cell carrying the time each phase took.
 
+pub mod cmd;
 pub mod junit;
 pub mod merge;
+pub mod provenance;
+pub mod read;
 pub mod redact;
+pub mod results;
+pub mod summary;
 
 use crate::matrix::Cell;
 use std::time::Duration;
@@ -88,4 +93,6 @@ pub struct RunReport {
     /// Set when a signal cut the run short, e.g. "SIGINT".
     pub interrupted: Option<String>,
     pub cells: Vec<CellReport>,
+    /// The harness build and what each cell ran on.
+    pub provenance: provenance::Provenance,
 }

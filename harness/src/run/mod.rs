@@ -44,6 +44,8 @@ pub struct EngineOptions {
     pub keep_on_failure: bool,
     /// Cells run at once. Every cell has its own cluster, so they do not share state.
     pub jobs: usize,
+    /// Copied into the report: the harness build and what each cell ran on.
+    pub provenance: crate::report::provenance::Provenance,
 }
 
 /// How a run that was carried out ended; `main` turns it into the exit status.
@@ -184,6 +186,7 @@ where
             run_id: self.opts.run_id.clone(),
             interrupted: None,
             cells: Vec::new(),
+            provenance: self.opts.provenance.clone(),
         };
         let mut notes = Vec::new();
         let mut cells = futures::stream::iter(&plan.cells)

@@ -130,6 +130,7 @@ fn engine<'a>(fake: &'a Fake, steps: &'a [Step], keep: bool) -> Engine<'a, Fake,
             run_id: "r1".into(),
             keep_on_failure: keep,
             jobs: 1,
+            provenance: Default::default(),
         },
     }
 }
