@@ -28,7 +28,7 @@ pub const PSA_WARN: &str = "pod-security.kubernetes.io/warn";
 /// Longest run id kept in names, so `harness-pod-security-<run>-restricted` stays a DNS label.
 const RUN_IN_NAME: usize = 24;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum PsaLevel {
     Privileged,
     Baseline,
@@ -52,7 +52,7 @@ impl fmt::Display for PsaLevel {
 }
 
 /// The PodSecurity labels a namespace carries; `None` leaves the cluster default in force.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PsaLabels {
     pub enforce: Option<PsaLevel>,
     pub audit: Option<PsaLevel>,
