@@ -6,11 +6,12 @@ mod common;
 use common::{fixture, fixture_json, fixture_out};
 use std::time::Duration;
 use suites::gateway_api::http::{Echo, Expect, HttpReply, Request, Sample, judge_reply};
-use suites::gateway_api::types::{Gateway, GatewayClass, HTTPRoute};
-use suites::gateway_api::{
-    ClassSeen, Exchange, GatewaySeen, Routed, RoutesSeen, ServiceSeen, Target, Weighted,
-    judge_gateway, judge_gatewayclass, judge_routed, judge_routes, judge_weighted,
+use suites::gateway_api::judge::{
+    self, ClassSeen, Exchange, GatewaySeen, Routed, RoutesSeen, ServiceSeen, Target, Weighted,
 };
+use suites::gateway_api::observe::{class_state, gateway_state, route_state, service_seen};
+use suites::gateway_api::types::{Gateway, GatewayClass, HTTPRoute};
+use suites::kit::cilium::{CiliumFacts, Version};
 use suites::kit::exec::ExecOutput;
 use suites::kit::{Series, Try, Verdict};
 
@@ -27,12 +28,17 @@ fn route(name: &str) -> HTTPRoute {
 }
 
 fn pending_service() -> ServiceSeen {
-    ServiceSeen::from_service(
+    service_seen(
         &serde_json::from_value(fixture_json(
             "service-cilium-gateway-harness-gw-pending.json",
         ))
         .unwrap(),
     )
+}
+
+fn fail(v: Verdict) -> String {
+    assert!(!v.is_pass(), "expected a failure, got {v:?}");
+    v.message().to_string()
 }
 
 fn reply_body(status: u16, body: &str) -> HttpReply {
@@ -63,19 +69,19 @@ fn target() -> Target {
 fn an_accepted_cilium_gatewayclass_passes_and_a_foreign_controller_fails() {
     let seen = ClassSeen {
         name: "cilium".into(),
-        class: Some(class("gatewayclass-cilium-accepted.json")),
+        class: Some(class_state(&class("gatewayclass-cilium-accepted.json"))),
     };
     assert_eq!(
-        judge_gatewayclass(&seen),
+        judge::gatewayclass(&seen),
         Verdict::Pass(
             "GatewayClass cilium (controller io.cilium/gateway-controller): Accepted=True (Accepted: Valid GatewayClass)".into()
         )
     );
     let mut foreign = class("gatewayclass-cilium-accepted.json");
     foreign.spec.controller_name = "example.net/gateway-controller".into();
-    let v = judge_gatewayclass(&ClassSeen {
+    let v = judge::gatewayclass(&ClassSeen {
         name: "cilium".into(),
-        class: Some(foreign),
+        class: Some(class_state(&foreign)),
     });
     assert!(
         v.message()
@@ -83,7 +89,7 @@ fn an_accepted_cilium_gatewayclass_passes_and_a_foreign_controller_fails() {
         "{}",
         v.message()
     );
-    let missing = judge_gatewayclass(&ClassSeen {
+    let missing = judge::gatewayclass(&ClassSeen {
         name: "cilium".into(),
         class: None,
     });
@@ -95,9 +101,9 @@ fn an_accepted_cilium_gatewayclass_passes_and_a_foreign_controller_fails() {
 fn an_accepted_condition_about_an_older_generation_is_not_acceptance() {
     let mut c = class("gatewayclass-cilium-accepted.json");
     c.metadata.generation = Some(2);
-    let v = judge_gatewayclass(&ClassSeen {
+    let v = judge::gatewayclass(&ClassSeen {
         name: "cilium".into(),
-        class: Some(c),
+        class: Some(class_state(&c)),
     });
     assert!(
         v.message()
@@ -109,14 +115,15 @@ fn an_accepted_condition_about_an_older_generation_is_not_acceptance() {
 
 #[test]
 fn a_programmed_gateway_with_an_address_and_its_service_passes() {
-    let v = judge_gateway(&GatewaySeen {
+    let v = judge::gateway(&GatewaySeen {
         name: "harness-gw".into(),
-        gateway: Some(gateway("gateway-harness-gw-programmed.json")),
+        gateway: Some(gateway_state(&gateway("gateway-harness-gw-programmed.json"))),
         service: Some(ServiceSeen {
             ingress: vec!["172.18.0.240".into()],
             ..pending_service()
         }),
         routes: 8,
+        cilium: CiliumFacts::default(),
     });
     assert_eq!(
         v,
@@ -124,46 +131,127 @@ fn a_programmed_gateway_with_an_address_and_its_service_passes() {
     );
 }
 
-#[test]
-fn a_gateway_without_an_address_fails_with_the_reason_and_the_load_balancer_fix() {
-    let v = judge_gateway(&GatewaySeen {
+fn unaddressed(service: Option<ServiceSeen>, cilium: CiliumFacts) -> Verdict {
+    judge::gateway(&GatewaySeen {
         name: "harness-gw".into(),
-        gateway: Some(gateway(
+        gateway: Some(gateway_state(&gateway(
             "gateway-harness-gw-programmed-false-addressnotassigned.json",
-        )),
-        service: Some(pending_service()),
+        ))),
+        service,
         routes: 8,
-    });
-    let m = v.message();
-    assert!(!v.is_pass());
+        cilium,
+    })
+}
+
+fn cilium(version: &str, host_network: bool) -> CiliumFacts {
+    CiliumFacts {
+        image: Some(format!("quay.io/cilium/cilium:v{version}")),
+        version: Version::parse(version),
+        config: [(
+            "gateway-api-hostnetwork-enabled".to_string(),
+            host_network.to_string(),
+        )]
+        .into(),
+    }
+}
+
+#[test]
+fn a_gateway_without_an_address_gets_advice_from_what_its_service_shows() {
+    // A LoadBalancer nothing answered: no address, no LB IPAM condition.
+    let m = fail(unaddressed(Some(pending_service()), CiliumFacts::default()));
     assert!(
-        m.starts_with("Gateway harness-gw: not programmed: Programmed=False (AddressNotAssigned: Address is not ready yet); Service cilium-gateway-harness-gw is a LoadBalancer with no load-balancer address"),
+        m.starts_with("Gateway harness-gw: not programmed: Programmed=False (AddressNotAssigned: Gateway waiting for address); Service cilium-gateway-harness-gw is a LoadBalancer with no address and no LB IPAM condition"),
         "{m}"
     );
-    assert!(m.contains("CiliumLoadBalancerIPPool"), "{m}");
     assert!(m.ends_with("; status.addresses is empty"), "{m}");
+    // LB IPAM answered no_pool: the advice is the pool's selector, not "add LB IPAM".
+    let no_pool = service_seen(
+        &serde_json::from_value(fixture_json("service-cilium-gateway-harness-gw-no-pool.json"))
+            .unwrap(),
+    );
+    let m = fail(unaddressed(Some(no_pool), CiliumFacts::default()));
+    assert!(
+        m.contains("LB IPAM found no CiliumLoadBalancerIPPool that selects it (cilium.io/IPAMRequestSatisfied=False, no_pool: There are no enabled CiliumLoadBalancerIPPools that match this service)"),
+        "{m}"
+    );
+    assert!(!m.contains("host-network"), "{m}");
+    // The Service has its address: the Gateway's status is what lags.
+    let m = fail(unaddressed(
+        Some(ServiceSeen {
+            ingress: vec!["172.18.0.240".into()],
+            ..pending_service()
+        }),
+        CiliumFacts::default(),
+    ));
+    assert!(
+        m.contains("Service cilium-gateway-harness-gw already has the address 172.18.0.240, yet the Gateway has none"),
+        "{m}"
+    );
+    assert!(!m.contains("CiliumLoadBalancerIPPool"), "{m}");
+    // Host-network mode: a ClusterIP Service. On the affected releases the known bug is named
+    // with its fix; on a fixed release it is not.
+    let cluster_ip = || ServiceSeen {
+        type_: "ClusterIP".into(),
+        ..pending_service()
+    };
+    let m = fail(unaddressed(Some(cluster_ip()), cilium("1.18.4", true)));
+    assert!(
+        m.contains("Cilium creates a ClusterIP Service in host-network mode (gateway-api-hostnetwork-enabled=true); Cilium 1.18.4 takes Gateway addresses only from a LoadBalancer's ingress"),
+        "{m}"
+    );
+    assert!(
+        m.contains("known bug cilium/cilium#42786 (from 1.18.3), fixed in 1.19.5 by cilium/cilium#46350"),
+        "{m}"
+    );
+    let m = fail(unaddressed(Some(cluster_ip()), cilium("1.19.6", true)));
+    assert!(!m.contains("known bug"), "{m}");
+    assert!(m.contains("Cilium 1.19.6 gives such a Gateway its nodes' IPs"), "{m}");
+    let m = fail(unaddressed(Some(cluster_ip()), cilium("1.18.2", true)));
+    assert!(!m.contains("known bug"), "before the regression: {m}");
+    // Another reason is the controller's own words: no address advice.
+    let mut listeners = gateway("gateway-harness-gw-programmed-false-addressnotassigned.json");
+    let c = &mut listeners.status.as_mut().unwrap().conditions[1];
+    c.reason = "ListenersNotValid".into();
+    c.message = "No Accepted Listeners".into();
+    let m = fail(judge::gateway(&GatewaySeen {
+        name: "harness-gw".into(),
+        gateway: Some(gateway_state(&listeners)),
+        service: Some(pending_service()),
+        routes: 8,
+        cilium: CiliumFacts::default(),
+    }));
+    assert!(
+        m.starts_with("Gateway harness-gw: not programmed: Programmed=False (ListenersNotValid: No Accepted Listeners); status.addresses is empty"),
+        "{m}"
+    );
+}
+
+#[test]
+fn a_refused_listener_or_a_missing_service_fails_the_gateway() {
     let mut refused = gateway("gateway-harness-gw-programmed.json");
     let listener = &mut refused.status.as_mut().unwrap().listeners[0];
     listener.conditions[0].status = "False".into();
     listener.conditions[0].reason = "PortUnavailable".into();
     listener.conditions[0].message = "port 80 is in use".into();
     assert_eq!(
-        judge_gateway(&GatewaySeen {
+        judge::gateway(&GatewaySeen {
             name: "harness-gw".into(),
-            gateway: Some(refused),
+            gateway: Some(gateway_state(&refused)),
             service: Some(pending_service()),
             routes: 8,
+            cilium: CiliumFacts::default(),
         }),
         Verdict::Fail(
             "Gateway harness-gw: listener http: Programmed=False (PortUnavailable: port 80 is in use)"
                 .into()
         )
     );
-    let no_svc = judge_gateway(&GatewaySeen {
+    let no_svc = judge::gateway(&GatewaySeen {
         name: "harness-gw".into(),
-        gateway: Some(gateway("gateway-harness-gw-programmed.json")),
+        gateway: Some(gateway_state(&gateway("gateway-harness-gw-programmed.json"))),
         service: None,
         routes: 8,
+        cilium: CiliumFacts::default(),
     });
     assert!(
         no_svc
@@ -178,11 +266,11 @@ fn routes_pass_only_when_every_parent_status_is_accepted_and_resolved() {
         gateway: "harness-gw".into(),
         routes: vec![(
             "path-prefix".into(),
-            Some(route("httproute-path-prefix-accepted.json")),
+            Some(route_state(&route("httproute-path-prefix-accepted.json"))),
         )],
     };
     assert_eq!(
-        judge_routes(&ok),
+        judge::routes(&ok),
         Verdict::Pass("HTTPRoute path-prefix: Accepted=True, ResolvedRefs=True".into())
     );
     let bad = RoutesSeen {
@@ -190,24 +278,24 @@ fn routes_pass_only_when_every_parent_status_is_accepted_and_resolved() {
         routes: vec![
             (
                 "path-prefix".into(),
-                Some(route("httproute-path-prefix-accepted.json")),
+                Some(route_state(&route("httproute-path-prefix-accepted.json"))),
             ),
             (
                 "weights".into(),
-                Some(route("httproute-resolvedrefs-false-backendnotfound.json")),
+                Some(route_state(&route("httproute-resolvedrefs-false-backendnotfound.json"))),
             ),
         ],
     };
     assert_eq!(
-        judge_routes(&bad),
+        judge::routes(&bad),
         Verdict::Fail("HTTPRoute weights: ResolvedRefs=False (BackendNotFound: Service \"harness-gateway-api-r1/echo-v3\" not found): a backendRef names a Service that does not exist in the route's namespace".into())
     );
     // A route the controller never looked at, and one under another Gateway.
     let mut unreconciled = route("httproute-path-prefix-accepted.json");
     unreconciled.status = None;
-    let v = judge_routes(&RoutesSeen {
+    let v = judge::routes(&RoutesSeen {
         gateway: "harness-gw".into(),
-        routes: vec![("path-prefix".into(), Some(unreconciled))],
+        routes: vec![("path-prefix".into(), Some(route_state(&unreconciled)))],
     });
     assert!(
         v.message()
@@ -216,11 +304,11 @@ fn routes_pass_only_when_every_parent_status_is_accepted_and_resolved() {
         v.message()
     );
     assert!(
-        !judge_routes(&RoutesSeen {
+        !judge::routes(&RoutesSeen {
             gateway: "other-gw".into(),
             routes: vec![(
                 "path-prefix".into(),
-                Some(route("httproute-path-prefix-accepted.json"))
+                Some(route_state(&route("httproute-path-prefix-accepted.json")))
             )],
         })
         .is_pass()
@@ -343,7 +431,7 @@ fn routed_needs_three_in_a_row_for_every_request_and_names_the_hint_and_target()
     let v2 = reply_body(200, "{\"pod\": \"echo-v2\", \"path\": \"/v2example\"}");
     let o = Routed {
         target: target(),
-        hint: "PathPrefix matches whole path segments",
+        hint: "PathPrefix matches whole path segments".into(),
         exchanges: vec![Exchange {
             request: Request::new("prefix.example.com", "/v2example"),
             expect: Expect::Backend("echo-v1".into()),
@@ -351,7 +439,7 @@ fn routed_needs_three_in_a_row_for_every_request_and_names_the_hint_and_target()
         }],
     };
     assert_eq!(
-        judge_routed(&o),
+        judge::routed(&o),
         Verdict::Pass("GET prefix.example.com/v2example: HTTP 200 from echo-v1 (path /v2example) (3 in a row) (via 172.18.0.240:80, the Gateway harness-gw status.addresses[0])".into())
     );
     let flapping = Routed {
@@ -361,7 +449,7 @@ fn routed_needs_three_in_a_row_for_every_request_and_names_the_hint_and_target()
         }],
         ..o.clone()
     };
-    assert!(!judge_routed(&flapping).is_pass());
+    assert!(!judge::routed(&flapping).is_pass());
     let wrong = Routed {
         exchanges: vec![Exchange {
             series: series(vec![v2.clone(), v2.clone(), v2]),
@@ -369,7 +457,7 @@ fn routed_needs_three_in_a_row_for_every_request_and_names_the_hint_and_target()
         }],
         ..o
     };
-    let m = judge_routed(&wrong).message().to_string();
+    let m = judge::routed(&wrong).message().to_string();
     assert!(
         m.starts_with("GET prefix.example.com/v2example: got HTTP 200 from echo-v2 (path /v2example), expected HTTP 200 from echo-v1: the request matched the wrong rule"),
         "{m}"
@@ -415,17 +503,17 @@ fn split(v1: usize, v2: usize, v3: usize) -> Vec<Sample> {
 #[test]
 fn a_split_within_tolerance_passes_and_a_weight_zero_backend_must_get_nothing() {
     assert_eq!(
-        judge_weighted(&weighted(split(146, 54, 0))),
+        judge::weighted(&weighted(split(146, 54, 0))),
         Verdict::Pass("echo-v1 146/200 (73.0%, weight 70 -> 70%), echo-v2 54/200 (27.0%, weight 30 -> 30%), echo-v3 0/200 (0.0%, weight 0 -> 0%) (within 10 points)".into())
     );
-    let even = judge_weighted(&weighted(split(100, 100, 0)));
+    let even = judge::weighted(&weighted(split(100, 100, 0)));
     assert!(
         even.message()
             .starts_with("the split does not follow the weights: echo-v1 100/200 (50.0%, weight 70 -> 70%); echo-v2 100/200 (50.0%, weight 30 -> 30%)"),
         "{}",
         even.message()
     );
-    let leak = judge_weighted(&weighted(split(139, 60, 1)));
+    let leak = judge::weighted(&weighted(split(139, 60, 1)));
     assert!(
         leak.message()
             .starts_with("the split does not follow the weights: echo-v3 1/200"),
@@ -443,14 +531,14 @@ fn a_batch_with_failures_or_cut_short_fails_and_no_warmup_means_no_split() {
         pod: None,
     });
     assert_eq!(
-        judge_weighted(&weighted(s)),
+        judge::weighted(&weighted(s)),
         Verdict::Fail("199 of 200 requests got an answer from a backend; the first failure: HTTP 503 (curl exit 0); every request through a weighted route must reach one of its backends".into())
     );
-    assert!(!judge_weighted(&weighted(split(70, 30, 0))).is_pass());
+    assert!(!judge::weighted(&weighted(split(70, 30, 0))).is_pass());
     let mut cold = weighted(Vec::new());
     let nf = HttpReply::parse(&fixture_out("curl-gateway-404-no-route.txt", 0).unwrap());
     cold.warmup.series = series(vec![nf.clone(), nf.clone(), nf]);
-    assert!(judge_weighted(&cold).message().starts_with(
+    assert!(judge::weighted(&cold).message().starts_with(
         "the weighted route never answered steadily, so no split was measured: got HTTP 404"
     ));
 }
@@ -458,14 +546,15 @@ fn a_batch_with_failures_or_cut_short_fails_and_no_warmup_means_no_split() {
 fn programmed(routes: usize, edit: impl FnOnce(&mut Gateway)) -> Verdict {
     let mut g = gateway("gateway-harness-gw-programmed.json");
     edit(&mut g);
-    judge_gateway(&GatewaySeen {
+    judge::gateway(&GatewaySeen {
         name: "harness-gw".into(),
-        gateway: Some(g),
+        gateway: Some(gateway_state(&g)),
         service: Some(ServiceSeen {
             ingress: vec!["172.18.0.240".into()],
             ..pending_service()
         }),
         routes,
+        cilium: CiliumFacts::default(),
     })
 }
 
@@ -516,10 +605,10 @@ fn batches_cut_short_report_how_far_they_got_and_why() {
     w.stopped =
         Some("batch 4 of 10: exec \"/bin/sh\" in ns/client: did not finish within 230s".into());
     assert_eq!(
-        judge_weighted(&w),
+        judge::weighted(&w),
         Verdict::Fail("60 of 200 requests got an answer from a backend; the batches stopped after 60 of 200 requests: batch 4 of 10: exec \"/bin/sh\" in ns/client: did not finish within 230s; every request through a weighted route must reach one of its backends".into())
     );
-    let short = judge_weighted(&weighted(split(70, 30, 0)));
+    let short = judge::weighted(&weighted(split(70, 30, 0)));
     assert!(
         short
             .message()

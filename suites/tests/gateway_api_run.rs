@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use suites::kit::{ExecOutput, KitError, PodRef};
-use suites::{CheckFilter, CheckOutcome, Cleanup, SuiteName, run_suite_with};
+use suites::{CheckFilter, CheckOutcome, Cleanup, run_suite_with};
 
 const NS: &str = "harness-gateway-api-r1";
 const GW_PATH: &str = "/apis/gateway.networking.k8s.io/v1";
@@ -359,7 +359,7 @@ async fn gateway_api_passes_against_a_conforming_cilium_gateway() {
     let run = run_suite_with(
         &client,
         exec.clone(),
-        SuiteName::GatewayApi,
+        suites::gateway_api::NAME,
         &ctx(2, None),
         &all(),
         &fast_options("r1"),
@@ -410,13 +410,13 @@ async fn gateway_api_passes_against_a_conforming_cilium_gateway() {
             p("services", "echo-v3"),
             g("gateways", "harness-gw"),
             g("httproutes", "path-prefix"),
-            g("httproutes", "exact-path"),
-            g("httproutes", "header-match"),
+            g("httproutes", "exact"),
+            g("httproutes", "header"),
             g("httproutes", "hostname-exact"),
             g("httproutes", "hostname-wildcard"),
             g("httproutes", "weights"),
-            g("httproutes", "redirect"),
-            g("httproutes", "request-header-modifier"),
+            g("httproutes", "hostname-redirect"),
+            g("httproutes", "header-modifier"),
         ]
     );
     let body = |kind: &str, name: &str| {
@@ -452,12 +452,12 @@ async fn gateway_api_passes_against_a_conforming_cilium_gateway() {
         json!([{"name": "echo-v1", "port": 8080, "weight": 70}, {"name": "echo-v2", "port": 8080, "weight": 30}, {"name": "echo-v3", "port": 8080, "weight": 0}])
     );
     assert_eq!(
-        body("/httproutes", "redirect")["spec"]["rules"][1],
+        body("/httproutes", "hostname-redirect")["spec"]["rules"][1],
         json!({"matches": [{"path": {"type": "PathPrefix", "value": "/status-code-301"}}],
                "filters": [{"type": "RequestRedirect", "requestRedirect": {"hostname": "example.org", "statusCode": 301}}]})
     );
     assert_eq!(
-        body("/httproutes", "request-header-modifier")["spec"]["rules"][0]["filters"],
+        body("/httproutes", "header-modifier")["spec"]["rules"][0]["filters"],
         json!([{"type": "RequestHeaderModifier", "requestHeaderModifier": {
             "set": [{"name": "X-Header-Set", "value": "set-overwrites-values"}],
             "add": [{"name": "X-Header-Add", "value": "add-appends-values"}],
@@ -566,7 +566,7 @@ async fn a_pending_load_balancer_fails_programmed_and_traffic_goes_to_the_gatewa
     let run = run_suite_with(
         &client,
         gateway_exec("10.96.40.2", false),
-        SuiteName::GatewayApi,
+        suites::gateway_api::NAME,
         &ctx(2, None),
         &filter,
         &fast_options("r1"),
@@ -577,7 +577,9 @@ async fn a_pending_load_balancer_fails_programmed_and_traffic_goes_to_the_gatewa
     let CheckOutcome::Failed { message } = outcome(&run, "gateway-programmed") else {
         panic!("{:?}", run.checks[0].outcome)
     };
-    assert!(message.starts_with("Gateway harness-gw: not programmed: Programmed=False (AddressNotAssigned: Address is not ready yet); Service cilium-gateway-harness-gw is a LoadBalancer with no load-balancer address"), "{message}");
+    // The Service is a LoadBalancer without an address and without LB IPAM's condition: the
+    // advice is about the missing load balancer, from what was seen of the Service.
+    assert!(message.starts_with("Gateway harness-gw: not programmed: Programmed=False (AddressNotAssigned: Gateway waiting for address); Service cilium-gateway-harness-gw is a LoadBalancer with no address and no LB IPAM condition"), "{message}");
     assert!(
         run.checks[0].transcript.render().starts_with("# timed out after 0.50s waiting for Gateway harness-gateway-api-r1/harness-gw to be Programmed"),
         "{}",
@@ -600,7 +602,7 @@ async fn a_segment_blind_path_prefix_fails_naming_the_request_and_the_rule() {
     let run = run_suite_with(
         &client,
         gateway_exec("172.18.0.240", true),
-        SuiteName::GatewayApi,
+        suites::gateway_api::NAME,
         &ctx(2, None),
         &only("gateway-api::path-prefix-routing"),
         &fast_options("r1"),
@@ -642,7 +644,7 @@ async fn an_unresolved_backend_and_a_missing_gatewayclass_fail_with_their_reason
     let run = run_suite_with(
         &client,
         gateway_exec("172.18.0.240", false),
-        SuiteName::GatewayApi,
+        suites::gateway_api::NAME,
         &ctx(2, None),
         &filter,
         &fast_options("r1"),
@@ -686,7 +688,7 @@ async fn without_gateway_api_in_the_values_the_suite_is_skipped_and_touches_noth
     let run = run_suite_with(
         &client,
         exec.clone(),
-        SuiteName::GatewayApi,
+        suites::gateway_api::NAME,
         &c,
         &all(),
         &fast_options("r1"),
@@ -716,7 +718,7 @@ async fn a_gateway_listener_counting_too_few_routes_fails_and_the_wait_names_it(
     let run = run_suite_with(
         &client,
         gateway_exec("172.18.0.240", false),
-        SuiteName::GatewayApi,
+        suites::gateway_api::NAME,
         &ctx(2, None),
         &only("gateway-api::gateway-programmed"),
         &fast_options("r1"),
@@ -742,7 +744,7 @@ async fn a_stalled_weighted_batch_fails_with_the_samples_taken_before_it() {
     let run = run_suite_with(
         &client,
         gateway_exec_stalling("172.18.0.240", false, Some(4)),
-        SuiteName::GatewayApi,
+        suites::gateway_api::NAME,
         &ctx(2, None),
         &only("gateway-api::weighted-backends"),
         &fast_options("r1"),

@@ -215,7 +215,7 @@ pub(crate) fn conclude<O: Serialize + DeserializeOwned>(
 ///
 /// ```ignore
 /// check! {
-///     name: "peer-count",
+///     name: "peers-per-node",
 ///     proves: "every agent has one peer per other node",
 ///     anchor: "cilium-dbg status: wireguard peer-count",
 ///     assumes: "the agent keeps one peer per remote node that publishes a key (all versions)",

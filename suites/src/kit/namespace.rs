@@ -212,14 +212,14 @@ mod tests {
     #[test]
     fn names_stay_dns_labels() {
         let run = RunId::new(&"r".repeat(63)).unwrap();
-        let n = namespace_name(&run, SuiteName::PodSecurity, Some("restricted"));
+        let n = namespace_name(&run, crate::pod_security::NAME, Some("restricted"));
         assert!(n.len() <= 63, "{n} is {} long", n.len());
         assert!(
             n.chars()
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         );
         assert_eq!(
-            namespace_name(&RunId::new("r1").unwrap(), SuiteName::Dns, None),
+            namespace_name(&RunId::new("r1").unwrap(), crate::dns::NAME, None),
             "harness-dns-r1"
         );
     }
@@ -230,7 +230,7 @@ mod tests {
         let ns = test_namespace(
             "harness-dns-r1",
             &run,
-            SuiteName::Dns,
+            crate::dns::NAME,
             PsaLabels::PRIVILEGED,
         );
         let labels = ns.metadata.labels.unwrap();

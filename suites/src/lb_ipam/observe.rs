@@ -68,7 +68,6 @@ pub fn svc_state(svc: &Service) -> SvcState {
     }
 }
 
-/// counts as matching (the safe side for a count of free addresses).
 /// Whether a pool's serviceSelector may select a Service with `labels`: matchLabels and the
 /// matchExpressions operators In, NotIn, Exists and DoesNotExist; an expression it cannot read
 /// counts as matching (the safe side for a count of free addresses).

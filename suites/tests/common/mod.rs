@@ -256,6 +256,14 @@ impl Cluster {
                            "apiVersion": "v1", "kind": "Node", "metadata": {"name": n},
                            "status": {"addresses": [{"type": "InternalIP", "address": ip}]}})).collect::<Vec<_>>()}),
             ),
+            ("GET", ["api", "v1", "pods"]) => Reply::Json(
+                200,
+                json!({"apiVersion": "v1", "kind": "PodList", "metadata": {"resourceVersion": "9"},
+                       "items": self.objects.iter()
+                           .filter(|((r, _, _), _)| r == "pods")
+                           .map(|(_, v)| v.clone())
+                           .collect::<Vec<_>>()}),
+            ),
             ("POST", ["api", "v1", "namespaces", ns, "pods"]) => {
                 let mut pod = s.body.clone();
                 let name = pod["metadata"]["name"].as_str().unwrap().to_string();
