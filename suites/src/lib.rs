@@ -43,7 +43,9 @@ pub(crate) mod rules;
 pub mod runner;
 pub mod wireguard;
 
-pub use catalog::{CATALOG, CheckDecl, CheckStatus, NOT_IMPLEMENTED, SuiteDecl, SuiteName};
+pub use catalog::{
+    CATALOG, CheckDecl, CheckStatus, NOT_IMPLEMENTED, SuiteDecl, SuiteName, all_check_names,
+};
 pub use features::{Applicability, Features, Routing, RunContext};
 pub use filter::{CheckFilter, FilterError};
 pub use runner::{
