@@ -189,7 +189,12 @@ mod tests {
                     ("anchor", c.anchor),
                     ("assumes", c.assumes),
                 ] {
-                    assert!(!text.trim().is_empty(), "{}::{} has no {what}", s.name, c.name);
+                    assert!(
+                        !text.trim().is_empty(),
+                        "{}::{} has no {what}",
+                        s.name,
+                        c.name
+                    );
                 }
             }
         }
@@ -215,5 +220,4 @@ mod tests {
             )
         );
     }
-
 }

@@ -6,7 +6,8 @@ use crate::catalog::{CATALOG, CheckDecl, CheckStatus, NOT_IMPLEMENTED, SuiteDecl
 use std::fmt::Write as _;
 
 /// Where the README's generated checks tables begin and end.
-pub const README_BEGIN: &str = "<!-- checks: generated from the declarations (suites::docs::readme_checks); do not edit -->";
+pub const README_BEGIN: &str =
+    "<!-- checks: generated from the declarations (suites::docs::readme_checks); do not edit -->";
 pub const README_END: &str = "<!-- checks: end -->";
 
 fn cell(s: &str) -> String {

@@ -10,6 +10,7 @@ pub mod images;
 pub mod namespace;
 pub mod probe;
 pub mod retry;
+pub mod talos;
 pub mod topology;
 pub mod transcript;
 pub mod verdict;

@@ -31,8 +31,8 @@
 
 pub mod catalog;
 pub mod connectivity;
-pub mod docs;
 pub mod dns;
+pub mod docs;
 pub mod features;
 pub mod filter;
 pub mod gateway_api;

@@ -3,12 +3,11 @@
 
 use std::time::Duration;
 use suites::connectivity::judge::{self, NoFrag, Placed, PlacementFact};
+use suites::kit::Verdict;
 use suites::kit::exec::ExecOutput;
 use suites::kit::probe::curl::CurlResult;
 use suites::kit::probe::ping::PingResult;
 use suites::kit::retry::{Leg, Series, Try};
-use suites::kit::Verdict;
-
 
 fn series<T>(tries: Vec<T>) -> Series<T> {
     Series {

@@ -1,16 +1,17 @@
 //! The DNS judges on dig answers, EndpointSlices and resolv.conf files as the tools and the
 //! API print them.
 
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use std::time::Duration;
 use suites::dns::dig::{self, DigResult, RData, RType};
-use suites::dns::judge::{self, Expect, Headless, Lookup, PolicyNone};
+use suites::dns::judge::{self, Expect, External, Headless, Lookup, PolicyNone};
 use suites::dns::observe;
 use suites::dns::resolv_conf::ResolvConf;
+use suites::kit::Verdict;
+use suites::kit::cilium::{CiliumFacts, Version};
 use suites::kit::exec::ExecOutput;
 use suites::kit::retry::{Series, Try};
-use suites::kit::Verdict;
-use k8s_openapi::api::discovery::v1::EndpointSlice;
-
+use suites::kit::talos::NodeOs;
 
 fn dig_fixture(name: &str, exit_code: i32) -> DigResult {
     let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
@@ -190,15 +191,68 @@ fn externalname_must_be_a_cname_to_its_target() {
     assert!(!judge::answer(&r, &Expect::Cname("bar.example.com.".into())).is_pass());
 }
 
-#[test]
-fn an_external_failure_names_the_talos_breakage_and_its_fix() {
-    let l = lookup_of(
+/// Cilium configuration keys as the 1.18 chart renders them into cilium-config
+/// (templates/cilium-configmap.yaml): BPF host routing is on with kube-proxy replacement and BPF
+/// masquerading unless `enable-host-legacy-routing` is "true".
+const BPF_HOST_ROUTING: &[(&str, &str)] = &[
+    ("kube-proxy-replacement", "true"),
+    ("enable-bpf-masquerade", "true"),
+];
+
+fn talos(version: &str) -> NodeOs {
+    NodeOs {
+        os_images: [format!("Talos (v{version})")].into(),
+    }
+}
+
+fn external(
+    lookup: Lookup,
+    talos_host_dns: bool,
+    node_os: NodeOs,
+    cilium: CiliumFacts,
+) -> External {
+    External {
+        lookup,
+        control: lookup_of(
+            "kubernetes.default.svc.cluster.local",
+            RType::A,
+            set(&["10.96.0.1"]),
+            dig_fixture("dig-a-kubernetes-default.txt", 0),
+        ),
+        talos_host_dns,
+        node_os,
+        cilium,
+    }
+}
+
+fn servfail() -> Lookup {
+    lookup_of(
         "cilium.io.",
         RType::A,
         Expect::AnyIp,
         dig_fixture("dig-a-external-servfail.txt", 0),
-    );
-    let v = judge::external(&l);
+    )
+}
+
+fn cilium(version: &str, config: &[(&str, &str)]) -> CiliumFacts {
+    CiliumFacts {
+        image: Some(format!("quay.io/cilium/cilium:v{version}")),
+        version: Version::parse(version),
+        config: config
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    }
+}
+
+#[test]
+fn an_external_failure_with_the_breakage_signature_names_it_and_its_fix() {
+    let v = judge::external(&external(
+        servfail(),
+        false,
+        talos("1.11.5"),
+        cilium("1.18.4", BPF_HOST_ROUTING),
+    ));
     let m = v.message();
     assert!(!v.is_pass());
     assert!(
@@ -206,14 +260,117 @@ fn an_external_failure_names_the_talos_breakage_and_its_fix() {
         "{m}"
     );
     for needle in [
-        "siderolabs/talos#9191",
+        "Talos 1.11.5",
+        "169.254.116.108",
+        "Cilium 1.18.4 routes host traffic in BPF",
         "siderolabs/talos#10002",
         "cilium/cilium#36737",
         "bpf.hostLegacyRouting=true",
-        "169.254.116.108",
     ] {
         assert!(m.contains(needle), "missing {needle}: {m}");
     }
+}
+
+#[test]
+fn talos_1_7_forwards_through_the_host_dns_service() {
+    let with = judge::external(&external(
+        servfail(),
+        true,
+        talos("1.7.6"),
+        cilium("1.15.6", BPF_HOST_ROUTING),
+    ));
+    assert!(with.message().contains("Service kube-system/host-dns"));
+    assert!(
+        with.message().contains("only some setups broke"),
+        "{}",
+        with.message()
+    );
+    assert!(with.message().contains("bpf.hostLegacyRouting=true"));
+    let without = judge::external(&external(
+        servfail(),
+        false,
+        talos("1.7.6"),
+        cilium("1.15.6", BPF_HOST_ROUTING),
+    ));
+    assert!(
+        without
+            .message()
+            .contains("not the Talos host DNS breakage"),
+        "{}",
+        without.message()
+    );
+}
+
+#[test]
+fn an_external_failure_without_the_signature_does_not_blame_the_known_breakage() {
+    let legacy: Vec<(&str, &str)> =
+        [BPF_HOST_ROUTING, &[("enable-host-legacy-routing", "true")]].concat();
+    for (why, e) in [
+        (
+            "not Talos",
+            external(
+                servfail(),
+                false,
+                NodeOs {
+                    os_images: ["Debian GNU/Linux 12 (bookworm)".to_string()].into(),
+                },
+                cilium("1.18.4", BPF_HOST_ROUTING),
+            ),
+        ),
+        (
+            "enable-host-legacy-routing=true",
+            external(
+                servfail(),
+                false,
+                talos("1.11.5"),
+                cilium("1.18.4", &legacy),
+            ),
+        ),
+        (
+            "kube-proxy-replacement false",
+            external(
+                servfail(),
+                false,
+                talos("1.11.5"),
+                cilium("1.18.4", &[("kube-proxy-replacement", "false")]),
+            ),
+        ),
+        (
+            "enable-bpf-masquerade not true",
+            external(
+                servfail(),
+                false,
+                talos("1.11.5"),
+                cilium("1.18.4", &[("kube-proxy-replacement", "true")]),
+            ),
+        ),
+    ] {
+        let v = judge::external(&e);
+        let m = v.message();
+        assert!(!v.is_pass());
+        assert!(m.contains(why), "missing {why}: {m}");
+        assert!(m.contains("not the Talos host DNS breakage"), "{m}");
+        assert!(!m.contains("bpf.hostLegacyRouting=true"), "{m}");
+    }
+}
+
+#[test]
+fn an_external_failure_when_cluster_names_fail_too_points_at_cluster_dns() {
+    let mut e = external(
+        servfail(),
+        false,
+        talos("1.11.5"),
+        cilium("1.18.4", BPF_HOST_ROUTING),
+    );
+    e.control = lookup_of(
+        "kubernetes.default.svc.cluster.local",
+        RType::A,
+        set(&["10.96.0.1"]),
+        dig_fixture("dig-timeout.txt", 9),
+    );
+    let m = judge::external(&e).message().to_string();
+    assert!(m.contains("cluster DNS itself is broken"), "{m}");
+    assert!(!m.contains("cilium/cilium#36737"), "{m}");
 }
 
 #[test]
@@ -224,7 +381,9 @@ fn an_external_cname_chain_with_addresses_passes() {
         Expect::AnyIp,
         dig_fixture("dig-a-external-cname-chain.txt", 0),
     );
-    assert!(judge::external(&l).is_pass());
+    assert!(
+        judge::external(&external(l, false, talos("1.11.5"), CiliumFacts::default())).is_pass()
+    );
 }
 
 #[test]

@@ -117,7 +117,9 @@ fn an_accepted_condition_about_an_older_generation_is_not_acceptance() {
 fn a_programmed_gateway_with_an_address_and_its_service_passes() {
     let v = judge::gateway(&GatewaySeen {
         name: "harness-gw".into(),
-        gateway: Some(gateway_state(&gateway("gateway-harness-gw-programmed.json"))),
+        gateway: Some(gateway_state(&gateway(
+            "gateway-harness-gw-programmed.json",
+        ))),
         service: Some(ServiceSeen {
             ingress: vec!["172.18.0.240".into()],
             ..pending_service()
@@ -166,8 +168,10 @@ fn a_gateway_without_an_address_gets_advice_from_what_its_service_shows() {
     assert!(m.ends_with("; status.addresses is empty"), "{m}");
     // LB IPAM answered no_pool: the advice is the pool's selector, not "add LB IPAM".
     let no_pool = service_seen(
-        &serde_json::from_value(fixture_json("service-cilium-gateway-harness-gw-no-pool.json"))
-            .unwrap(),
+        &serde_json::from_value(fixture_json(
+            "service-cilium-gateway-harness-gw-no-pool.json",
+        ))
+        .unwrap(),
     );
     let m = fail(unaddressed(Some(no_pool), CiliumFacts::default()));
     assert!(
@@ -200,12 +204,17 @@ fn a_gateway_without_an_address_gets_advice_from_what_its_service_shows() {
         "{m}"
     );
     assert!(
-        m.contains("known bug cilium/cilium#42786 (from 1.18.3), fixed in 1.19.5 by cilium/cilium#46350"),
+        m.contains(
+            "known bug cilium/cilium#42786 (from 1.18.3), fixed in 1.19.5 by cilium/cilium#46350"
+        ),
         "{m}"
     );
     let m = fail(unaddressed(Some(cluster_ip()), cilium("1.19.6", true)));
     assert!(!m.contains("known bug"), "{m}");
-    assert!(m.contains("Cilium 1.19.6 gives such a Gateway its nodes' IPs"), "{m}");
+    assert!(
+        m.contains("Cilium 1.19.6 gives such a Gateway its nodes' IPs"),
+        "{m}"
+    );
     let m = fail(unaddressed(Some(cluster_ip()), cilium("1.18.2", true)));
     assert!(!m.contains("known bug"), "before the regression: {m}");
     // Another reason is the controller's own words: no address advice.
@@ -248,7 +257,9 @@ fn a_refused_listener_or_a_missing_service_fails_the_gateway() {
     );
     let no_svc = judge::gateway(&GatewaySeen {
         name: "harness-gw".into(),
-        gateway: Some(gateway_state(&gateway("gateway-harness-gw-programmed.json"))),
+        gateway: Some(gateway_state(&gateway(
+            "gateway-harness-gw-programmed.json",
+        ))),
         service: None,
         routes: 8,
         cilium: CiliumFacts::default(),
@@ -282,7 +293,9 @@ fn routes_pass_only_when_every_parent_status_is_accepted_and_resolved() {
             ),
             (
                 "weights".into(),
-                Some(route_state(&route("httproute-resolvedrefs-false-backendnotfound.json"))),
+                Some(route_state(&route(
+                    "httproute-resolvedrefs-false-backendnotfound.json",
+                ))),
             ),
         ],
     };

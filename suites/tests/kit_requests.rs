@@ -14,7 +14,12 @@ async fn a_test_namespace_is_posted_privileged_with_run_labels() {
     let (client, log) = serve(|s| Reply::Json(201, s.body.clone()));
     let run = RunId::new("r1").unwrap();
     let name = namespace::namespace_name(&run, suites::connectivity::NAME, None);
-    let ns = namespace::test_namespace(&name, &run, suites::connectivity::NAME, PsaLabels::PRIVILEGED);
+    let ns = namespace::test_namespace(
+        &name,
+        &run,
+        suites::connectivity::NAME,
+        PsaLabels::PRIVILEGED,
+    );
     namespace::create(&client, &ns).await.unwrap();
 
     let seen = log.lock().unwrap();

@@ -6,6 +6,7 @@ use k8s_openapi::api::core::v1::Event;
 use std::collections::BTreeMap;
 use suites::kit::Verdict;
 use suites::kit::namespace::{PSA_AUDIT, PSA_ENFORCE, PSA_WARN, PsaLabels, PsaLevel};
+use suites::kit::talos::NodeOs;
 use suites::pod_security::admission::{self, Admission};
 use suites::pod_security::judge::{
     self, DefaultLevel, DeploymentObs, HarnessNamespace, NsLabels, Refusal, RsState, Violation,
@@ -164,6 +165,9 @@ fn cluster_default_must_be_exactly_baseline() {
         labels: BTreeMap::from([("io.harness.run-id".to_string(), "r1".to_string())]),
         violating: status("status-403-baseline-net-raw.json"),
         compliant: Admission::Admitted { warnings: vec![] },
+        node_os: NodeOs {
+            os_images: ["Talos (v1.11.5)".to_string()].into(),
+        },
     };
     assert!(judge::default_level(&base).is_pass());
     let open = DefaultLevel {
@@ -184,6 +188,19 @@ fn cluster_default_must_be_exactly_baseline() {
             .message()
             .starts_with("the cluster default is restricted, not baseline")
     );
+    // kind's nodes report their Debian base image (kindest/node is built on Debian 12).
+    let kind = DefaultLevel {
+        node_os: NodeOs {
+            os_images: ["Debian GNU/Linux 12 (bookworm)".to_string()].into(),
+        },
+        ..open.clone()
+    };
+    let m = judge::default_level(&kind).message().to_string();
+    assert!(
+        m.contains("`Debian GNU/Linux 12 (bookworm)`, not Talos"),
+        "{m}"
+    );
+    assert!(!m.contains("cluster.apiServer.admissionControl"), "{m}");
     let mut labelled = base;
     labelled
         .labels

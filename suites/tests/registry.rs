@@ -55,7 +55,13 @@ fn every_check_is_implemented_unless_declared_pending() {
                 CheckStatus::Implemented
             };
             assert_eq!(c.status(), want, "{}::{}", suite.name, c.name);
-            assert_eq!(impls.contains(&c.name), !pending, "{}::{}", suite.name, c.name);
+            assert_eq!(
+                impls.contains(&c.name),
+                !pending,
+                "{}::{}",
+                suite.name,
+                c.name
+            );
         }
     }
     assert!(checks_markdown().contains(
@@ -131,7 +137,10 @@ fn judges_are_pure() {
     ];
     for (f, text) in sources().iter().filter(|(f, _)| f.ends_with("/judge.rs")) {
         for word in forbidden {
-            assert!(!text.contains(word), "{f} mentions {word}; a judge must be pure");
+            assert!(
+                !text.contains(word),
+                "{f} mentions {word}; a judge must be pure"
+            );
         }
     }
 }
@@ -152,7 +161,11 @@ fn checks_md_is_generated_from_the_declarations() {
         "suites/CHECKS.md is stale; rerun with UPDATE_CHECKS_MD=1"
     );
     for suite in CATALOG {
-        assert!(want.contains(&format!("\n## {}\n", suite.name)), "{}", suite.name);
+        assert!(
+            want.contains(&format!("\n## {}\n", suite.name)),
+            "{}",
+            suite.name
+        );
     }
     assert!(want.contains("| `dns::external-name` | an external name resolves from a pod"));
 }

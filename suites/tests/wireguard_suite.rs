@@ -110,7 +110,8 @@ fn the_fixtures_parse_into_the_fields_the_checks_read() {
         "cp1's annotation is its interface key"
     );
     // The status carries the count but not the peers; those come from debuginfo.
-    let (status, _) = parse_status(&fixture("cilium-dbg-status-wireguard-native-cp1.json")).unwrap();
+    let (status, _) =
+        parse_status(&fixture("cilium-dbg-status-wireguard-native-cp1.json")).unwrap();
     let iface = &status.wireguard.as_ref().unwrap().interfaces[0];
     assert_eq!((iface.peer_count, iface.peers.is_none()), (2, true));
     assert_eq!(
@@ -186,7 +187,10 @@ fn native_routing_with_node_ip_and_endpoint_host_routes_passes() {
         .as_mut()
         .unwrap()
         .retain(|ip| ip != "10.5.0.3/32");
-    assert!(fail(judge::allowed_ips(&no_node_ip)).contains("node IP 10.5.0.3 is in no peer's allowed IPs"));
+    assert!(
+        fail(judge::allowed_ips(&no_node_ip))
+            .contains("node IP 10.5.0.3 is in no peer's allowed IPs")
+    );
     // An endpoint on node-b that its peer does not route.
     let mut new_pod = s;
     new_pod.endpoints.push(Endpoint {
@@ -206,9 +210,9 @@ fn tunnel_mode_needs_node_ips_only_and_native_routing_every_endpoint() {
     // Tunnel-mode peers hold node IPs only: the endpoints are reached inside VXLAN.
     let tunnel = healthy_in("tunnel");
     assert!(
-        judge::allowed_ips(&tunnel)
-            .message()
-            .starts_with("agent on cp1: tunnel routing, Cilium 1.18.0: w1 (10.5.0.3) through its peer"),
+        judge::allowed_ips(&tunnel).message().starts_with(
+            "agent on cp1: tunnel routing, Cilium 1.18.0: w1 (10.5.0.3) through its peer"
+        ),
         "{}",
         judge::allowed_ips(&tunnel).message()
     );
@@ -235,7 +239,12 @@ fn tunnel_mode_needs_node_ips_only_and_native_routing_every_endpoint() {
 fn an_address_routed_to_the_wrong_peer_is_named() {
     let mut s = healthy();
     // cp1's peer for w2 also claims w1's client: WireGuard sends it to w2.
-    let iface = &mut s.agents[0].encryption.wireguard.as_mut().unwrap().interfaces[0];
+    let iface = &mut s.agents[0]
+        .encryption
+        .wireguard
+        .as_mut()
+        .unwrap()
+        .interfaces[0];
     let peers = iface.peers.as_mut().unwrap();
     peers[0]
         .allowed_ips
@@ -736,7 +745,8 @@ async fn a_missing_peer_fails_the_peer_checks_and_passes_the_mode() {
 #[tokio::test]
 async fn tunnel_mode_agents_pass_with_node_ips_only() {
     let (client, _log) = cluster(wg_cluster(), serve_ciliumnodes);
-    let filter = CheckFilter::new(&[], &["wireguard::allowed-ips-cover-pod-cidrs".to_string()]).unwrap();
+    let filter =
+        CheckFilter::new(&[], &["wireguard::allowed-ips-cover-pod-cidrs".to_string()]).unwrap();
     let run = run_suite_with(
         &client,
         agents("tunnel", "wireguard-tunnel-w2"),
@@ -749,5 +759,8 @@ async fn tunnel_mode_agents_pass_with_node_ips_only() {
     let CheckOutcome::Passed { evidence } = &run.checks[0].outcome else {
         panic!("{:?}", run.checks[0].outcome)
     };
-    assert!(evidence.contains("tunnel routing, Cilium 1.18.0"), "{evidence}");
+    assert!(
+        evidence.contains("tunnel routing, Cilium 1.18.0"),
+        "{evidence}"
+    );
 }

@@ -8,6 +8,8 @@ use crate::kit::topology::PodInfo;
 use crate::kit::verdict::Verdict;
 use serde::{Deserialize, Serialize};
 
+/// A fact about placement a check depends on: two pods (or a pod and a node) on the same node,
+/// or on different ones.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlacementFact {
     pub a: String,

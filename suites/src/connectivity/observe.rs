@@ -47,8 +47,6 @@ impl Topology {
     }
 }
 
-/// A fact about placement a check depends on: two pods (or a pod and a node) on the same node,
-
 async fn http(
     ctx: &CheckCtx<'_>,
     from: &PodInfo,
@@ -222,7 +220,10 @@ pub(crate) async fn pod_to_nodeport_remote(
     })
 }
 
-pub(crate) async fn pod_to_host(t: &Topology, ctx: &CheckCtx<'_>) -> Result<Placed<PingResult>, KitError> {
+pub(crate) async fn pod_to_host(
+    t: &Topology,
+    ctx: &CheckCtx<'_>,
+) -> Result<Placed<PingResult>, KitError> {
     let mut legs = Vec::new();
     for n in &t.nodes {
         let to = Peer::new(format!("node {}", n.name), Some(n.internal_ip.clone()));
@@ -234,7 +235,10 @@ pub(crate) async fn pod_to_host(t: &Topology, ctx: &CheckCtx<'_>) -> Result<Plac
     })
 }
 
-pub(crate) async fn host_to_pod(t: &Topology, ctx: &CheckCtx<'_>) -> Result<Placed<CurlResult>, KitError> {
+pub(crate) async fn host_to_pod(
+    t: &Topology,
+    ctx: &CheckCtx<'_>,
+) -> Result<Placed<CurlResult>, KitError> {
     let host = t.host_netns.as_ref().ok_or_else(|| KitError::Missing {
         what: "the host-network pod".into(),
         hint: "setup deploys it only when host-to-pod is selected".into(),
@@ -284,7 +288,10 @@ pub(crate) async fn pod_to_itself_via_service(
     })
 }
 
-pub(crate) async fn pod_to_world(t: &Topology, ctx: &CheckCtx<'_>) -> Result<Placed<CurlResult>, KitError> {
+pub(crate) async fn pod_to_world(
+    t: &Topology,
+    ctx: &CheckCtx<'_>,
+) -> Result<Placed<CurlResult>, KitError> {
     let target = ctx
         .env
         .external_target
@@ -300,7 +307,10 @@ pub(crate) async fn pod_to_world(t: &Topology, ctx: &CheckCtx<'_>) -> Result<Pla
     })
 }
 
-pub(crate) async fn pod_to_pod_no_frag(t: &Topology, ctx: &CheckCtx<'_>) -> Result<NoFrag, KitError> {
+pub(crate) async fn pod_to_pod_no_frag(
+    t: &Topology,
+    ctx: &CheckCtx<'_>,
+) -> Result<NoFrag, KitError> {
     let o = t.other()?;
     let probe = Probe {
         label: ctx.label("read-mtu", t.client.source(), Peer::new("eth0", None)),

@@ -3,7 +3,9 @@
 
 use super::dig::{DigResult, RData, RType, same_name};
 use super::resolv_conf::ResolvConf;
+use crate::kit::cilium::{CiliumFacts, Version};
 use crate::kit::retry::{Series, Try, judge_series};
+use crate::kit::talos::NodeOs;
 use crate::kit::verdict::Verdict;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
@@ -140,7 +142,6 @@ pub struct Endpoint {
     pub ready: bool,
 }
 
-
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Headless {
     pub not_ready: Vec<IpAddr>,
@@ -232,15 +233,114 @@ pub fn policy_none(p: &PolicyNone) -> Verdict {
     }
 }
 
-/// The known Talos + Cilium breakage an external lookup exposes.
-pub const TALOS_HOST_DNS_HINT: &str = "On Talos, CoreDNS forwards to the host DNS at 169.254.116.108 (machine.features.hostDNS.forwardKubeDNSToHost, on by default since Talos 1.8); with Cilium's BPF host routing (kube-proxy replacement, bpf.hostLegacyRouting=false) the replies never reach CoreDNS (siderolabs/talos#9191, siderolabs/talos#10002, cilium/cilium#36737). Fix: set bpf.hostLegacyRouting=true in the Cilium values (or forwardKubeDNSToHost: false in the Talos machine config)";
+/// From this release Cilium's BPF host routing reliably drops the host DNS replies Talos's
+/// forwardKubeDNSToHost relies on (cilium/cilium#35098; siderolabs/talos#10002,
+/// cilium/cilium#36737); before it, only some setups broke (siderolabs/talos#9191 on 1.14).
+/// Not fixed: Cilium documents it as a Talos limitation (cilium/cilium#36852).
+pub const HOST_DNS_BREAKS_FROM: Version = Version::new(1, 16, 5);
 
-pub fn external(l: &Lookup) -> Verdict {
-    match lookup(l) {
-        Verdict::Pass(m) => Verdict::Pass(m),
-        Verdict::Fail(m) => Verdict::Fail(format!(
-            "{} did not resolve from a pod: {m}. If the external target is right and cluster names resolve, this is most likely the Talos host DNS + BPF host routing breakage. {TALOS_HOST_DNS_HINT}",
-            l.name
+/// The Talos release from which new clusters forward CoreDNS to the host DNS at
+/// 169.254.116.108 by default (machine.features.hostDNS.forwardKubeDNSToHost).
+pub const TALOS_FORWARDS_BY_DEFAULT_FROM: Version = Version::new(1, 8, 0);
+
+/// The external lookup and the evidence its failure is read against.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct External {
+    pub lookup: Lookup,
+    /// The same client resolving a cluster name: whether CoreDNS itself answers.
+    pub control: Lookup,
+    /// Whether the Service `kube-system/host-dns` exists: Talos 1.7 forwards CoreDNS to the
+    /// host DNS through it (siderolabs/talos#8533); later releases use a link-local address.
+    pub talos_host_dns: bool,
+    pub node_os: NodeOs,
+    pub cilium: CiliumFacts,
+}
+
+/// Which of the known breakage's conditions hold, each in a few words, or the one that does not.
+fn host_dns_signature(e: &External) -> Result<String, String> {
+    let forwarding = if e.talos_host_dns {
+        "CoreDNS forwards to the Talos host DNS (Service kube-system/host-dns)".to_string()
+    } else {
+        match e.node_os.talos() {
+            Some(v) if v >= TALOS_FORWARDS_BY_DEFAULT_FROM => format!(
+                "the nodes run Talos {v}, whose CoreDNS forwards to the host DNS at 169.254.116.108 unless forwardKubeDNSToHost is turned off"
+            ),
+            Some(v) => {
+                return Err(format!(
+                    "the nodes run Talos {v}, which forwards to the host DNS only through a Service kube-system/host-dns, and there is none"
+                ));
+            }
+            None => {
+                return Err(format!(
+                    "the nodes run {}, not Talos, so CoreDNS does not forward to a Talos host DNS",
+                    e.node_os.describe()
+                ));
+            }
+        }
+    };
+    Ok(format!(
+        "{forwarding}, and {}",
+        bpf_host_routing(&e.cilium)?
+    ))
+}
+
+/// Whether Cilium routes host traffic in BPF, from the configuration the chart renders: BPF host
+/// routing needs kube-proxy replacement and BPF masquerading, and `enable-host-legacy-routing`
+/// turns it off (Cilium's tuning guide, "eBPF Host-Routing").
+fn bpf_host_routing(c: &CiliumFacts) -> Result<String, String> {
+    let version = c.describe_version();
+    let era = match c.version {
+        Some(v) if v < HOST_DNS_BREAKS_FROM => format!(
+            " (before {HOST_DNS_BREAKS_FROM} only some setups broke, siderolabs/talos#9191)"
+        ),
+        _ => String::new(),
+    };
+    if c.config.is_empty() {
+        return Ok(format!(
+            "{version}'s host routing is unknown (no kube-system/cilium-config to read){era}"
+        ));
+    }
+    if c.flag("enable-host-legacy-routing") == Some(true) {
+        return Err(format!(
+            "{version} routes host traffic the legacy way (enable-host-legacy-routing=true), the documented fix"
+        ));
+    }
+    let kpr = c.config.get("kube-proxy-replacement").map(|v| v.trim());
+    if kpr != Some("true") {
+        return Err(format!(
+            "{version} does not replace kube-proxy (kube-proxy-replacement {}), so it does not route host traffic in BPF",
+            kpr.unwrap_or("unset")
+        ));
+    }
+    if c.flag("enable-bpf-masquerade") != Some(true) {
+        return Err(format!(
+            "{version} does not masquerade in BPF (enable-bpf-masquerade not true), so it does not route host traffic in BPF"
+        ));
+    }
+    Ok(format!(
+        "{version} routes host traffic in BPF (kube-proxy-replacement and BPF masquerading on, enable-host-legacy-routing not set){era}"
+    ))
+}
+
+pub fn external(e: &External) -> Verdict {
+    let m = match lookup(&e.lookup) {
+        Verdict::Pass(m) => return Verdict::Pass(m),
+        Verdict::Fail(m) => m,
+    };
+    if let Verdict::Fail(c) = lookup(&e.control) {
+        return Verdict::Fail(format!(
+            "{} did not resolve from a pod: {m}; the cluster name {} failed from the same pod too ({c}), so cluster DNS itself is broken: see the other dns checks first",
+            e.lookup.name, e.control.name
+        ));
+    }
+    match host_dns_signature(e) {
+        Ok(signature) => Verdict::Fail(format!(
+            "{} did not resolve from a pod: {m}. Cluster names resolve, {signature}: the known breakage siderolabs/talos#9191, siderolabs/talos#10002, cilium/cilium#36737, where the host DNS replies never reach CoreDNS (every Cilium from {HOST_DNS_BREAKS_FROM}, cilium/cilium#35098; not fixed, documented as a Talos limitation in cilium/cilium#36852). Fix: set bpf.hostLegacyRouting=true in the Cilium values, or forwardKubeDNSToHost: false in the Talos machine config",
+            e.lookup.name
+        )),
+        Err(why) => Verdict::Fail(format!(
+            "{} did not resolve from a pod: {m}. Cluster names resolve, so CoreDNS answers but its upstream does not; not the Talos host DNS breakage: {why}. Check CoreDNS's forward target and that nodes reach it (`kubectl -n kube-system logs deploy/coredns`)",
+            e.lookup.name
         )),
     }
 }

@@ -105,7 +105,7 @@ const CHECKS: &[CheckDecl] = &[
         name: "external-name",
         proves: "an external name resolves from a pod (catches Talos hostDNS + BPF host routing)",
         anchor: "talos #9191/#10002, cilium #36737",
-        assumes: "CoreDNS forwards names outside the cluster to its upstream; on Talos (forwardKubeDNSToHost, default since 1.8) that is the host DNS at 169.254.116.108, whose replies Cilium's BPF host routing drops (bpf.hostLegacyRouting=false) on the versions in siderolabs/talos#10002",
+        assumes: "CoreDNS forwards names outside the cluster to its upstream. On Talos with forwardKubeDNSToHost (on by default for clusters created with 1.8 or later; through the Service kube-system/host-dns on 1.7) that is the host DNS, whose replies never reach CoreDNS when Cilium routes host traffic in BPF (kube-proxy replacement and BPF masquerading on, bpf.hostLegacyRouting not true): reliably from Cilium 1.16.5, in some setups before (siderolabs/talos#9191, #10002, cilium/cilium#36737), not fixed upstream. The judge names that breakage only when a cluster name resolves from the same pod, the nodes run Talos (Node osImage) or the host-dns Service exists, and cilium-config does not rule BPF host routing out",
         applies: egress,
         observe: observe::external_name,
         judge: judge::external,

@@ -3,7 +3,7 @@
 //! resolv.conf); each check's observe step runs `dig` in a pod until its answer is stable.
 
 use super::dig::{self, DigResult, RType};
-use super::judge::{self, Endpoint, Expect, Headless, Lookup, PolicyNone};
+use super::judge::{self, Endpoint, Expect, External, Headless, Lookup, PolicyNone};
 use super::objects::*;
 use super::resolv_conf::ResolvConf;
 use crate::kit::check::{CheckCtx, Env};
@@ -13,6 +13,7 @@ use crate::kit::topology::{PodInfo, ServiceInfo};
 use crate::kit::transcript::Peer;
 use crate::kit::wait;
 use crate::kit::workload::{self, HTTP_PORT, HTTP_PORT_NAME, Placement};
+use crate::kit::{cilium, talos};
 use k8s_openapi::api::core::v1::{Pod, Service, ServiceSpec};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{Api, ListParams};
@@ -53,7 +54,6 @@ pub fn endpoints(slices: &[EndpointSlice]) -> Vec<Endpoint> {
         })
         .collect()
 }
-
 
 /// The resolver configuration a pod actually got.
 async fn resolv_conf(ctx: &CheckCtx<'_>, pod: &PodInfo) -> Result<ResolvConf, KitError> {
@@ -164,7 +164,10 @@ pub(crate) async fn search_path_partial_names(
     Ok(out)
 }
 
-pub(crate) async fn service_a_record(f: &DnsFixture, ctx: &CheckCtx<'_>) -> Result<Vec<Lookup>, KitError> {
+pub(crate) async fn service_a_record(
+    f: &DnsFixture,
+    ctx: &CheckCtx<'_>,
+) -> Result<Vec<Lookup>, KitError> {
     Ok(vec![
         lookup(
             ctx,
@@ -210,7 +213,10 @@ pub(crate) async fn headless_service_pod_ips(
     })
 }
 
-pub(crate) async fn srv_named_port(f: &DnsFixture, ctx: &CheckCtx<'_>) -> Result<Vec<Lookup>, KitError> {
+pub(crate) async fn srv_named_port(
+    f: &DnsFixture,
+    ctx: &CheckCtx<'_>,
+) -> Result<Vec<Lookup>, KitError> {
     let name = format!("_{HTTP_PORT_NAME}._tcp.{}", f.svc_fqdn(SVC));
     let expect = Expect::Srv {
         port: f.svc.port as u16,
@@ -221,7 +227,10 @@ pub(crate) async fn srv_named_port(f: &DnsFixture, ctx: &CheckCtx<'_>) -> Result
     ])
 }
 
-pub(crate) async fn pod_a_record(f: &DnsFixture, ctx: &CheckCtx<'_>) -> Result<Vec<Lookup>, KitError> {
+pub(crate) async fn pod_a_record(
+    f: &DnsFixture,
+    ctx: &CheckCtx<'_>,
+) -> Result<Vec<Lookup>, KitError> {
     let name = format!(
         "{}.{}.pod.{}",
         f.client.ip.replace('.', "-"),
@@ -241,7 +250,10 @@ pub(crate) async fn pod_a_record(f: &DnsFixture, ctx: &CheckCtx<'_>) -> Result<V
     ])
 }
 
-pub(crate) async fn hostname_subdomain(f: &DnsFixture, ctx: &CheckCtx<'_>) -> Result<Vec<Lookup>, KitError> {
+pub(crate) async fn hostname_subdomain(
+    f: &DnsFixture,
+    ctx: &CheckCtx<'_>,
+) -> Result<Vec<Lookup>, KitError> {
     let mut out = Vec::new();
     for b in &f.backends {
         let name = format!("{}.{HEADLESS}.{}.svc.{}", b.name, f.namespace, f.domain);
@@ -250,7 +262,10 @@ pub(crate) async fn hostname_subdomain(f: &DnsFixture, ctx: &CheckCtx<'_>) -> Re
     Ok(out)
 }
 
-pub(crate) async fn externalname_cname(f: &DnsFixture, ctx: &CheckCtx<'_>) -> Result<Vec<Lookup>, KitError> {
+pub(crate) async fn externalname_cname(
+    f: &DnsFixture,
+    ctx: &CheckCtx<'_>,
+) -> Result<Vec<Lookup>, KitError> {
     let expect = Expect::Cname(format!("{EXTERNAL_TARGET}."));
     Ok(vec![
         lookup(
@@ -265,7 +280,10 @@ pub(crate) async fn externalname_cname(f: &DnsFixture, ctx: &CheckCtx<'_>) -> Re
     ])
 }
 
-pub(crate) async fn dns_policy_none(f: &DnsFixture, ctx: &CheckCtx<'_>) -> Result<PolicyNone, KitError> {
+pub(crate) async fn dns_policy_none(
+    f: &DnsFixture,
+    ctx: &CheckCtx<'_>,
+) -> Result<PolicyNone, KitError> {
     let env = ctx.env;
     let configured = ResolvConf {
         nameservers: vec![f.cluster_dns.clone()],
@@ -300,7 +318,10 @@ pub(crate) async fn dns_policy_none(f: &DnsFixture, ctx: &CheckCtx<'_>) -> Resul
     })
 }
 
-pub(crate) async fn external_name(f: &DnsFixture, ctx: &CheckCtx<'_>) -> Result<Lookup, KitError> {
+pub(crate) async fn external_name(
+    f: &DnsFixture,
+    ctx: &CheckCtx<'_>,
+) -> Result<External, KitError> {
     let target = ctx
         .env
         .external_target
@@ -311,8 +332,37 @@ pub(crate) async fn external_name(f: &DnsFixture, ctx: &CheckCtx<'_>) -> Result<
         })?;
     // A trailing dot keeps the search list out of it: this is about the upstream path.
     let name = format!("{}.", target.trim_end_matches('.'));
-    lookup(ctx, &f.client, &name, RType::A, false, Expect::AnyIp).await
+    let lookup_external = lookup(ctx, &f.client, &name, RType::A, false, Expect::AnyIp).await?;
+    // What the failure is read against: does CoreDNS answer at all, does it forward to the
+    // Talos host DNS, and how does Cilium route host traffic.
+    let control = lookup(
+        ctx,
+        &f.client,
+        &format!("kubernetes.default.svc.{}", f.domain),
+        RType::A,
+        false,
+        ips(&[&f.kubernetes_ip])?,
+    )
+    .await?;
+    let talos_host_dns = Api::<Service>::namespaced(ctx.env.client.clone(), "kube-system")
+        .get_opt(TALOS_HOST_DNS_SERVICE)
+        .await
+        .map_err(KitError::api(format!(
+            "get service kube-system/{TALOS_HOST_DNS_SERVICE}"
+        )))?
+        .is_some();
+    Ok(External {
+        lookup: lookup_external,
+        control,
+        talos_host_dns,
+        node_os: talos::node_os(&ctx.env.client).await?,
+        cilium: cilium::facts(&ctx.env.client).await?,
+    })
 }
+
+/// The Service Talos 1.7 creates for CoreDNS to forward to its host DNS (siderolabs/talos#8533;
+/// its `kubectl get` output is in siderolabs/talos#8836).
+pub const TALOS_HOST_DNS_SERVICE: &str = "host-dns";
 
 pub(crate) async fn setup(env: &Env, log: &CheckCtx<'_>) -> Result<DnsFixture, KitError> {
     let ns = &env.namespace;
@@ -329,8 +379,8 @@ pub(crate) async fn setup(env: &Env, log: &CheckCtx<'_>) -> Result<DnsFixture, K
     let mut headless = backend_spec(Some("None"));
     headless.type_ = Some("ClusterIP".into());
     workload::create_service(&env.client, ns, &service(HEADLESS, env, headless)).await?;
-    let svc = workload::create_service(&env.client, ns, &service(SVC, env, backend_spec(None)))
-        .await?;
+    let svc =
+        workload::create_service(&env.client, ns, &service(SVC, env, backend_spec(None))).await?;
     let svc = ServiceInfo::from_service(&svc, HTTP_PORT_NAME)?;
     let external = ServiceSpec {
         type_: Some("ExternalName".into()),
@@ -341,12 +391,11 @@ pub(crate) async fn setup(env: &Env, log: &CheckCtx<'_>) -> Result<DnsFixture, K
 
     let api: Api<Pod> = Api::namespaced(env.client.clone(), ns);
     let t = env.timeouts.pod_ready;
-    let ready =
-        futures::future::try_join_all(std::iter::once(CLIENT).chain(BACKENDS).map(|n| {
-            let api = api.clone();
-            async move { PodInfo::from_pod(&wait::pod_ready(api, n, t).await?, "dns") }
-        }))
-        .await?;
+    let ready = futures::future::try_join_all(std::iter::once(CLIENT).chain(BACKENDS).map(|n| {
+        let api = api.clone();
+        async move { PodInfo::from_pod(&wait::pod_ready(api, n, t).await?, "dns") }
+    }))
+    .await?;
     let unready = PodInfo::from_pod(&wait::pod_running(api, UNREADY, t).await?, "dns")?;
     let kubernetes = Api::<Service>::namespaced(env.client.clone(), "default")
         .get("kubernetes")

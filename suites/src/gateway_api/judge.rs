@@ -30,7 +30,11 @@ pub struct Cond {
 
 /// A condition as a judge reads it: its status, and whether it describes the object's current
 /// generation (a True condition about an older spec proves nothing about this one).
-pub fn condition<'a>(conditions: &'a [Cond], type_: &str, generation: Option<i64>) -> Option<&'a Cond> {
+pub fn condition<'a>(
+    conditions: &'a [Cond],
+    type_: &str,
+    generation: Option<i64>,
+) -> Option<&'a Cond> {
     conditions.iter().find(|c| {
         c.type_ == type_
             && match (c.observed_generation, generation) {
@@ -221,9 +225,11 @@ pub fn address_hint(o: &GatewaySeen) -> String {
                 "a ClusterIP Service has no load-balancer ingress"
             };
             match version {
-                Some(v) if v >= HOSTNETWORK_ADDRESS_REGRESSION && v < HOSTNETWORK_ADDRESS_FIX => format!(
-                    "Service {svc_name} is {other}: {why}; {cilium} takes Gateway addresses only from a LoadBalancer's ingress, so the Gateway stays AddressNotAssigned although Envoy serves on the nodes: known bug cilium/cilium#42786 (from {HOSTNETWORK_ADDRESS_REGRESSION}), fixed in {HOSTNETWORK_ADDRESS_FIX} by cilium/cilium#46350; upgrade, or use a LoadBalancer Service with LB IPAM"
-                ),
+                Some(v) if v >= HOSTNETWORK_ADDRESS_REGRESSION && v < HOSTNETWORK_ADDRESS_FIX => {
+                    format!(
+                        "Service {svc_name} is {other}: {why}; {cilium} takes Gateway addresses only from a LoadBalancer's ingress, so the Gateway stays AddressNotAssigned although Envoy serves on the nodes: known bug cilium/cilium#42786 (from {HOSTNETWORK_ADDRESS_REGRESSION}), fixed in {HOSTNETWORK_ADDRESS_FIX} by cilium/cilium#46350; upgrade, or use a LoadBalancer Service with LB IPAM"
+                    )
+                }
                 Some(v) if v >= HOSTNETWORK_ADDRESS_FIX => format!(
                     "Service {svc_name} is {other}: {why}; {cilium} gives such a Gateway its nodes' IPs, so an empty address list means the operator found no node address (read the operator log)"
                 ),
@@ -286,8 +292,7 @@ pub fn gateway(o: &GatewaySeen) -> Verdict {
     // or port it does not support, a conflict) is not served even when the Gateway is.
     for l in &g.listeners {
         for t in ["Accepted", "Programmed", "ResolvedRefs"] {
-            if l.conditions.iter().any(|c| c.type_ == t) && !is_true(&l.conditions, t, generation)
-            {
+            if l.conditions.iter().any(|c| c.type_ == t) && !is_true(&l.conditions, t, generation) {
                 wrong.push(format!(
                     "listener {}: {}",
                     l.name,
@@ -404,7 +409,10 @@ pub fn route(gateway: &str, name: &str, route: Option<&RouteState>) -> Verdict {
                 }
                 _ => "",
             };
-            wrong.push(format!("{}{hint}", describe(&p.conditions, t, r.generation)));
+            wrong.push(format!(
+                "{}{hint}",
+                describe(&p.conditions, t, r.generation)
+            ));
         }
     }
     if wrong.is_empty() {

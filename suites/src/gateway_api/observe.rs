@@ -228,7 +228,10 @@ fn backend(n: usize) -> Expect {
     Expect::Backend(BACKENDS[n].to_string())
 }
 
-pub(crate) async fn path_prefix_routing(f: &GatewayFixture, ctx: &CheckCtx<'_>) -> Result<Routed, KitError> {
+pub(crate) async fn path_prefix_routing(
+    f: &GatewayFixture,
+    ctx: &CheckCtx<'_>,
+) -> Result<Routed, KitError> {
     let r = |p: &str| Request::new(HOST_PREFIX, p);
     routed(f, ctx,
         "PathPrefix matches whole path segments: /v2 matches /v2 and /v2/..., never /v2example (Gateway API HTTPRouteMatching); compare the route with what Cilium translated (`kubectl get ciliumenvoyconfig -n <ns> -o yaml`)",
@@ -257,7 +260,10 @@ pub(crate) async fn exact_path(f: &GatewayFixture, ctx: &CheckCtx<'_>) -> Result
     .await
 }
 
-pub(crate) async fn header_match(f: &GatewayFixture, ctx: &CheckCtx<'_>) -> Result<Routed, KitError> {
+pub(crate) async fn header_match(
+    f: &GatewayFixture,
+    ctx: &CheckCtx<'_>,
+) -> Result<Routed, KitError> {
     let r = || Request::new(HOST_HEADER, "/");
     routed(f, ctx,
         "a header match routes by the header's exact value and nothing else matches without it (Gateway API HTTPRouteHeaderMatching)",
@@ -270,7 +276,10 @@ pub(crate) async fn header_match(f: &GatewayFixture, ctx: &CheckCtx<'_>) -> Resu
     .await
 }
 
-pub(crate) async fn hostname_match(f: &GatewayFixture, ctx: &CheckCtx<'_>) -> Result<Routed, KitError> {
+pub(crate) async fn hostname_match(
+    f: &GatewayFixture,
+    ctx: &CheckCtx<'_>,
+) -> Result<Routed, KitError> {
     let r = |h: &str| Request::new(h, "/");
     routed(f, ctx,
         "hostnames: an exact name matches itself (a port in Host is ignored), *.wildcard.io matches any name below wildcard.io but not wildcard.io itself, and a name no route claims gets 404 (Gateway API HTTPRouteHostnameIntersection)",
@@ -329,7 +338,10 @@ pub(crate) async fn request_header_modifier(
     .await
 }
 
-pub(crate) async fn weighted_backends(f: &GatewayFixture, ctx: &CheckCtx<'_>) -> Result<Weighted, KitError> {
+pub(crate) async fn weighted_backends(
+    f: &GatewayFixture,
+    ctx: &CheckCtx<'_>,
+) -> Result<Weighted, KitError> {
     let t = target(f, ctx).await?;
     let weights: Vec<(String, u32)> = WEIGHTS.iter().map(|(p, w)| (p.to_string(), *w)).collect();
     let warm = Expect::AnyBackend(
@@ -567,12 +579,11 @@ pub(crate) async fn setup(env: &Env, log: &CheckCtx<'_>) -> Result<GatewayFixtur
     ));
     let api: Api<Pod> = Api::namespaced(env.client.clone(), ns);
     let t = env.timeouts.pod_ready;
-    let ready =
-        futures::future::try_join_all(std::iter::once(CLIENT).chain(BACKENDS).map(|n| {
-            let api = api.clone();
-            async move { wait::pod_ready(api, n, t).await }
-        }))
-        .await?;
+    let ready = futures::future::try_join_all(std::iter::once(CLIENT).chain(BACKENDS).map(|n| {
+        let api = api.clone();
+        async move { wait::pod_ready(api, n, t).await }
+    }))
+    .await?;
     for p in &ready {
         let i = PodInfo::from_pod(p, "echo")?;
         log.note(format!(

@@ -146,7 +146,9 @@ mod tests {
         assert_eq!(agent_version("quay.io/cilium/cilium@sha256:abc"), None);
         assert_eq!(
             // The `cilium-version` of a published 1.18.0 debug report.
-            Version::parse("1.18.0 274205f0 2025-07-28T15:22:50+02:00 go version go1.24.5 linux/amd64"),
+            Version::parse(
+                "1.18.0 274205f0 2025-07-28T15:22:50+02:00 go version go1.24.5 linux/amd64"
+            ),
             Some(Version::new(1, 18, 0))
         );
         assert!(Version::new(1, 19, 5).at_least(1, 19, 5));

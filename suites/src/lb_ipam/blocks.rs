@@ -38,7 +38,6 @@ pub fn in_block(ip: &str, block: &str) -> bool {
     u32::from(ip) & mask == u32::from(net)
 }
 
-
 /// The address the requested-IP check asks for: the last of the block.
 pub fn requested_ip(block: &str) -> Result<String, String> {
     let (net, len) = parse_block(block)?;

@@ -38,7 +38,6 @@ pub fn pool_resource(version: &str) -> ApiResource {
     )
 }
 
-
 /// The suite's pool: one block, every address allocatable, serving only `selector`'s Services.
 pub fn pool_object(
     name: &str,
@@ -93,4 +92,3 @@ pub fn lb_service(
         ..Service::default()
     }
 }
-

@@ -24,7 +24,6 @@ pub struct LbFixture {
     pub labels: BTreeMap<String, String>,
 }
 
-
 /// A pool's status conditions, read from its JSON.
 pub fn pool_conditions(pool: &Value) -> Vec<Cond> {
     pool["status"]["conditions"]
@@ -213,7 +212,10 @@ pub(crate) async fn pool_ready(f: &LbFixture, ctx: &CheckCtx<'_>) -> Result<Pool
     })
 }
 
-pub(crate) async fn service_gets_ip(f: &LbFixture, ctx: &CheckCtx<'_>) -> Result<Allocation, KitError> {
+pub(crate) async fn service_gets_ip(
+    f: &LbFixture,
+    ctx: &CheckCtx<'_>,
+) -> Result<Allocation, KitError> {
     let svc = lb_service(SVC_BASIC, &f.labels, BTreeMap::new(), 80);
     Ok(Allocation {
         block: f.block.clone(),
@@ -243,7 +245,10 @@ pub(crate) async fn requested_ip_annotation(
     })
 }
 
-pub(crate) async fn sharing_key(f: &LbFixture, ctx: &CheckCtx<'_>) -> Result<Vec<SvcState>, KitError> {
+pub(crate) async fn sharing_key(
+    f: &LbFixture,
+    ctx: &CheckCtx<'_>,
+) -> Result<Vec<SvcState>, KitError> {
     let mut out = Vec::new();
     for (i, name) in SVC_SHARE.iter().enumerate() {
         let svc = lb_service(
@@ -257,7 +262,10 @@ pub(crate) async fn sharing_key(f: &LbFixture, ctx: &CheckCtx<'_>) -> Result<Vec
     Ok(out)
 }
 
-pub(crate) async fn pool_exhausted(f: &LbFixture, ctx: &CheckCtx<'_>) -> Result<Exhaustion, KitError> {
+pub(crate) async fn pool_exhausted(
+    f: &LbFixture,
+    ctx: &CheckCtx<'_>,
+) -> Result<Exhaustion, KitError> {
     let list =
         Api::<DynamicObject>::all_with(ctx.env.client.clone(), &pool_resource(&f.api_version))
             .list(&ListParams::default())
@@ -465,8 +473,7 @@ pub(crate) async fn teardown(
             f.pool, f.block, f.pool
         )]);
     }
-    let api =
-        Api::<DynamicObject>::all_with(env.client.clone(), &pool_resource(&f.api_version));
+    let api = Api::<DynamicObject>::all_with(env.client.clone(), &pool_resource(&f.api_version));
     match api.delete(&f.pool, &DeleteParams::default()).await {
         Ok(_) => log.note(format!("teardown: pool {} deleted", f.pool)),
         Err(kube::Error::Api(s)) if s.code == 404 => {

@@ -3,6 +3,7 @@
 
 use super::admission::Admission;
 use crate::kit::namespace::{PSA_AUDIT, PSA_ENFORCE, PSA_WARN, PsaLabels, PsaLevel};
+use crate::kit::talos::NodeOs;
 use crate::kit::verdict::Verdict;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -202,7 +203,6 @@ pub struct RsState {
     pub failure: Option<RsFailure>,
 }
 
-
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeploymentObs {
     pub namespace: String,
@@ -276,6 +276,8 @@ pub struct DefaultLevel {
     pub violating: Admission,
     /// A plain pod: baseline must admit it (restricted would not).
     pub compliant: Admission,
+    /// Whether the nodes run Talos, whose API server configuration sets the baseline default.
+    pub node_os: NodeOs,
 }
 
 pub fn default_level(o: &DefaultLevel) -> Verdict {
@@ -287,8 +289,17 @@ pub fn default_level(o: &DefaultLevel) -> Verdict {
     }
     match &o.violating {
         Admission::Admitted { .. } => {
+            let why = match o.node_os.talos() {
+                Some(v) => format!(
+                    "the nodes run Talos {v}, which sets enforce=baseline in the API server's PodSecurity admission configuration (cluster.apiServer.admissionControl); here it was removed or set to privileged"
+                ),
+                None => format!(
+                    "the nodes run {}, not Talos: the Kubernetes API server has no PodSecurity default of its own (it admits as privileged) unless its --admission-control-config-file sets one, and this one does not",
+                    o.node_os.describe()
+                ),
+            };
             return Verdict::Fail(format!(
-                "the unlabelled namespace {} admitted a pod adding NET_RAW: the cluster has no baseline default. Talos sets enforce=baseline in the API server's PodSecurity admission configuration (cluster.apiServer.admissionControl); here it is missing or privileged, so every unlabelled namespace runs privileged pods",
+                "the unlabelled namespace {} admitted a pod adding NET_RAW: the cluster has no baseline default, so every unlabelled namespace runs privileged pods. {why}",
                 o.namespace
             ));
         }
@@ -296,7 +307,16 @@ pub fn default_level(o: &DefaultLevel) -> Verdict {
             if message.contains("violates PodSecurity \"restricted:") =>
         {
             return Verdict::Fail(format!(
-                "the cluster default is restricted, not baseline (as Talos documents): {message}"
+                "the cluster default is restricted, not baseline ({}): {message}",
+                match o.node_os.talos() {
+                    Some(v) => format!(
+                        "Talos {v} configures baseline; the admission configuration was changed"
+                    ),
+                    None => format!(
+                        "the nodes run {}, not Talos, whose default this check proves",
+                        o.node_os.describe()
+                    ),
+                }
             ));
         }
         Admission::Refused { message, .. }

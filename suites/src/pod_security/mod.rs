@@ -95,7 +95,7 @@ const CHECKS: &[CheckDecl] = &[
         name: "cluster-default-is-baseline",
         proves: "an unlabelled namespace enforces baseline, as Talos documents",
         anchor: "Talos default admission configuration",
-        assumes: "Talos configures the API server's PodSecurity defaults to enforce=baseline, audit/warn=restricted (cluster.apiServer.admissionControl); a cluster whose nodes do not run Talos has no such default, and the judge says so",
+        assumes: "Talos configures the API server's PodSecurity defaults to enforce=baseline, audit/warn=restricted (cluster.apiServer.admissionControl); Kubernetes itself admits as privileged when no admission configuration sets a default. The judge reads the nodes' osImage and says which of the two it is looking at",
         observe: observe::cluster_default_is_baseline,
         judge: judge::default_level,
     },

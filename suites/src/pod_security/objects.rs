@@ -18,7 +18,6 @@ pub const RESTRICTED: &str = "restricted";
 pub const WARN: &str = "warn";
 pub const UNLABELLED: &str = "default";
 
-
 pub fn levels(env: &Env) -> Vec<(String, PsaLabels)> {
     let name = |s| namespace::namespace_name(&env.run_id, env.suite, Some(s));
     vec![
@@ -36,7 +35,6 @@ pub fn levels(env: &Env) -> Vec<(String, PsaLabels)> {
         (name(UNLABELLED), PsaLabels::default()),
     ]
 }
-
 
 /// A pod breaking one baseline control, as the refusal checks submit it.
 pub fn violating_pod(violation: Violation, env: &Env) -> Pod {

@@ -3,23 +3,24 @@
 //! full and nothing is kept) and read what admission and the ReplicaSet controller did.
 
 use super::admission::{self, Admission};
-use crate::kit::errors::describe_kube_error;
-use kube::api::PostParams;
-use kube::client::Body;
-use kube::core::Resource;
-use serde::Serialize;
 use super::judge::*;
 use super::objects::*;
 use crate::kit::check::{CheckCtx, Env};
 use crate::kit::errors::KitError;
+use crate::kit::errors::describe_kube_error;
 use crate::kit::namespace::{self, PsaLabels, PsaLevel};
+use crate::kit::talos;
 use crate::kit::workload::{self, Placement};
 use futures::TryStreamExt;
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::{Event, Namespace, Pod};
+use kube::api::PostParams;
 use kube::api::{Api, ListParams};
+use kube::client::Body;
+use kube::core::Resource;
 use kube::runtime::{WatchStreamExt, watcher};
 use serde::Deserialize;
+use serde::Serialize;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PsaFixture {
@@ -48,8 +49,10 @@ fn dry_run_pod<'a>(
     }
 }
 
-
-pub(crate) async fn namespace_levels(f: &PsaFixture, ctx: &CheckCtx<'_>) -> Result<Vec<NsLabels>, KitError> {
+pub(crate) async fn namespace_levels(
+    f: &PsaFixture,
+    ctx: &CheckCtx<'_>,
+) -> Result<Vec<NsLabels>, KitError> {
     let api: Api<Namespace> = Api::all(ctx.env.client.clone());
     let mut wanted = vec![(f.own.clone(), PsaLabels::PRIVILEGED)];
     wanted.extend(levels(ctx.env));
@@ -81,7 +84,10 @@ async fn refusal(
     })
 }
 
-pub(crate) async fn baseline_refuses_net_raw(f: &PsaFixture, ctx: &CheckCtx<'_>) -> Result<Refusal, KitError> {
+pub(crate) async fn baseline_refuses_net_raw(
+    f: &PsaFixture,
+    ctx: &CheckCtx<'_>,
+) -> Result<Refusal, KitError> {
     refusal(f, ctx, Violation::NetRaw).await
 }
 
@@ -231,8 +237,14 @@ pub(crate) async fn cluster_default_is_baseline(
     Ok(DefaultLevel {
         namespace: f.unlabelled.clone(),
         labels: ns.metadata.labels.unwrap_or_default(),
-        violating: dry_run_pod(ctx, &f.unlabelled, &violating_pod(Violation::NetRaw, ctx.env)).await?,
+        violating: dry_run_pod(
+            ctx,
+            &f.unlabelled,
+            &violating_pod(Violation::NetRaw, ctx.env),
+        )
+        .await?,
         compliant: dry_run_pod(ctx, &f.unlabelled, &plain_pod(ctx.env, "psa-baseline-ok")).await?,
+        node_os: talos::node_os(&ctx.env.client).await?,
     })
 }
 
@@ -348,4 +360,3 @@ where
         })?;
     admission::classify(status, warnings, &bytes).map_err(|detail| KitError::Api { action, detail })
 }
-

@@ -227,7 +227,6 @@ pub fn peer_keys(s: &Snapshot) -> Verdict {
     })
 }
 
-
 /// The CiliumNodes other than the agent's own that none of `peers` belongs to (by key).
 fn unpeered<'a>(s: &'a Snapshot, a: &AgentReport, peers: &[WireguardPeer]) -> Vec<&'a str> {
     s.nodes
@@ -345,7 +344,8 @@ pub fn allowed_ips(s: &Snapshot) -> Verdict {
                 ));
                 continue;
             }
-            let endpoints: Vec<&Endpoint> = s.endpoints.iter().filter(|e| e.node == n.name).collect();
+            let endpoints: Vec<&Endpoint> =
+                s.endpoints.iter().filter(|e| e.node == n.name).collect();
             if needs == Needs::NodeIpsAndEndpoints {
                 for e in &endpoints {
                     for ip in e.ips.iter().filter(|ip| family_enabled(&s.cilium, ip)) {
@@ -359,8 +359,10 @@ pub fn allowed_ips(s: &Snapshot) -> Verdict {
                     Some(p) if Some(p.public_key.as_str()) == key => None,
                     Some(p) => Some(format!(
                         "{what} routes through the peer of {}",
-                        s.node_of_key(&p.public_key)
-                            .map_or(format!("unknown key {}", p.public_key), |o| format!("node {}", o.name))
+                        s.node_of_key(&p.public_key).map_or(
+                            format!("unknown key {}", p.public_key),
+                            |o| format!("node {}", o.name)
+                        )
                     )),
                     None => Some(format!("{what} is in no peer's allowed IPs")),
                 })
@@ -379,23 +381,28 @@ pub fn allowed_ips(s: &Snapshot) -> Verdict {
                 let peer = match key.and_then(|k| peers.iter().find(|p| p.public_key == k)) {
                     Some(p) => format!(
                         "its peer allows [{}]",
-                        p.allowed_ips.iter().flatten().cloned().collect::<Vec<_>>().join(", ")
+                        p.allowed_ips
+                            .iter()
+                            .flatten()
+                            .cloned()
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ),
                     None => "it has no peer".into(),
                 };
-                wrong.push(format!(
-                    "node {}: {}; {peer}",
-                    n.name,
-                    misrouted.join(", ")
-                ));
+                wrong.push(format!("node {}: {}; {peer}", n.name, misrouted.join(", ")));
             }
         }
         if wrong.is_empty() {
             Verdict::Pass(format!("{how}: {}", ok.join("; ")))
         } else {
             let why = match needs {
-                Needs::NodeIps => "in tunnel mode a peer must hold its node's IPs, which carry the encapsulated pod traffic",
-                Needs::NodeIpsAndEndpoints => "in native routing a peer must hold its node's IPs and every endpoint on that node (or a prefix covering them), or that traffic leaves unencrypted or is dropped",
+                Needs::NodeIps => {
+                    "in tunnel mode a peer must hold its node's IPs, which carry the encapsulated pod traffic"
+                }
+                Needs::NodeIpsAndEndpoints => {
+                    "in native routing a peer must hold its node's IPs and every endpoint on that node (or a prefix covering them), or that traffic leaves unencrypted or is dropped"
+                }
             };
             Verdict::Fail(format!("{how}: {}; {why}", wrong.join("; ")))
         }
@@ -494,4 +501,3 @@ pub fn handshakes(h: &Handshakes) -> Verdict {
         }
     })
 }
-
