@@ -5,7 +5,8 @@
 //! one declaration through [`CATALOG`].
 
 use crate::features::{Applicability, RunContext};
-use crate::kit::check::RunFn;
+use crate::kit::check::{RecordedJudge, RunFn};
+use crate::kit::verdict::Verdict;
 use crate::runner::SuiteRunFn;
 use serde::Serialize;
 use std::fmt;
@@ -73,9 +74,30 @@ pub struct CheckDecl {
     pub applies: fn(&RunContext) -> Applicability,
     /// Observe, then judge; `None` for a check declared for later.
     pub(crate) run: Option<RunFn>,
+    /// The judge alone, on an observation as JSON; `None` for a check declared for later.
+    pub(crate) judge: Option<RecordedJudge>,
 }
 
 impl CheckDecl {
+    /// The judge's path in its suite (`judge::http`); checks sharing a judge share the name.
+    pub fn judge_name(&self) -> Option<&'static str> {
+        self.judge.map(|j| j.name)
+    }
+
+    /// Judges an observation as this check's observe step records it (`CheckRun.observation`),
+    /// without a cluster: the same pure judge the run uses.
+    pub fn judge_recorded(&self, observation: &serde_json::Value) -> Result<Verdict, String> {
+        let j = self
+            .judge
+            .ok_or_else(|| format!("{} is not implemented, so it has no judge", self.name))?;
+        (j.judge)(observation).map_err(|e| {
+            format!(
+                "{} cannot judge this observation: it is not the shape {} takes ({e})",
+                self.name, j.name
+            )
+        })
+    }
+
     pub fn status(&self) -> CheckStatus {
         match self.run {
             Some(_) => CheckStatus::Implemented,

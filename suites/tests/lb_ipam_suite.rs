@@ -162,8 +162,8 @@ fn exhaustion_passes_only_on_out_of_ips_after_the_free_addresses() {
     };
     assert!(fail(judge::exhaustion(&e)).starts_with("3 Services all got addresses although the pools (harness-lb-ipam-r1 (2 free)) reported 2 free"));
 
-    let mut no_pool = refused.clone();
-    no_pool.conditions[0].reason = "no_pool".into();
+    // A Service no pool selects, as LB IPAM answers it (the Gateway's Service fixture).
+    let no_pool = svc("service-cilium-gateway-harness-gw-no-pool.json");
     let e = Exhaustion {
         pools: vec![("p".into(), 1)],
         services: vec![a.clone(), no_pool],

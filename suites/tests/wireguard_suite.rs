@@ -285,7 +285,7 @@ fn an_ipsec_agent_fails_the_mode_check_with_the_fix() {
     s.agents[1] = report("w1", "ipsec-w1");
     let m = fail(judge::mode(&s));
     assert!(
-        m.starts_with("agent on w1: encryption mode is \"IPsec\", expected Wireguard: set encryption.enabled=true and encryption.type=wireguard"),
+        m.starts_with("agent on w1: encryption mode is \"IPsec\", expected Wireguard: the agent encrypts with IPsec: set encryption.type=wireguard"),
         "{m}"
     );
     assert!(!m.contains("agent on cp1"), "only failures are listed: {m}");

@@ -186,6 +186,28 @@ pub(crate) const fn run_fn(f: RunFn) -> RunFn {
 }
 
 /// The suite's fixture as the type its observe steps take.
+/// A check's judge, reached by the shape of its observation as JSON: what a recorded
+/// observation is judged with again, and what the verdict snapshots drive.
+#[derive(Clone, Copy)]
+pub struct RecordedJudge {
+    /// The judge function's path in its suite, e.g. `judge::http`.
+    pub name: &'static str,
+    pub(crate) judge: fn(&serde_json::Value) -> Result<Verdict, serde_json::Error>,
+}
+
+impl std::fmt::Debug for RecordedJudge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name)
+    }
+}
+
+pub(crate) fn judge_json<O: DeserializeOwned>(
+    observation: &serde_json::Value,
+    judge: fn(&O) -> Verdict,
+) -> Result<Verdict, serde_json::Error> {
+    O::deserialize(observation).map(|o| judge(&o))
+}
+
 pub(crate) fn fixture<F: 'static>(f: &(dyn Any + Send + Sync)) -> Result<&F, KitError> {
     f.downcast_ref::<F>().ok_or_else(|| KitError::Missing {
         what: format!("the suite's fixture as {}", std::any::type_name::<F>()),
@@ -250,6 +272,10 @@ macro_rules! check {
                     $crate::kit::check::conclude(observation, $judge)
                 })
             })),
+            judge: Some($crate::kit::check::RecordedJudge {
+                name: stringify!($judge),
+                judge: |v| $crate::kit::check::judge_json(v, $judge),
+            }),
         }
     };
     (
@@ -267,6 +293,7 @@ macro_rules! check {
             assumes: $assumes,
             applies: $crate::kit::check::check!(@rule $($rule)?),
             run: None,
+            judge: None,
         }
     };
     (@rule) => {

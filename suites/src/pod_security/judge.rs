@@ -299,7 +299,7 @@ pub fn default_level(o: &DefaultLevel) -> Verdict {
                 ),
             };
             return Verdict::Fail(format!(
-                "the unlabelled namespace {} admitted a pod adding NET_RAW: the cluster has no baseline default, so every unlabelled namespace runs privileged pods. {why}",
+                "the unlabelled namespace {} admitted a pod adding NET_RAW: the cluster has no baseline default, so every unlabelled namespace runs privileged pods; {why}",
                 o.namespace
             ));
         }

@@ -146,8 +146,29 @@ pub fn mode(s: &Snapshot) -> Verdict {
                 .as_deref()
                 .map(|m| format!(" ({m})"))
                 .unwrap_or_default();
+            let fix = match a.encryption.mode.as_str() {
+                "IPsec" => {
+                    "the agent encrypts with IPsec: set encryption.type=wireguard in the Cilium values"
+                }
+                "Disabled" | "" => {
+                    "encryption is off: set encryption.enabled=true and encryption.type=wireguard in the Cilium values"
+                }
+                _ => {
+                    "set encryption.enabled=true and encryption.type=wireguard in the Cilium values"
+                }
+            };
+            // The kernel only matters when the agent said so: on Talos-in-Docker the module
+            // comes from the Docker host's kernel.
+            let kernel = match &a.encryption.msg {
+                Some(m)
+                    if m.to_ascii_lowercase().contains("module") || m.contains("not supported") =>
+                {
+                    "; the agent points at the kernel: the wireguard module must be available (on Talos-in-Docker, in the Docker host's kernel)"
+                }
+                _ => "",
+            };
             Verdict::Fail(format!(
-                "encryption mode is {:?}{msg}, expected Wireguard: set encryption.enabled=true and encryption.type=wireguard in the Cilium values; on Talos-in-Docker the Docker host's kernel must provide the wireguard module",
+                "encryption mode is {:?}{msg}, expected Wireguard: {fix}{kernel}",
                 a.encryption.mode
             ))
         }
