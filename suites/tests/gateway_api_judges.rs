@@ -165,7 +165,10 @@ fn a_gateway_without_an_address_gets_advice_from_what_its_service_shows() {
         m.starts_with("Gateway harness-gw: not programmed: Programmed=False (AddressNotAssigned: Gateway waiting for address); Service cilium-gateway-harness-gw is a LoadBalancer with no address and no LB IPAM condition"),
         "{m}"
     );
-    assert!(m.ends_with("; status.addresses is empty"), "{m}");
+    assert!(
+        m.ends_with("; status.addresses is empty; listener http: Programmed=False (Pending: Address not ready yet)"),
+        "{m}"
+    );
     // LB IPAM answered no_pool: the advice is the pool's selector, not "add LB IPAM".
     let no_pool = service_seen(
         &serde_json::from_value(fixture_json(
@@ -239,9 +242,10 @@ fn a_gateway_without_an_address_gets_advice_from_what_its_service_shows() {
 fn a_refused_listener_or_a_missing_service_fails_the_gateway() {
     let mut refused = gateway("gateway-harness-gw-programmed.json");
     let listener = &mut refused.status.as_mut().unwrap().listeners[0];
-    listener.conditions[0].status = "False".into();
-    listener.conditions[0].reason = "PortUnavailable".into();
-    listener.conditions[0].message = "port 80 is in use".into();
+    // What Cilium writes for a listener it cannot serve (operator gateway_reconcile.go).
+    listener.conditions[1].status = "False".into();
+    listener.conditions[1].reason = "UnsupportedProtocol".into();
+    listener.conditions[1].message = "Listener not valid. Unsupported Listener Protocol.".into();
     assert_eq!(
         judge::gateway(&GatewaySeen {
             name: "harness-gw".into(),
@@ -251,7 +255,7 @@ fn a_refused_listener_or_a_missing_service_fails_the_gateway() {
             cilium: CiliumFacts::default(),
         }),
         Verdict::Fail(
-            "Gateway harness-gw: listener http: Programmed=False (PortUnavailable: port 80 is in use)"
+            "Gateway harness-gw: listener http: Accepted=False (UnsupportedProtocol: Listener not valid. Unsupported Listener Protocol.)"
                 .into()
         )
     );
@@ -301,7 +305,7 @@ fn routes_pass_only_when_every_parent_status_is_accepted_and_resolved() {
     };
     assert_eq!(
         judge::routes(&bad),
-        Verdict::Fail("HTTPRoute weights: ResolvedRefs=False (BackendNotFound: Service \"harness-gateway-api-r1/echo-v3\" not found): a backendRef names a Service that does not exist in the route's namespace".into())
+        Verdict::Fail("HTTPRoute weights: ResolvedRefs=False (BackendNotFound: services \"echo-v3\" not found): a backendRef names a Service that does not exist in the route's namespace".into())
     );
     // A route the controller never looked at, and one under another Gateway.
     let mut unreconciled = route("httproute-path-prefix-accepted.json");

@@ -109,12 +109,9 @@ fn gateway_hook(cilium: Cilium) -> impl FnMut(&Seen, &mut Cluster) -> Option<Rep
                     let mut service =
                         fixture_json("service-cilium-gateway-harness-gw-pending.json");
                     if cilium.lb_address {
-                        o["status"] = json!({
-                            "addresses": [{"type": "IPAddress", "value": "172.18.0.240"}],
-                            "conditions": [cond("Accepted", "True", "Accepted", "Gateway successfully scheduled"),
-                                           cond("Programmed", "True", "Programmed", "Gateway successfully reconciled")],
-                            "listeners": [{"name": "http", "attachedRoutes": cilium.attached,
-                                           "conditions": [cond("Programmed", "True", "Programmed", "Listener Programmed")]}]});
+                        o["status"] =
+                            fixture_json("gateway-harness-gw-programmed.json")["status"].clone();
+                        o["status"]["listeners"][0]["attachedRoutes"] = json!(cilium.attached);
                         service["status"] = json!({"loadBalancer": {"ingress": [{"ip": "172.18.0.240", "ipMode": "VIP"}]}});
                     } else {
                         o["status"] = fixture_json(
@@ -130,7 +127,9 @@ fn gateway_hook(cilium: Cilium) -> impl FnMut(&Seen, &mut Cluster) -> Option<Rep
                             "ResolvedRefs",
                             "False",
                             "BackendNotFound",
-                            &format!("Service \"{ns}/echo-v9\" not found"),
+                            // The controller-runtime NotFound error Cilium's route check
+                            // (CheckBackendIsExistingService) writes as the message.
+                            "services \"echo-v9\" not found",
                         )
                     } else {
                         cond(
@@ -662,12 +661,12 @@ async fn an_unresolved_backend_and_a_missing_gatewayclass_fail_with_their_reason
     };
     assert_eq!(
         message,
-        "HTTPRoute weights: ResolvedRefs=False (BackendNotFound: Service \"harness-gateway-api-r1/echo-v9\" not found): a backendRef names a Service that does not exist in the route's namespace"
+        "HTTPRoute weights: ResolvedRefs=False (BackendNotFound: services \"echo-v9\" not found): a backendRef names a Service that does not exist in the route's namespace"
     );
     // The wait that timed out names the conditions it last saw, not just that it timed out.
     let t = run.checks[1].transcript.render();
     assert!(
-        t.contains("waiting for HTTPRoute harness-gateway-api-r1/weights to be Accepted with ResolvedRefs; last seen: parent harness-gw (controller io.cilium/gateway-controller): Accepted=True (Accepted: Accepted HTTPRoute); ResolvedRefs=False (BackendNotFound: Service \"harness-gateway-api-r1/echo-v9\" not found)"),
+        t.contains("waiting for HTTPRoute harness-gateway-api-r1/weights to be Accepted with ResolvedRefs; last seen: parent harness-gw (controller io.cilium/gateway-controller): Accepted=True (Accepted: Accepted HTTPRoute); ResolvedRefs=False (BackendNotFound: services \"echo-v9\" not found)"),
         "{t}"
     );
     assert!(
@@ -733,7 +732,7 @@ async fn a_gateway_listener_counting_too_few_routes_fails_and_the_wait_names_it(
     );
     let t = run.checks[0].transcript.render();
     assert!(
-        t.contains("; last seen: Accepted=True (Accepted: Gateway successfully scheduled); Programmed=True (Programmed: Gateway successfully reconciled); 1 address(es); listener http: 7 attached route(s), no Accepted condition, Programmed=True (Programmed: Listener Programmed)"),
+        t.contains("; last seen: Accepted=True (Accepted: Gateway successfully scheduled); Programmed=True (Programmed: Gateway Programmed); 1 address(es); listener http: 7 attached route(s), Accepted=True (Accepted: Listener Accepted), Programmed=True (Programmed: Listener Programmed)"),
         "{t}"
     );
 }

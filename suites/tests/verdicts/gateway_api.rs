@@ -139,9 +139,10 @@ pub fn scenarios() -> Vec<Scenario> {
     foreign.spec.controller_name = "example.net/gateway-controller".into();
     let mut listener_refused = gateway("gateway-harness-gw-programmed.json");
     let l = &mut listener_refused.status.as_mut().unwrap().listeners[0];
-    l.conditions[0].status = "False".into();
-    l.conditions[0].reason = "PortUnavailable".into();
-    l.conditions[0].message = "port 80 is in use".into();
+    // What Cilium writes for a listener it cannot serve (operator gateway_reconcile.go).
+    l.conditions[1].status = "False".into();
+    l.conditions[1].reason = "UnsupportedProtocol".into();
+    l.conditions[1].message = "Listener not valid. Unsupported Listener Protocol.".into();
     let headers = Request::new("headers.example.com", "/");
     vec![
         case(
