@@ -31,6 +31,8 @@ fn gateway_cluster() -> Cluster {
     c
 }
 
+/// A status condition as Cilium's operator writes it (metav1.Condition; the messages used are
+/// those of `operator/pkg/gateway-api`, listed in fixtures/SOURCES.md).
 fn cond(type_: &str, status: &str, reason: &str, message: &str) -> Value {
     json!({"type": type_, "status": status, "reason": reason, "message": message,
            "observedGeneration": 1, "lastTransitionTime": "2026-11-22T10:01:02Z"})
@@ -225,6 +227,9 @@ fn route(
     }
 }
 
+/// echo-basic's answer: its RequestAssertions JSON (fields as at the pinned 40c666fd, as in the
+/// echo-basic fixtures), with the headers the conformance HTTPRouteRequestHeaderModifier filter
+/// leaves for `headers.example.com`.
 fn echo_json(pod: &str, host: &str, path: &str, headers: &[(String, String)]) -> String {
     let mut h: serde_json::Map<String, Value> = serde_json::Map::new();
     h.insert("Accept".into(), json!(["*/*"]));

@@ -44,6 +44,7 @@ async fn a_test_namespace_is_posted_privileged_with_run_labels() {
 #[tokio::test]
 async fn a_leftover_namespace_is_reported_with_what_to_do() {
     let (client, _) = serve(|_| {
+        // The API server's AlreadyExists Status (apimachinery errors.NewAlreadyExists).
         Reply::Json(
             409,
             json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",

@@ -379,6 +379,8 @@ impl Ipam {
             .collect()
     }
 
+    /// The pool's conditions as `operator/pkg/lbipam` writes them (the counts as Unknown/noreason
+    /// with the number as message; PoolConflict False `resolved`), as in the pool fixtures.
     fn pool_with_status(&self) -> Value {
         let mut p = self.pool.clone().unwrap();
         let total = self.addresses().len();
@@ -404,6 +406,8 @@ impl Ipam {
                "metadata": {"resourceVersion": "11"}, "items": items})
     }
 
+    /// What LB IPAM does with a Service (honouring lbipam.cilium.io/ips and sharing-key), with its
+    /// conditions and messages as in service-lb-satisfied.json and service-lb-out-of-ips.json.
     fn allocate(&mut self, svc: &mut Value) {
         let name = svc["metadata"]["name"].as_str().unwrap().to_string();
         let ann = &svc["metadata"]["annotations"];

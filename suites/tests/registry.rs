@@ -216,3 +216,47 @@ fn egress_checks_follow_the_external_target() {
             .applies()
     );
 }
+
+/// Every fixture is listed in `tests/fixtures/SOURCES.md` with its source and the versions it
+/// stands for, and every listed file exists.
+#[test]
+fn every_fixture_names_its_source() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let sources = std::fs::read_to_string(dir.join("SOURCES.md")).unwrap();
+    let mut listed = std::collections::BTreeMap::new();
+    let mut previous: Option<&str> = None;
+    for row in sources.lines().filter(|l| l.starts_with("| `")) {
+        let cells: Vec<&str> = row.trim_matches('|').split(" | ").map(str::trim).collect();
+        assert_eq!(
+            cells.len(),
+            3,
+            "a row is | file | source | stands for |: {row}"
+        );
+        let file = cells[0].trim_matches('`');
+        // "as above" refers to the row before, which must itself name a source.
+        let named = |c: &str| c.len() > 10 || (c.starts_with("as above") && previous.is_some());
+        assert!(
+            named(cells[1]) && !cells[2].is_empty(),
+            "{file}: the row must say its source and what it stands for"
+        );
+        previous = Some(file);
+        assert!(
+            listed.insert(file.to_string(), ()).is_none(),
+            "{file} is listed twice"
+        );
+    }
+    let present: std::collections::BTreeSet<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "SOURCES.md")
+        .collect();
+    let unlisted: Vec<&String> = present
+        .iter()
+        .filter(|f| !listed.contains_key(*f))
+        .collect();
+    let missing: Vec<&String> = listed.keys().filter(|f| !present.contains(*f)).collect();
+    assert!(
+        unlisted.is_empty() && missing.is_empty(),
+        "fixtures without a source in SOURCES.md: {unlisted:?}; rows whose file is gone: {missing:?}"
+    );
+}

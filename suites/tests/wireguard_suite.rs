@@ -3,6 +3,8 @@
 //! mode; and the whole suite against the fake API server with scripted agents.
 
 mod common;
+#[path = "wireguard/fixtures.rs"]
+mod wireguard_fixtures;
 
 use common::{
     Cluster, Reply, ScriptedExec, cluster, ctx, fast_options, fixture, fixture_json, fixture_out,
@@ -541,7 +543,8 @@ fn failed_pings_fail_before_any_handshake_is_judged() {
     assert!(fail(judge::handshakes(&h)).contains("no cross-node traffic was generated"));
 }
 
-/// A Cilium agent pod as the DaemonSet runs it: on the host network, so its IP is its node's.
+/// A Cilium agent pod as the DaemonSet runs it (Cilium chart `templates/cilium-agent/daemonset.yaml`:
+/// label `k8s-app: cilium`, container `cilium-agent`, hostNetwork), so its IP is its node's.
 fn agent_pod(node: &str, ip: &str) -> Value {
     json!({"apiVersion": "v1", "kind": "Pod",
            "metadata": {"name": format!("cilium-{node}"), "namespace": "kube-system",
@@ -762,5 +765,24 @@ async fn tunnel_mode_agents_pass_with_node_ips_only() {
     assert!(
         evidence.contains("tunnel routing, Cilium 1.18.0"),
         "{evidence}"
+    );
+}
+
+#[test]
+fn the_wireguard_fixtures_are_current() {
+    let dir = format!("{}/tests/fixtures", env!("CARGO_MANIFEST_DIR"));
+    let update = std::env::var_os("UPDATE_FIXTURES").is_some();
+    let mut stale = Vec::new();
+    for (name, text) in wireguard_fixtures::all() {
+        let path = format!("{dir}/{name}");
+        if update {
+            std::fs::write(&path, &text).unwrap();
+        } else if std::fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {
+            stale.push(name);
+        }
+    }
+    assert!(
+        stale.is_empty(),
+        "stale WireGuard fixtures (rerun with UPDATE_FIXTURES=1): {stale:?}"
     );
 }

@@ -406,6 +406,9 @@ mod tests {
 
     #[test]
     fn a_batch_is_read_back_one_sample_per_marker() {
+        // The batch loop's own `@@ <status> <exit>` markers after each body: echo-basic JSON
+        // (indented or not), Envoy's 503 body `upstream connect error or disconnect/reset before
+        // headers...` cut short, and a curl timeout (exit 28) with no body.
         let out = ExecOutput {
             exit_code: 0,
             stdout: "{\n \"pod\": \"echo-v1\"\n}\n@@ 200 0\n{\"pod\": \"echo-v2\"}\n@@ 200 0\nupstream connect error\n@@ 503 0\n\n@@ 000 28\n".into(),

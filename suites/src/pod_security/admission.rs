@@ -151,6 +151,7 @@ mod tests {
 
     #[test]
     fn server_errors_are_not_admission_answers() {
+        // etcd's timeout error, which the API server passes on as a 500 Status.
         let e = classify(500, vec![], br#"{"kind":"Status","apiVersion":"v1","status":"Failure","message":"etcdserver: request timed out","code":500}"#).unwrap_err();
         assert_eq!(e, "HTTP 500: etcdserver: request timed out");
     }

@@ -5,6 +5,12 @@
 //! kit sent. Anything a test wants to answer differently goes through its `hook`, consulted
 //! first. Watches hang (the fake never sends an event), so a wait either finds its object in the
 //! initial list or runs into its timeout, as on a real cluster where nothing changes.
+//!
+//! Its answers take the shapes of the Kubernetes API model: created objects come back as posted
+//! with the fields the API server fills (namespace, resourceVersion; a pod's status as the kubelet
+//! reports it), lists are `<Kind>List` with a resourceVersion, and errors are metav1.Status with
+//! the API server's messages (`<resource> "<name>" not found`, `... already exists`). Upstream
+//! texts beyond that come from the files in `fixtures/` (see `fixtures/SOURCES.md`).
 
 #![allow(
     dead_code,
@@ -137,6 +143,7 @@ pub fn serve(mut respond: impl FnMut(&Seen) -> Reply + Send + 'static) -> (kube:
     (kube::Client::new(svc, "default"), log)
 }
 
+/// A metav1.Status error body as the API server sends it.
 pub fn status(code: u16, reason: &str, message: &str) -> Value {
     json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
            "message": message, "reason": reason, "code": code})
