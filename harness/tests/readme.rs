@@ -21,7 +21,12 @@ fn readme_checks_tables_come_from_the_declarations() {
     for suite in suites::CATALOG {
         for check in suite.checks {
             let row = format!("| `{}::{}` | ", suite.name, check.name);
-            assert!(readme.contains(&row), "README.md lacks the row for {}::{}", suite.name, check.name);
+            assert!(
+                readme.contains(&row),
+                "README.md lacks the row for {}::{}",
+                suite.name,
+                check.name
+            );
             listed += 1;
         }
     }
