@@ -786,3 +786,34 @@ fn the_wireguard_fixtures_are_current() {
         "stale WireGuard fixtures (rerun with UPDATE_FIXTURES=1): {stale:?}"
     );
 }
+
+/// The CiliumNode fixtures are valid CiliumNode objects for the cilium.io/v2 CRD's schema.
+#[test]
+fn the_ciliumnode_fixtures_are_valid_for_the_crd_schema() {
+    let path = format!(
+        "{}/../../shared/schemas/cilium-crds/jsonschema-crds-catalog/ciliumnode_v2.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let schema: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    for file in [
+        "ciliumnodelist-wireguard-3-nodes.json",
+        "ciliumnodelist-wireguard-issue12-2-nodes.json",
+    ] {
+        for node in fixture_json(file)["items"].as_array().unwrap() {
+            let errors: Vec<String> = validator
+                .iter_errors(node)
+                .map(|e| format!("{} at {}", e, e.instance_path()))
+                .collect();
+            assert!(
+                errors.is_empty(),
+                "{file} {}: {errors:?}",
+                node["metadata"]["name"]
+            );
+        }
+    }
+    // The schema does check: addresses that are not a list are refused.
+    let mut bad = fixture_json("ciliumnodelist-wireguard-3-nodes.json")["items"][0].clone();
+    bad["spec"]["addresses"] = json!("10.5.0.2");
+    assert!(!validator.is_valid(&bad));
+}
