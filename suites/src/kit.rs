@@ -3,19 +3,21 @@
 //! all for the report.
 
 pub mod check;
+pub mod cilium;
 pub mod errors;
 pub mod exec;
 pub mod images;
 pub mod namespace;
 pub mod probe;
 pub mod retry;
+pub mod talos;
 pub mod topology;
 pub mod transcript;
 pub mod verdict;
 pub mod wait;
 pub mod workload;
 
-pub use check::{CheckCtx, CheckImpl, Env, Runnable, Timeouts};
+pub use check::{CheckCtx, Env, Judged, Timeouts};
 pub use errors::KitError;
 pub use exec::{ExecOutput, Executor, KubeExecutor, PodRef};
 pub use images::{ImageRef, Images};

@@ -6,10 +6,10 @@
 //! misbehaved), error (the kit could not observe: setup, API or exec failure), skipped (not
 //! applicable to this cell, or not implemented in this version). Nothing unimplemented passes.
 
-use crate::catalog::{self, CheckDecl, SuiteName};
+use crate::catalog::{self, CheckDecl, NOT_IMPLEMENTED, SuiteDecl, SuiteName};
 use crate::features::{Applicability, RunContext};
 use crate::filter::CheckFilter;
-use crate::kit::check::{CheckCtx, Env, Runnable, Timeouts};
+use crate::kit::check::{CheckCtx, Env, Judged, RunFn, Timeouts};
 use crate::kit::errors::KitError;
 use crate::kit::exec::{Executor, KubeExecutor};
 use crate::kit::images::Images;
@@ -17,6 +17,7 @@ use crate::kit::namespace::{self, KeepNamespaces, PsaLabels, RunId};
 use crate::kit::retry::RetryPolicy;
 use crate::kit::transcript::Transcript;
 use crate::kit::verdict::Verdict;
+use futures::future::BoxFuture;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -82,6 +83,8 @@ pub struct CheckRun {
     pub duration: Duration,
     /// The check's probes; render with [`Transcript::render`] for JUnit system-out.
     pub transcript: Transcript,
+    /// What the judge was given, as JSON; `None` when the check never got as far as judging.
+    pub observation: Option<serde_json::Value>,
 }
 
 impl CheckRun {
@@ -125,18 +128,17 @@ impl SuiteRun {
     }
 }
 
-/// A suite this version implements: its checks, its shared fixture and how to deploy it.
-pub(crate) trait SuiteImpl {
-    type Fixture: Send + Sync;
-    const SUITE: SuiteName;
-
-    fn checks() -> Vec<Box<dyn Runnable<Self::Fixture>>>;
+/// How a suite deploys what its checks share. The suite's declaration (`SUITE` in its folder)
+/// names the implementation with [`runner`], which is all the registry needs to run it.
+pub(crate) trait SuiteImpl: 'static {
+    type Fixture: Send + Sync + 'static;
 
     /// Namespaces besides the suite's own that setup may create; deleted with it.
     fn extra_namespaces(_env: &Env) -> Vec<String> {
         Vec::new()
     }
 
+    /// `wanted` holds the selected checks that apply, so setup deploys only what they use.
     fn setup(
         env: &Env,
         wanted: &[&'static str],
@@ -157,19 +159,34 @@ pub(crate) trait SuiteImpl {
     }
 }
 
+/// What a suite's run gets from [`run_suite_with`].
+pub(crate) struct RunArgs<'a> {
+    client: &'a kube::Client,
+    exec: Arc<dyn Executor>,
+    decl: &'static SuiteDecl,
+    ctx: &'a RunContext,
+    opts: &'a RunOptions,
+    wanted: &'a [&'static str],
+    run: &'a mut SuiteRun,
+}
+
+/// A suite's set-up, checks and tear-down with its fixture type erased, so the registry can
+/// hold every suite.
+pub(crate) type SuiteRunFn = for<'a> fn(RunArgs<'a>) -> BoxFuture<'a, Vec<CheckRun>>;
+
+/// The [`SuiteRunFn`] of an implementation, for its suite's declaration.
+pub(crate) fn runner<S: SuiteImpl>(args: RunArgs<'_>) -> BoxFuture<'_, Vec<CheckRun>> {
+    Box::pin(run_impl::<S>(args))
+}
+
 /// The names of the checks a suite implements (observe + judge), for coverage tests and plans.
 pub fn implemented_checks(suite: SuiteName) -> Vec<&'static str> {
-    fn names<S: SuiteImpl>() -> Vec<&'static str> {
-        S::checks().iter().map(|c| c.name()).collect()
-    }
-    match suite {
-        SuiteName::Connectivity => names::<crate::connectivity::Connectivity>(),
-        SuiteName::Dns => names::<crate::dns::Dns>(),
-        SuiteName::PodSecurity => names::<crate::pod_security::PodSecurity>(),
-        SuiteName::Wireguard => names::<crate::wireguard::Wireguard>(),
-        SuiteName::LbIpam => names::<crate::lb_ipam::LbIpam>(),
-        SuiteName::GatewayApi => names::<crate::gateway_api::GatewayApi>(),
-    }
+    catalog::suite(suite)
+        .checks
+        .iter()
+        .filter(|c| c.run.is_some())
+        .map(|c| c.name)
+        .collect()
 }
 
 /// Runs the selected checks of one suite against the cluster behind `client`, probing by exec.
@@ -218,35 +235,31 @@ pub async fn run_suite_with(
         .map(|(c, _)| c.name)
         .collect();
     if !wanted.is_empty() {
-        let results = match suite {
-            SuiteName::Connectivity => {
-                run_impl::<crate::connectivity::Connectivity>(
-                    client, exec, ctx, opts, &wanted, &mut run,
-                )
+        let results = match decl.run {
+            Some(run_fn) => {
+                run_fn(RunArgs {
+                    client,
+                    exec,
+                    decl,
+                    ctx,
+                    opts,
+                    wanted: &wanted,
+                    run: &mut run,
+                })
                 .await
             }
-            SuiteName::Dns => {
-                run_impl::<crate::dns::Dns>(client, exec, ctx, opts, &wanted, &mut run).await
-            }
-            SuiteName::PodSecurity => {
-                run_impl::<crate::pod_security::PodSecurity>(
-                    client, exec, ctx, opts, &wanted, &mut run,
-                )
-                .await
-            }
-            SuiteName::Wireguard => {
-                run_impl::<crate::wireguard::Wireguard>(client, exec, ctx, opts, &wanted, &mut run)
-                    .await
-            }
-            SuiteName::LbIpam => {
-                run_impl::<crate::lb_ipam::LbIpam>(client, exec, ctx, opts, &wanted, &mut run).await
-            }
-            SuiteName::GatewayApi => {
-                run_impl::<crate::gateway_api::GatewayApi>(
-                    client, exec, ctx, opts, &wanted, &mut run,
-                )
-                .await
-            }
+            None => wanted
+                .iter()
+                .map(|c| {
+                    finished(
+                        suite,
+                        c,
+                        CheckOutcome::Skipped {
+                            reason: NOT_IMPLEMENTED.into(),
+                        },
+                    )
+                })
+                .collect(),
         };
         let mut results = results.into_iter();
         for (_, done) in slots.iter_mut().filter(|(_, d)| d.is_none()) {
@@ -266,23 +279,27 @@ fn finished(suite: SuiteName, check: &str, outcome: CheckOutcome) -> CheckRun {
         outcome,
         duration: Duration::ZERO,
         transcript: Transcript::new(),
+        observation: None,
     }
 }
 
-async fn run_impl<S: SuiteImpl>(
-    client: &kube::Client,
-    exec: Arc<dyn Executor>,
-    ctx: &RunContext,
-    opts: &RunOptions,
-    wanted: &[&'static str],
-    run: &mut SuiteRun,
-) -> Vec<CheckRun> {
+async fn run_impl<S: SuiteImpl>(args: RunArgs<'_>) -> Vec<CheckRun> {
+    let RunArgs {
+        client,
+        exec,
+        decl,
+        ctx,
+        opts,
+        wanted,
+        run,
+    } = args;
+    let suite = decl.name;
     let all_error = |message: String| -> Vec<CheckRun> {
         wanted
             .iter()
             .map(|c| {
                 finished(
-                    S::SUITE,
+                    suite,
                     c,
                     CheckOutcome::Error {
                         message: message.clone(),
@@ -295,11 +312,11 @@ async fn run_impl<S: SuiteImpl>(
         Ok(r) => r,
         Err(e) => return all_error(e.to_string()),
     };
-    let ns_name = namespace::namespace_name(&run_id, S::SUITE, None);
+    let ns_name = namespace::namespace_name(&run_id, suite, None);
     let env = Env {
         client: client.clone(),
         exec,
-        suite: S::SUITE,
+        suite,
         namespace: ns_name.clone(),
         run_id: run_id.clone(),
         images: opts.images.clone(),
@@ -316,7 +333,7 @@ async fn run_impl<S: SuiteImpl>(
 
     let started = tokio::time::Instant::now();
     let setup_log = CheckCtx::new(&env, "setup");
-    let ns = namespace::test_namespace(&ns_name, &run_id, S::SUITE, PsaLabels::PRIVILEGED);
+    let ns = namespace::test_namespace(&ns_name, &run_id, suite, PsaLabels::PRIVILEGED);
     let fixture = match namespace::create(client, &ns).await {
         Ok(_) => {
             setup_log.note(format!(
@@ -336,7 +353,7 @@ async fn run_impl<S: SuiteImpl>(
         Err(e) => (
             all_error(
                 KitError::Setup {
-                    suite: S::SUITE.to_string(),
+                    suite: suite.to_string(),
                     cause: e.to_string(),
                 }
                 .to_string(),
@@ -344,16 +361,16 @@ async fn run_impl<S: SuiteImpl>(
             None,
         ),
         Ok(fixture) => {
-            let impls = S::checks();
             let mut out = Vec::new();
             for name in wanted {
-                let Some(check) = impls.iter().find(|c| c.name() == *name) else {
-                    out.push(finished(S::SUITE, name, CheckOutcome::Error {
-                        message: format!("{}::{name} is declared implemented but has no observe/judge in this build", S::SUITE),
+                let run_fn = decl.check(name).and_then(|c| c.run);
+                let Some(run_fn) = run_fn else {
+                    out.push(finished(suite, name, CheckOutcome::Error {
+                        message: format!("{suite}::{name} was selected to run but has no observe/judge in this build"),
                     }));
                     continue;
                 };
-                out.push(run_check::<S>(&env, check.as_ref(), &fixture, name).await);
+                out.push(run_check(&env, run_fn, &fixture, name).await);
             }
             (out, Some(fixture))
         }
@@ -403,18 +420,27 @@ async fn run_impl<S: SuiteImpl>(
     results
 }
 
-async fn run_check<S: SuiteImpl>(
+async fn run_check<F: Send + Sync + 'static>(
     env: &Env,
-    check: &dyn Runnable<S::Fixture>,
-    fixture: &S::Fixture,
+    run_fn: RunFn,
+    fixture: &F,
     name: &'static str,
 ) -> CheckRun {
     let ctx = CheckCtx::new(env, name);
     let started = tokio::time::Instant::now();
     let budget = env.timeouts.check;
-    let outcome = match tokio::time::timeout(budget, check.run(fixture, &ctx)).await {
-        Ok(Ok(Verdict::Pass(evidence))) => CheckOutcome::Passed { evidence },
-        Ok(Ok(Verdict::Fail(message))) => CheckOutcome::Failed { message },
+    let mut observation = None;
+    let outcome = match tokio::time::timeout(budget, run_fn(fixture, &ctx)).await {
+        Ok(Ok(Judged {
+            verdict,
+            observation: seen,
+        })) => {
+            observation = Some(seen);
+            match verdict {
+                Verdict::Pass(evidence) => CheckOutcome::Passed { evidence },
+                Verdict::Fail(message) => CheckOutcome::Failed { message },
+            }
+        }
         Ok(Err(e)) => CheckOutcome::Error {
             message: e.to_string(),
         },
@@ -426,10 +452,11 @@ async fn run_check<S: SuiteImpl>(
         },
     };
     CheckRun {
-        suite: S::SUITE,
+        suite: env.suite,
         check: name,
         outcome,
         duration: started.elapsed(),
         transcript: ctx.into_transcript(),
+        observation,
     }
 }

@@ -5,7 +5,6 @@ mod common;
 use common::{Reply, fixture_json, serve, status};
 use serde_json::json;
 use std::time::Duration;
-use suites::SuiteName;
 use suites::kit::namespace::{self, PsaLabels, RunId};
 use suites::kit::workload::{self, Placement};
 use suites::kit::{Executor, Images, KubeExecutor, PodRef, wait};
@@ -14,8 +13,13 @@ use suites::kit::{Executor, Images, KubeExecutor, PodRef, wait};
 async fn a_test_namespace_is_posted_privileged_with_run_labels() {
     let (client, log) = serve(|s| Reply::Json(201, s.body.clone()));
     let run = RunId::new("r1").unwrap();
-    let name = namespace::namespace_name(&run, SuiteName::Connectivity, None);
-    let ns = namespace::test_namespace(&name, &run, SuiteName::Connectivity, PsaLabels::PRIVILEGED);
+    let name = namespace::namespace_name(&run, suites::connectivity::NAME, None);
+    let ns = namespace::test_namespace(
+        &name,
+        &run,
+        suites::connectivity::NAME,
+        PsaLabels::PRIVILEGED,
+    );
     namespace::create(&client, &ns).await.unwrap();
 
     let seen = log.lock().unwrap();
@@ -40,6 +44,7 @@ async fn a_test_namespace_is_posted_privileged_with_run_labels() {
 #[tokio::test]
 async fn a_leftover_namespace_is_reported_with_what_to_do() {
     let (client, _) = serve(|_| {
+        // The API server's AlreadyExists Status (apimachinery errors.NewAlreadyExists).
         Reply::Json(
             409,
             json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
@@ -50,7 +55,7 @@ async fn a_leftover_namespace_is_reported_with_what_to_do() {
     let ns = namespace::test_namespace(
         "harness-dns-r1",
         &run,
-        SuiteName::Dns,
+        suites::dns::NAME,
         PsaLabels::PRIVILEGED,
     );
     let e = namespace::create(&client, &ns)
@@ -76,7 +81,7 @@ async fn deleting_a_gone_namespace_is_fine_and_uses_background_propagation() {
 #[tokio::test]
 async fn workload_pods_carry_placement_and_pinned_images() {
     let (client, log) = serve(|s| Reply::Json(201, s.body.clone()));
-    let labels = namespace::run_labels(&RunId::new("r1").unwrap(), SuiteName::Connectivity);
+    let labels = namespace::run_labels(&RunId::new("r1").unwrap(), suites::connectivity::NAME);
     let images = Images::pinned();
     let near = Placement::SameNodeAs("client".into());
     let far = Placement::OtherNodeThan("client".into());

@@ -10,12 +10,13 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use suites::kit::KeepNamespaces;
 use suites::kit::{Executor, Verdict};
-use suites::lb_ipam::{
-    Allocation, Exhaustion, PoolState, SvcState, block_size, in_block, judge_allocation,
-    judge_exhaustion, judge_pool, judge_sharing, overlapping_blocks, parse_block, pool_allocates,
-    pool_conditions, pool_object, requested_ip, selects,
+use suites::lb_ipam::blocks::{block_size, in_block, parse_block, requested_ip};
+use suites::lb_ipam::judge::{self, Allocation, Exhaustion, PoolState, SvcState};
+use suites::lb_ipam::objects::pool_object;
+use suites::lb_ipam::observe::{
+    overlapping_blocks, pool_allocates, pool_conditions, selects, svc_state,
 };
-use suites::{CheckFilter, CheckOutcome, Cleanup, NOT_IMPLEMENTED, SuiteName, run_suite_with};
+use suites::{CheckFilter, CheckOutcome, Cleanup, NOT_IMPLEMENTED, run_suite_with};
 
 const NS: &str = "harness-lb-ipam-r1";
 const BLOCK: &str = "172.31.250.0/29";
@@ -23,7 +24,7 @@ const BLOCK: &str = "172.31.250.0/29";
 fn svc(file: &str) -> SvcState {
     let s: k8s_openapi::api::core::v1::Service =
         serde_json::from_value(fixture_json(file)).unwrap();
-    SvcState::from_service(&s)
+    svc_state(&s)
 }
 
 fn pool(file: &str) -> PoolState {
@@ -53,21 +54,21 @@ fn run_labels() -> BTreeMap<String, String> {
 #[test]
 fn a_reconciled_pool_passes_and_a_conflicting_one_names_the_overlap() {
     assert_eq!(
-        judge_pool(&pool("ciliumloadbalancerippool-ready.json")),
+        judge::pool(&pool("ciliumloadbalancerippool-ready.json")),
         Verdict::Pass(
             "pool harness-lb-ipam-r1 (172.31.250.0/29): 8 total, 8 available, 0 used, no conflict"
                 .into()
         )
     );
-    let m = fail(judge_pool(&pool("ciliumloadbalancerippool-conflict.json")));
+    let m = fail(judge::pool(&pool("ciliumloadbalancerippool-conflict.json")));
     assert!(m.contains("cilium.io/PoolConflict=True (cidr_overlap: Pool conflicts since CIDR '172.31.250.0/29' overlaps CIDR '172.31.250.0/28' from IP Pool 'harness-docker-subnet')"), "{m}");
     assert!(m.contains("RunOptions::lb_ipam_block"), "{m}");
     let mut p = pool("ciliumloadbalancerippool-ready.json");
     p.conditions.retain(|c| c.type_ != "cilium.io/IPsUsed");
-    assert!(fail(judge_pool(&p)).contains("the operator has not reconciled it"));
+    assert!(fail(judge::pool(&p)).contains("the operator has not reconciled it"));
     let mut p = pool("ciliumloadbalancerippool-ready.json");
     p.block = "172.31.250.0/30".into();
-    assert!(fail(judge_pool(&p)).contains(
+    assert!(fail(judge::pool(&p)).contains(
         "reports 8 addresses for 172.31.250.0/30 with allowFirstLastIPs=Yes, expected 4"
     ));
 }
@@ -77,7 +78,7 @@ fn allocations_are_judged_on_the_condition_and_the_ingress() {
     let ok = svc("service-lb-satisfied.json");
     assert_eq!(ok.ingress, ["172.31.250.0"]);
     assert_eq!(
-        judge_allocation(&Allocation {
+        judge::allocation(&Allocation {
             block: BLOCK.into(),
             requested: None,
             service: ok.clone()
@@ -90,10 +91,10 @@ fn allocations_are_judged_on_the_condition_and_the_ingress() {
         service: ok.clone(),
     };
     assert_eq!(
-        fail(judge_allocation(&elsewhere)),
+        fail(judge::allocation(&elsewhere)),
         "lb-basic got 172.31.250.0, outside the test pool 10.9.0.0/29: another pool selects the suite's Services; give every other pool a serviceSelector that excludes io.harness.suite=lb-ipam"
     );
-    let m = fail(judge_allocation(&Allocation {
+    let m = fail(judge::allocation(&Allocation {
         block: BLOCK.into(),
         requested: Some("172.31.250.7".into()),
         service: ok,
@@ -103,7 +104,7 @@ fn allocations_are_judged_on_the_condition_and_the_ingress() {
         "lb-basic asked for 172.31.250.7 with lbipam.cilium.io/ips but got 172.31.250.0: LB IPAM ignored the annotation"
     );
     let pending = svc("service-lb-out-of-ips.json");
-    let m = fail(judge_allocation(&Allocation {
+    let m = fail(judge::allocation(&Allocation {
         block: BLOCK.into(),
         requested: None,
         service: pending,
@@ -115,7 +116,7 @@ fn allocations_are_judged_on_the_condition_and_the_ingress() {
         conditions: vec![],
     };
     assert!(
-        fail(judge_allocation(&Allocation {
+        fail(judge::allocation(&Allocation {
             block: BLOCK.into(),
             requested: None,
             service: silent
@@ -129,10 +130,10 @@ fn sharing_needs_one_address_for_both() {
     let a = svc("service-lb-satisfied.json");
     let mut b = a.clone();
     b.name = "lb-share-b".into();
-    assert!(judge_sharing(&vec![a.clone(), b.clone()]).is_pass());
+    assert!(judge::sharing(&vec![a.clone(), b.clone()]).is_pass());
     b.ingress = vec!["172.31.250.1".into()];
-    assert!(fail(judge_sharing(&vec![a.clone(), b])).contains("got different addresses (lb-basic [172.31.250.0], lb-share-b [172.31.250.1]): sharing is not honoured"));
-    assert!(fail(judge_sharing(&vec![a])).contains("expected two Services, observed 1"));
+    assert!(fail(judge::sharing(&vec![a.clone(), b])).contains("got different addresses (lb-basic [172.31.250.0], lb-share-b [172.31.250.1]): sharing is not honoured"));
+    assert!(fail(judge::sharing(&vec![a])).contains("expected two Services, observed 1"));
 }
 
 /// A satisfied filler holding `ip`.
@@ -151,7 +152,7 @@ fn exhaustion_passes_only_on_out_of_ips_after_the_free_addresses() {
         pools: vec![("harness-lb-ipam-r1".into(), 2)],
         services: vec![a.clone(), b.clone(), refused.clone()],
     };
-    let v = judge_exhaustion(&e);
+    let v = judge::exhaustion(&e);
     assert!(v.is_pass(), "{}", v.message());
     assert!(v.message().starts_with("after 2 Services took the 2 free addresses of harness-lb-ipam-r1 (2 free), lb-fill-8 stays pending: cilium.io/IPAMRequestSatisfied=False (out_of_ips"));
 
@@ -159,26 +160,26 @@ fn exhaustion_passes_only_on_out_of_ips_after_the_free_addresses() {
         pools: vec![("harness-lb-ipam-r1".into(), 2)],
         services: vec![a.clone(), b.clone(), filler(2, "172.31.250.5")],
     };
-    assert!(fail(judge_exhaustion(&e)).starts_with("3 Services all got addresses although the pools (harness-lb-ipam-r1 (2 free)) reported 2 free"));
+    assert!(fail(judge::exhaustion(&e)).starts_with("3 Services all got addresses although the pools (harness-lb-ipam-r1 (2 free)) reported 2 free"));
 
-    let mut no_pool = refused.clone();
-    no_pool.conditions[0].reason = "no_pool".into();
+    // A Service no pool selects, as LB IPAM answers it (the Gateway's Service fixture).
+    let no_pool = svc("service-cilium-gateway-harness-gw-no-pool.json");
     let e = Exhaustion {
         pools: vec![("p".into(), 1)],
         services: vec![a.clone(), no_pool],
     };
-    assert!(fail(judge_exhaustion(&e)).contains("refused for the wrong reason"));
+    assert!(fail(judge::exhaustion(&e)).contains("refused for the wrong reason"));
 
     let e = Exhaustion {
         pools: vec![("p".into(), 2)],
         services: vec![refused.clone(), a.clone(), refused.clone()],
     };
     assert!(
-        fail(judge_exhaustion(&e))
+        fail(judge::exhaustion(&e))
             .contains("lb-fill-8 was refused while the pools (p (2 free)) still had room")
     );
     assert!(
-        fail(judge_exhaustion(&Exhaustion {
+        fail(judge::exhaustion(&Exhaustion {
             pools: vec![],
             services: vec![]
         }))
@@ -196,7 +197,7 @@ fn exhaustion_needs_exactly_the_free_count_of_distinct_addresses() {
         services: vec![a.clone(), b.clone(), refused.clone()],
     };
     assert_eq!(
-        fail(judge_exhaustion(&early)),
+        fail(judge::exhaustion(&early)),
         "lb-fill-8 was refused (out_of_ips) after 2 Services got addresses, but the pools (p (3 free)) reported 3 free: IPsAvailable does not match what LB IPAM hands out"
     );
     // More got addresses than were free.
@@ -205,7 +206,7 @@ fn exhaustion_needs_exactly_the_free_count_of_distinct_addresses() {
         services: vec![a.clone(), b.clone(), refused.clone()],
     };
     assert!(
-        fail(judge_exhaustion(&late))
+        fail(judge::exhaustion(&late))
             .contains("after 2 Services got addresses, but the pools (p (1 free)) reported 1 free")
     );
     // Satisfied, the right number, but one address twice.
@@ -214,7 +215,7 @@ fn exhaustion_needs_exactly_the_free_count_of_distinct_addresses() {
         services: vec![a, filler(1, "172.31.250.3"), refused],
     };
     assert_eq!(
-        fail(judge_exhaustion(&twice)),
+        fail(judge::exhaustion(&twice)),
         "lb-fill-0 and lb-fill-1 both got 172.31.250.3 without a sharing key: LB IPAM handed one address out twice"
     );
 }
@@ -374,6 +375,8 @@ impl Ipam {
             .collect()
     }
 
+    /// The pool's conditions as `operator/pkg/lbipam` writes them (the counts as Unknown/noreason
+    /// with the number as message; PoolConflict False `resolved`), as in the pool fixtures.
     fn pool_with_status(&self) -> Value {
         let mut p = self.pool.clone().unwrap();
         let total = self.addresses().len();
@@ -399,6 +402,8 @@ impl Ipam {
                "metadata": {"resourceVersion": "11"}, "items": items})
     }
 
+    /// What LB IPAM does with a Service (honouring lbipam.cilium.io/ips and sharing-key), with its
+    /// conditions and messages as in service-lb-satisfied.json and service-lb-out-of-ips.json.
     fn allocate(&mut self, svc: &mut Value) {
         let name = svc["metadata"]["name"].as_str().unwrap().to_string();
         let ann = &svc["metadata"]["annotations"];
@@ -541,7 +546,7 @@ async fn the_suite_creates_its_pool_and_services_and_passes() {
     let run = run_suite_with(
         &client,
         no_exec(),
-        SuiteName::LbIpam,
+        suites::lb_ipam::NAME,
         &ctx(1, None),
         &CheckFilter::new(&[], &[]).unwrap(),
         &fast_options("r1"),
@@ -691,7 +696,7 @@ async fn run_lb(
     let run = run_suite_with(
         &client,
         no_exec(),
-        SuiteName::LbIpam,
+        suites::lb_ipam::NAME,
         &ctx(1, None),
         &CheckFilter::new(&[], &only).unwrap(),
         &opts,
@@ -904,7 +909,7 @@ async fn an_older_cilium_gets_the_v2alpha1_pool() {
     let run = run_suite_with(
         &client,
         no_exec(),
-        SuiteName::LbIpam,
+        suites::lb_ipam::NAME,
         &ctx(1, None),
         &filter,
         &fast_options("r1"),
@@ -964,7 +969,7 @@ async fn a_silent_operator_times_out_naming_the_service_and_its_conditions() {
     let run = run_suite_with(
         &client,
         no_exec(),
-        SuiteName::LbIpam,
+        suites::lb_ipam::NAME,
         &ctx(1, None),
         &filter,
         &fast_options("r1"),

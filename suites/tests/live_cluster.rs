@@ -2,7 +2,7 @@
 //! `cargo nextest run -p suites --run-ignored only --test live_cluster` and a KUBECONFIG that
 //! points at a Talos + Cilium cluster with images pullable (or HARNESS_IMAGE_REGISTRY set).
 
-use suites::{CheckFilter, CheckOutcome, RunOptions, SuiteName, run_suite};
+use suites::{CheckFilter, CheckOutcome, RunOptions, run_suite};
 
 #[tokio::test]
 #[ignore = "needs a live cluster: KUBECONFIG for a Talos + Cilium cluster with two nodes"]
@@ -39,9 +39,9 @@ async fn connectivity_dns_and_pod_security_pass_on_a_live_cluster() {
     let filter = CheckFilter::new(&[], &[]).unwrap();
     let mut bad = Vec::new();
     for suite in [
-        SuiteName::Connectivity,
-        SuiteName::Dns,
-        SuiteName::PodSecurity,
+        suites::connectivity::NAME,
+        suites::dns::NAME,
+        suites::pod_security::NAME,
     ] {
         let run = run_suite(&client, suite, &ctx, &filter, &opts).await;
         for c in &run.checks {

@@ -10,7 +10,7 @@ use common::{
 use serde_json::json;
 use std::sync::Arc;
 use suites::kit::KeepNamespaces;
-use suites::{CheckFilter, CheckOutcome, Cleanup, NOT_IMPLEMENTED, SuiteName, run_suite_with};
+use suites::{CheckFilter, CheckOutcome, Cleanup, NOT_IMPLEMENTED, run_suite_with};
 
 fn all() -> CheckFilter {
     CheckFilter::new(&[], &[]).unwrap()
@@ -62,7 +62,7 @@ async fn connectivity_passes_on_a_two_node_cluster_that_answers() {
     let run = run_suite_with(
         &client,
         exec.clone(),
-        SuiteName::Connectivity,
+        suites::connectivity::NAME,
         &ctx(2, Some("one.one.one.one")),
         &all(),
         &fast_options("r1"),
@@ -172,7 +172,7 @@ async fn a_cross_node_drop_fails_its_checks_and_keeps_the_namespace_on_failure()
     let run = run_suite_with(
         &client,
         datapath(&["http://10.244.2.9:8080/"]),
-        SuiteName::Connectivity,
+        suites::connectivity::NAME,
         &ctx(2, None),
         &all(),
         &opts,
@@ -220,7 +220,7 @@ async fn a_single_node_cluster_skips_cross_node_checks_and_deploys_no_other_node
     let run = run_suite_with(
         &client,
         datapath(&[]),
-        SuiteName::Connectivity,
+        suites::connectivity::NAME,
         &ctx(1, None),
         &all(),
         &fast_options("r1"),
@@ -265,7 +265,7 @@ async fn a_pod_that_never_schedules_is_a_setup_error_naming_the_reason_for_every
     let run = run_suite_with(
         &client,
         datapath(&[]),
-        SuiteName::Connectivity,
+        suites::connectivity::NAME,
         &ctx(2, None),
         &all(),
         &fast_options("r1"),
@@ -313,7 +313,7 @@ async fn a_refused_namespace_is_an_error_for_every_check_and_nothing_is_left() {
     let run = run_suite_with(
         &client,
         datapath(&[]),
-        SuiteName::Dns,
+        suites::dns::NAME,
         &ctx(2, None),
         &all(),
         &fast_options("r1"),
@@ -341,7 +341,7 @@ async fn suites_not_in_this_version_are_skipped_never_passed_and_touch_nothing()
     let exec = datapath(&[]);
     // The one check this version leaves undone; its suite's other checks are implemented.
     let only_l2 = CheckFilter::new(&[], &["lb-ipam::l2-reachable-from-host".into()]).unwrap();
-    for (suite, filter) in [(SuiteName::LbIpam, only_l2)] {
+    for (suite, filter) in [(suites::lb_ipam::NAME, only_l2)] {
         let run = run_suite_with(
             &client,
             exec.clone(),
@@ -382,7 +382,7 @@ async fn a_filter_runs_only_what_it_selects() {
     let run = run_suite_with(
         &client,
         datapath(&[]),
-        SuiteName::Connectivity,
+        suites::connectivity::NAME,
         &ctx(2, None),
         &filter,
         &fast_options("r1"),
@@ -523,7 +523,7 @@ async fn dns_passes_against_coredns_answers_and_builds_its_services() {
     let run = run_suite_with(
         &client,
         exec.clone(),
-        SuiteName::Dns,
+        suites::dns::NAME,
         &ctx(2, Some("one.one.one.one")),
         &all(),
         &fast_options("r1"),
@@ -583,7 +583,7 @@ async fn an_external_lookup_failure_points_at_the_talos_host_dns_breakage() {
     let run = run_suite_with(
         &client,
         dns_exec("servfail"),
-        SuiteName::Dns,
+        suites::dns::NAME,
         &ctx(2, Some("one.one.one.one")),
         &filter,
         &fast_options("r1"),
@@ -689,7 +689,7 @@ async fn pod_security_passes_against_talos_like_admission_and_creates_no_pods() 
     let run = run_suite_with(
         &client,
         datapath(&[]),
-        SuiteName::PodSecurity,
+        suites::pod_security::NAME,
         &ctx(1, None),
         &all(),
         &fast_options("r1"),

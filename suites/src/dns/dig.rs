@@ -8,7 +8,7 @@ use crate::kit::exec::ExecOutput;
 use std::fmt;
 use std::net::IpAddr;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum RType {
     A,
     Srv,
@@ -47,7 +47,7 @@ pub fn argv(name: &str, rtype: RType, search: bool) -> Vec<String> {
     a
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum RData {
     Ip(IpAddr),
     Cname(String),
@@ -60,7 +60,7 @@ pub enum RData {
     Other(String),
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Record {
     pub name: String,
     pub rtype: String,
@@ -84,7 +84,7 @@ impl fmt::Display for Record {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum DigResult {
     /// The server answered; `rcode` is NOERROR, NXDOMAIN, SERVFAIL, REFUSED...
     Answer { rcode: String, records: Vec<Record> },

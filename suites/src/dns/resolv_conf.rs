@@ -1,6 +1,6 @@
 //! A pod's /etc/resolv.conf, as the kubelet wrote it.
 
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ResolvConf {
     pub nameservers: Vec<String>,
     pub search: Vec<String>,

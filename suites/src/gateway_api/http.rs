@@ -12,7 +12,7 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 
 /// What `echo-basic` answers: the request as the backend saw it, and which pod it was.
-#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq, serde::Serialize)]
 pub struct Echo {
     #[serde(default)]
     pub path: String,
@@ -47,7 +47,7 @@ impl Echo {
 }
 
 /// A request as a conformance test states it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Request {
     /// The `Host` header; may carry a port.
     pub host: String,
@@ -113,7 +113,7 @@ pub fn url(addr: &str, port: u16, path: &str) -> String {
 }
 
 /// One response, parsed.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct HttpReply {
     pub exit_code: i32,
     /// 0 when no response arrived.
@@ -177,7 +177,7 @@ impl HttpReply {
 }
 
 /// What a request must get.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Expect {
     /// 200 from this echo pod.
     Backend(String),
@@ -339,7 +339,7 @@ fn split_location(loc: &str) -> (String, String) {
 }
 
 /// One request of a batch (weighted backends): its status, curl exit and answering pod.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Sample {
     pub exit_code: i32,
     pub status: u16,
@@ -406,6 +406,9 @@ mod tests {
 
     #[test]
     fn a_batch_is_read_back_one_sample_per_marker() {
+        // The batch loop's own `@@ <status> <exit>` markers after each body: echo-basic JSON
+        // (indented or not), Envoy's 503 body `upstream connect error or disconnect/reset before
+        // headers...` cut short, and a curl timeout (exit 28) with no body.
         let out = ExecOutput {
             exit_code: 0,
             stdout: "{\n \"pod\": \"echo-v1\"\n}\n@@ 200 0\n{\"pod\": \"echo-v2\"}\n@@ 200 0\nupstream connect error\n@@ 503 0\n\n@@ 000 28\n".into(),

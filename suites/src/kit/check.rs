@@ -1,7 +1,8 @@
-//! A check is declared, not engineered: a name from the catalog, an observe step that talks to
-//! the cluster and returns plain data, and a pure judge over that data. [`CheckImpl`] holds the
-//! two halves as separate functions so a judge can never reach the cluster, and the type has no
-//! way to exist without both.
+//! A check is declared, not engineered: a name, an observe step that talks to the cluster and
+//! returns plain data, and a pure judge over that data. The `check!` macro puts the two halves
+//! into one declaration as separate functions, so a judge can never reach the cluster, and an
+//! implemented check has no way to exist without both. This module also holds what every check
+//! of a run shares ([`Env`]) and each check's own view of it ([`CheckCtx`]).
 
 use crate::catalog::SuiteName;
 use crate::kit::errors::KitError;
@@ -13,7 +14,9 @@ use crate::kit::transcript::{Attempt, Ended, Peer, ProbeLabel, Transcript};
 use crate::kit::verdict::Verdict;
 use futures::future::BoxFuture;
 use k8s_openapi::jiff::Timestamp;
-use std::fmt::Debug;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::any::Any;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -161,54 +164,144 @@ impl<'a> CheckCtx<'a> {
     }
 }
 
-/// How a check observes: given the suite's deployed fixture and the check's context.
-pub type ObserveFn<F, O> =
-    for<'a> fn(&'a F, &'a CheckCtx<'a>) -> BoxFuture<'a, Result<O, KitError>>;
+/// A check's observation, as the judge saw it: plain data, kept as JSON so a run can later be
+/// recorded and judged again without a cluster.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Judged {
+    pub verdict: Verdict,
+    pub observation: serde_json::Value,
+}
 
-/// A check's two halves.
-pub struct CheckImpl<F, O> {
+/// A declared check's observe step and judge, with the suite's fixture type erased so one list
+/// can hold every suite's checks. The `check!` macro builds it; the fixture is downcast back to
+/// the type the observe step takes.
+pub(crate) type RunFn = for<'a> fn(
+    &'a (dyn Any + Send + Sync),
+    &'a CheckCtx<'a>,
+) -> BoxFuture<'a, Result<Judged, KitError>>;
+
+/// Gives a closure the [`RunFn`] signature it must have, so `check!` can build one in a const.
+pub(crate) const fn run_fn(f: RunFn) -> RunFn {
+    f
+}
+
+/// The suite's fixture as the type its observe steps take.
+/// A check's judge, reached by the shape of its observation as JSON: what a recorded
+/// observation is judged with again, and what the verdict snapshots drive.
+#[derive(Clone, Copy)]
+pub struct RecordedJudge {
+    /// The judge function's path in its suite, e.g. `judge::http`.
     pub name: &'static str,
-    pub observe: ObserveFn<F, O>,
-    pub judge: fn(&O) -> Verdict,
+    pub(crate) judge: fn(&serde_json::Value) -> Result<Verdict, serde_json::Error>,
 }
 
-/// A check with its observation type erased, so a suite can list its checks.
-pub trait Runnable<F>: Send + Sync {
-    fn name(&self) -> &'static str;
-    fn run<'a>(
-        &'a self,
-        fixture: &'a F,
-        ctx: &'a CheckCtx<'a>,
-    ) -> BoxFuture<'a, Result<Verdict, KitError>>;
-}
-
-impl<F: Sync, O: Debug + Send + 'static> Runnable<F> for CheckImpl<F, O> {
-    fn name(&self) -> &'static str {
-        self.name
-    }
-
-    fn run<'a>(
-        &'a self,
-        fixture: &'a F,
-        ctx: &'a CheckCtx<'a>,
-    ) -> BoxFuture<'a, Result<Verdict, KitError>> {
-        Box::pin(async move {
-            let observation = (self.observe)(fixture, ctx).await?;
-            Ok((self.judge)(&observation))
-        })
+impl std::fmt::Debug for RecordedJudge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name)
     }
 }
 
-/// `check_impl!("name", observe_fn, judge_fn)` boxes a [`CheckImpl`]; `observe_fn` is an
-/// `async fn(&Fixture, &CheckCtx) -> Result<Observation, KitError>`.
-macro_rules! check_impl {
-    ($name:literal, $observe:path, $judge:path) => {
-        Box::new($crate::kit::check::CheckImpl {
+pub(crate) fn judge_json<O: DeserializeOwned>(
+    observation: &serde_json::Value,
+    judge: fn(&O) -> Verdict,
+) -> Result<Verdict, serde_json::Error> {
+    O::deserialize(observation).map(|o| judge(&o))
+}
+
+pub(crate) fn fixture<F: 'static>(f: &(dyn Any + Send + Sync)) -> Result<&F, KitError> {
+    f.downcast_ref::<F>().ok_or_else(|| KitError::Missing {
+        what: format!("the suite's fixture as {}", std::any::type_name::<F>()),
+        hint: "a check was declared in a suite whose setup builds another fixture; declare it in its own suite".into(),
+    })
+}
+
+/// Judges an observation after a round trip through JSON: what the judge sees is exactly what a
+/// recording of this run would hold, so judging a recording gives the same verdict.
+pub(crate) fn conclude<O: Serialize + DeserializeOwned>(
+    observation: O,
+    judge: fn(&O) -> Verdict,
+) -> Result<Judged, KitError> {
+    let as_json = |e: serde_json::Error| KitError::Parse {
+        what: format!("the observation {} as JSON", std::any::type_name::<O>()),
+        detail: e.to_string(),
+    };
+    let value = serde_json::to_value(&observation).map_err(as_json)?;
+    let replayed: O = serde_json::from_value(value.clone()).map_err(as_json)?;
+    Ok(Judged {
+        verdict: judge(&replayed),
+        observation: value,
+    })
+}
+
+/// Declares a check once, next to its observe step and judge:
+///
+/// ```ignore
+/// check! {
+///     name: "peers-per-node",
+///     proves: "every agent has one peer per other node",
+///     anchor: "cilium-dbg status: wireguard peer-count",
+///     assumes: "the agent keeps one peer per remote node that publishes a key (all versions)",
+///     applies: rules::two_nodes,      // optional; the suite's own rule always comes first
+///     observe: observe::snapshot,     // async fn(&Fixture, &CheckCtx) -> Result<Observation, KitError>
+///     judge: judge::peer_count,       // fn(&Observation) -> Verdict, pure
+/// }
+/// ```
+///
+/// `check! { pending, name: ..., proves: ..., anchor: ..., assumes: ..., applies: ... }` declares
+/// one this version cannot run yet; the runner skips it as not implemented.
+macro_rules! check {
+    (
+        name: $name:expr,
+        proves: $proves:literal,
+        anchor: $anchor:literal,
+        assumes: $assumes:literal,
+        $(applies: $rule:expr,)?
+        observe: $observe:path,
+        judge: $judge:path $(,)?
+    ) => {
+        $crate::catalog::CheckDecl {
             name: $name,
-            observe: |f, c| Box::pin($observe(f, c)),
-            judge: $judge,
-        })
+            proves: $proves,
+            anchor: $anchor,
+            assumes: $assumes,
+            applies: $crate::kit::check::check!(@rule $($rule)?),
+            run: Some($crate::kit::check::run_fn(|f, c| {
+                Box::pin(async move {
+                    let fixture = $crate::kit::check::fixture(f)?;
+                    let observation = $observe(fixture, c).await?;
+                    $crate::kit::check::conclude(observation, $judge)
+                })
+            })),
+            judge: Some($crate::kit::check::RecordedJudge {
+                name: stringify!($judge),
+                judge: |v| $crate::kit::check::judge_json(v, $judge),
+            }),
+        }
+    };
+    (
+        pending,
+        name: $name:expr,
+        proves: $proves:literal,
+        anchor: $anchor:literal,
+        assumes: $assumes:literal
+        $(, applies: $rule:expr)? $(,)?
+    ) => {
+        $crate::catalog::CheckDecl {
+            name: $name,
+            proves: $proves,
+            anchor: $anchor,
+            assumes: $assumes,
+            applies: $crate::kit::check::check!(@rule $($rule)?),
+            run: None,
+            judge: None,
+        }
+    };
+    (@rule) => {
+        $crate::rules::always
+    };
+    (@rule $rule:expr) => {
+        $rule
     };
 }
 
-pub(crate) use check_impl;
+pub(crate) use check;

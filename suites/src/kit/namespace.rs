@@ -28,7 +28,7 @@ pub const PSA_WARN: &str = "pod-security.kubernetes.io/warn";
 /// Longest run id kept in names, so `harness-pod-security-<run>-restricted` stays a DNS label.
 const RUN_IN_NAME: usize = 24;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum PsaLevel {
     Privileged,
     Baseline,
@@ -52,7 +52,7 @@ impl fmt::Display for PsaLevel {
 }
 
 /// The PodSecurity labels a namespace carries; `None` leaves the cluster default in force.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PsaLabels {
     pub enforce: Option<PsaLevel>,
     pub audit: Option<PsaLevel>,
@@ -212,14 +212,14 @@ mod tests {
     #[test]
     fn names_stay_dns_labels() {
         let run = RunId::new(&"r".repeat(63)).unwrap();
-        let n = namespace_name(&run, SuiteName::PodSecurity, Some("restricted"));
+        let n = namespace_name(&run, crate::pod_security::NAME, Some("restricted"));
         assert!(n.len() <= 63, "{n} is {} long", n.len());
         assert!(
             n.chars()
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         );
         assert_eq!(
-            namespace_name(&RunId::new("r1").unwrap(), SuiteName::Dns, None),
+            namespace_name(&RunId::new("r1").unwrap(), crate::dns::NAME, None),
             "harness-dns-r1"
         );
     }
@@ -230,7 +230,7 @@ mod tests {
         let ns = test_namespace(
             "harness-dns-r1",
             &run,
-            SuiteName::Dns,
+            crate::dns::NAME,
             PsaLabels::PRIVILEGED,
         );
         let labels = ns.metadata.labels.unwrap();

@@ -31,14 +31,14 @@ impl Default for RetryPolicy {
 }
 
 /// One attempt: either the probe ran and produced data, or it could not run at all.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Try<T> {
     Observed(T),
     NotRun(String),
 }
 
 /// Every attempt of one probe, in order, and the policy they ran under.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Series<T> {
     pub required: u32,
     pub deadline: Duration,
@@ -134,7 +134,7 @@ pub fn judge_series<T>(s: &Series<T>, one: impl Fn(&T) -> Verdict) -> Verdict {
 }
 
 /// One probe of a multi-target check, e.g. one node of pod-to-host.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Leg<T> {
     /// `from -> to`, as a person would say it.
     pub what: String,

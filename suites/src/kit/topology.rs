@@ -6,7 +6,7 @@ use crate::kit::transcript::Peer;
 use k8s_openapi::api::core::v1::{Node, Pod, Service};
 
 /// A running pod: where it runs and how to exec into it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PodInfo {
     pub namespace: String,
     pub name: String,
@@ -67,7 +67,7 @@ impl PodInfo {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ServiceInfo {
     pub name: String,
     pub cluster_ip: String,
@@ -100,7 +100,7 @@ impl ServiceInfo {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct NodeInfo {
     pub name: String,
     pub internal_ip: String,

@@ -294,6 +294,7 @@ mod tests {
         .to_vec();
         let mut t = Transcript::new();
         t.note("client on node w1, echo-same-node on node w1");
+        // curl's write-out and its timeout error (`lib/connect.c`), as in curl-timeout-28.txt.
         t.attempt(Attempt {
             label: label(),
             argv: argv.clone(),

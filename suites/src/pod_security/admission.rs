@@ -1,20 +1,10 @@
-//! Creating an object and keeping what admission said about it: allowed or refused, and the
-//! warnings.
-//!
-//! kube 4.2's typed `Api::create` returns the object and drops the response headers, and the
-//! PodSecurity `warn` mode speaks only through `Warning` headers (RFC 7234 form:
-//! `299 - "would violate PodSecurity \"restricted:latest\": ..."`). So this builds the same
-//! request kube would (`kube::core::Request::create`, with `dryRun=All` when asked) and sends it
-//! with `Client::send`, which returns the raw response with its headers. Dry-run runs admission in
-//! full without persisting anything, so most PodSecurity checks never create a pod.
+//! What admission said about a created object: allowed (with its warnings) or refused, read
+//! from the response's status code, `Warning` headers and `Status` body. Pure: the request
+//! itself is sent by [`super::observe::create`].
 
-use crate::kit::errors::{KitError, describe_kube_error};
-use kube::api::PostParams;
-use kube::client::Body;
-use kube::core::{Resource, Status};
-use serde::Serialize;
+use kube::core::Status;
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Admission {
     Admitted {
         warnings: Vec<String>,
@@ -27,6 +17,21 @@ pub enum Admission {
 }
 
 impl Admission {
+    /// One line for a transcript.
+    pub fn describe(&self) -> String {
+        match self {
+            Admission::Admitted { warnings } if warnings.is_empty() => "admitted".into(),
+            Admission::Admitted { warnings } => {
+                format!("admitted with warnings: {}", warnings.join(" | "))
+            }
+            Admission::Refused {
+                code,
+                reason,
+                message,
+            } => format!("refused {code} {reason}: {message}"),
+        }
+    }
+
     pub fn pod_security_warnings(&self) -> Vec<&str> {
         match self {
             Admission::Admitted { warnings } => warnings
@@ -82,62 +87,6 @@ pub fn classify(status: u16, warnings: Vec<String>, body: &[u8]) -> Result<Admis
                 .unwrap_or_else(|| String::from_utf8_lossy(body).chars().take(300).collect())
         )),
     }
-}
-
-/// POSTs `obj` into `ns` (dry-run if asked) and reports what admission did.
-pub async fn create<K>(
-    client: &kube::Client,
-    ns: &str,
-    obj: &K,
-    dry_run: bool,
-) -> Result<Admission, KitError>
-where
-    K: Resource<DynamicType = ()> + Serialize,
-{
-    let name = obj.meta().name.clone().unwrap_or_default();
-    let action = format!(
-        "{}create {} {ns}/{name}",
-        if dry_run { "dry-run " } else { "" },
-        K::kind(&())
-    );
-    let body = serde_json::to_vec(obj).map_err(|e| KitError::Parse {
-        what: format!("{} {name} as JSON", K::kind(&())),
-        detail: e.to_string(),
-    })?;
-    let pp = PostParams {
-        dry_run,
-        field_manager: Some("talos-cilium-harness".into()),
-    };
-    let req = kube::core::Request::new(K::url_path(&(), Some(ns)))
-        .create(&pp, body)
-        .map_err(|e| KitError::Api {
-            action: action.clone(),
-            detail: e.to_string(),
-        })?;
-    let resp = client
-        .send(req.map(Body::from))
-        .await
-        .map_err(|e| KitError::Api {
-            action: action.clone(),
-            detail: describe_kube_error(&e),
-        })?;
-    let status = resp.status().as_u16();
-    let warnings = resp
-        .headers()
-        .get_all(http::header::WARNING)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .map(|v| parse_warning(v).unwrap_or_else(|| v.to_string()))
-        .collect();
-    let bytes = resp
-        .into_body()
-        .collect_bytes()
-        .await
-        .map_err(|e| KitError::Api {
-            action: action.clone(),
-            detail: describe_kube_error(&e),
-        })?;
-    classify(status, warnings, &bytes).map_err(|detail| KitError::Api { action, detail })
 }
 
 #[cfg(test)]
@@ -202,6 +151,7 @@ mod tests {
 
     #[test]
     fn server_errors_are_not_admission_answers() {
+        // etcd's timeout error, which the API server passes on as a 500 Status.
         let e = classify(500, vec![], br#"{"kind":"Status","apiVersion":"v1","status":"Failure","message":"etcdserver: request timed out","code":500}"#).unwrap_err();
         assert_eq!(e, "HTTP 500: etcdserver: request timed out");
     }

@@ -5,6 +5,12 @@
 //! kit sent. Anything a test wants to answer differently goes through its `hook`, consulted
 //! first. Watches hang (the fake never sends an event), so a wait either finds its object in the
 //! initial list or runs into its timeout, as on a real cluster where nothing changes.
+//!
+//! Its answers take the shapes of the Kubernetes API model: created objects come back as posted
+//! with the fields the API server fills (namespace, resourceVersion; a pod's status as the kubelet
+//! reports it), lists are `<Kind>List` with a resourceVersion, and errors are metav1.Status with
+//! the API server's messages (`<resource> "<name>" not found`, `... already exists`). Upstream
+//! texts beyond that come from the files in `fixtures/` (see `fixtures/SOURCES.md`).
 
 #![allow(
     dead_code,
@@ -137,6 +143,7 @@ pub fn serve(mut respond: impl FnMut(&Seen) -> Reply + Send + 'static) -> (kube:
     (kube::Client::new(svc, "default"), log)
 }
 
+/// A metav1.Status error body as the API server sends it.
 pub fn status(code: u16, reason: &str, message: &str) -> Value {
     json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
            "message": message, "reason": reason, "code": code})
@@ -163,6 +170,21 @@ pub struct Placement {
     pub ready: bool,
 }
 
+/// A Talos v1.11.5 node's `osImage`, in the form Talos's own integration test asserts
+/// (siderolabs/talos internal/integration/k8s/version.go: `Talos (<version>)`).
+pub const TALOS_OS_IMAGE: &str = "Talos (v1.11.5)";
+
+/// `status.nodeInfo` of a node: every field the Kubernetes API model (NodeSystemInfo) requires,
+/// with what Talos v1.11.5 on amd64 reports (Talos kernels carry the `-talos` suffix; the
+/// kubelet is the Kubernetes 1.34.1 the talos-basic profile pins).
+fn node_info(os_image: &str) -> Value {
+    json!({"architecture": "amd64", "bootID": "3f0c1f8e-6a54-4f4b-9d53-2b1f1c6a8e21",
+           "containerRuntimeVersion": "containerd://2.1.5", "kernelVersion": "6.12.57-talos",
+           "kubeProxyVersion": "", "kubeletVersion": "v1.34.1",
+           "machineID": "9b1f8f4c2d7e4a6c8b3e5d1a7f2c4e6b", "operatingSystem": "linux",
+           "osImage": os_image, "systemUUID": "9b1f8f4c-2d7e-4a6c-8b3e-5d1a7f2c4e6b"})
+}
+
 /// The fake cluster's state.
 #[derive(Default)]
 pub struct Cluster {
@@ -171,6 +193,8 @@ pub struct Cluster {
     pub objects: BTreeMap<(String, String, String), Value>,
     pub placement: BTreeMap<String, Placement>,
     pub nodes: Vec<(String, String)>,
+    /// What every node reports as `status.nodeInfo.osImage`.
+    pub os_image: String,
     next_ip: u8,
     next_port: u16,
 }
@@ -182,6 +206,7 @@ impl Cluster {
                 .iter()
                 .map(|(n, ip)| (n.to_string(), ip.to_string()))
                 .collect(),
+            os_image: TALOS_OS_IMAGE.into(),
             next_ip: 10,
             next_port: 30080,
             ..Cluster::default()
@@ -254,7 +279,16 @@ impl Cluster {
                 json!({"apiVersion": "v1", "kind": "NodeList", "metadata": {"resourceVersion": "7"},
                        "items": self.nodes.iter().map(|(n, ip)| json!({
                            "apiVersion": "v1", "kind": "Node", "metadata": {"name": n},
-                           "status": {"addresses": [{"type": "InternalIP", "address": ip}]}})).collect::<Vec<_>>()}),
+                           "status": {"addresses": [{"type": "InternalIP", "address": ip}],
+                                      "nodeInfo": node_info(&self.os_image)}})).collect::<Vec<_>>()}),
+            ),
+            ("GET", ["api", "v1", "pods"]) => Reply::Json(
+                200,
+                json!({"apiVersion": "v1", "kind": "PodList", "metadata": {"resourceVersion": "9"},
+                       "items": self.objects.iter()
+                           .filter(|((r, _, _), _)| r == "pods")
+                           .map(|(_, v)| v.clone())
+                           .collect::<Vec<_>>()}),
             ),
             ("POST", ["api", "v1", "namespaces", ns, "pods"]) => {
                 let mut pod = s.body.clone();

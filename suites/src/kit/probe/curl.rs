@@ -34,7 +34,7 @@ pub fn argv(url: &str) -> Vec<String> {
 }
 
 /// What curl left behind, parsed.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CurlResult {
     pub exit_code: i32,
     /// 0 when no response arrived.

@@ -16,7 +16,7 @@ pub fn argv(ip: &str, dont_fragment_payload: Option<u32>) -> Vec<String> {
     a
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PingResult {
     pub exit_code: i32,
     pub transmitted: Option<u32>,
@@ -26,7 +26,7 @@ pub struct PingResult {
     pub error: Option<String>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TooBig {
     pub mtu: Option<u32>,
     pub line: String,
