@@ -2,6 +2,8 @@
 //! chart refuses to render, values Cilium no longer accepts, and combinations that contradict
 //! each other on Talos. Each finding names the key and the fix.
 
+pub mod source;
+
 use crate::values::{flag, get, text};
 use crate::version::CiliumVersion;
 use serde::Serialize;
