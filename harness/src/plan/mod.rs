@@ -5,7 +5,7 @@
 use crate::errors::InputError;
 use crate::matrix::{Cell, Excluded};
 use crate::profile::features::{HostRequirement, derive, host_requirements};
-use crate::profile::lint::{self, Finding, Severity};
+use crate::profile::lint::{self, Basis, Finding, Severity};
 use crate::profile::overlay::Overlay;
 use crate::profile::{Catalog, Deviation, GatewayApiCrds, Profile, talos_patch};
 use crate::values;
@@ -141,6 +141,7 @@ fn compatibility(
     if k < lo || k > hi {
         out.push(Finding {
             severity: Severity::Warning,
+            basis: Basis::Compatibility,
             key: "kubernetes".into(),
             problem: format!(
                 "Cilium {}.{} is e2e-tested upstream on Kubernetes {}.{} to {}.{}, not {}",
@@ -152,6 +153,7 @@ fn compatibility(
     match (features.gateway_api, profile.gateway_api.crds()) {
         (true, None) => out.push(Finding {
             severity: Severity::Error,
+            basis: Basis::Compatibility,
             key: "gateway_api".into(),
             problem: "gatewayAPI.enabled is true but the profile installs no Gateway API CRDs; Cilium's gateway controller will not start".into(),
             fix: format!("set gateway_api: {{version: {}, channel: standard}}", release.gateway_api),
@@ -161,6 +163,7 @@ fn compatibility(
                 && crate::version::GatewayApiVersion::parse(&crds.version)
                     .is_ok_and(|v| v.minor() >= (1, 5));
             out.push(Finding {
+                basis: Basis::Compatibility,
                 severity: if newer_breaks { Severity::Error } else { Severity::Warning },
                 key: "gateway_api.version".into(),
                 problem: if newer_breaks {

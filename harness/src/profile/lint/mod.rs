@@ -2,6 +2,7 @@
 //! chart refuses to render, values Cilium no longer accepts, and combinations that contradict
 //! each other on Talos. Each finding names the key and the fix.
 
+pub mod keys;
 pub mod source;
 
 use crate::values::{flag, get, text};
@@ -20,12 +21,47 @@ pub enum Severity {
     Warning,
 }
 
+/// What a finding rests on: what makes it true.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Basis {
+    /// `helm template` refuses the values (the chart's `fail` or its values schema).
+    Chart,
+    /// The chart does not know the key, or its schema wants another type.
+    Schema,
+    /// The values contradict the cluster they are installed on.
+    Cluster,
+    /// The chart renders it, but Cilium ignores it or refuses it when it starts.
+    Cilium,
+    /// What upstream tests and supports together (the release facts), not the values alone.
+    Compatibility,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Finding {
     pub severity: Severity,
+    pub basis: Basis,
     pub key: String,
     pub problem: String,
     pub fix: String,
+}
+
+impl Finding {
+    pub fn new(
+        severity: Severity,
+        basis: Basis,
+        key: &str,
+        problem: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> Self {
+        Finding {
+            severity,
+            basis,
+            key: key.to_string(),
+            problem: problem.into(),
+            fix: fix.into(),
+        }
+    }
 }
 
 fn finding(
@@ -36,6 +72,7 @@ fn finding(
 ) -> Finding {
     Finding {
         severity,
+        basis: Basis::Chart,
         key: key.to_string(),
         problem: problem.into(),
         fix: fix.into(),
