@@ -4,12 +4,9 @@ use crate::errors::InputError;
 use crate::matrix::{AxisFlags, MatrixSpec, expand};
 use crate::plan::{PlanOptions, ValuesFile, plan, text};
 use crate::profile::Catalog;
-use crate::profile::lint::{self, Finding, Severity};
 use crate::profile::overlay::Overlay;
-use crate::version::CiliumVersion;
 use crate::{render, report};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use serde_json::Value;
 use std::path::{Path, PathBuf};
 use suites::CheckFilter;
 
@@ -30,7 +27,8 @@ pub enum Command {
     Plan(Box<PlanArgs>),
     /// List the profile catalog with the seed each profile comes from.
     Profiles(CatalogArgs),
-    /// Lint Helm values files and Cilium manifests (LB pools, Services) for a Cilium version.
+    /// Lint Helm values files and Cilium manifests (LB pools, L2 policies, Services) for a
+    /// Cilium version and a cluster.
     Lint(LintArgs),
     /// Work with JUnit reports.
     #[command(subcommand)]
@@ -116,15 +114,7 @@ pub struct PlanArgs {
     pub render: Option<PathBuf>,
 }
 
-#[derive(Args, Debug)]
-pub struct LintArgs {
-    /// The Cilium version to lint for.
-    #[arg(long, default_value = "1.18.4")]
-    pub cilium_version: String,
-    /// Helm values files, or manifests of CiliumLoadBalancerIPPool or Service objects.
-    #[arg(required = true)]
-    pub files: Vec<PathBuf>,
-}
+pub use crate::profile::lint::files::LintArgs;
 
 #[derive(Subcommand, Debug)]
 pub enum ReportCommand {
@@ -180,45 +170,6 @@ impl SelectArgs {
     }
 }
 
-fn print_findings(file: &str, findings: &[Finding]) {
-    for f in findings {
-        let tag = match f.severity {
-            Severity::Error => "error",
-            Severity::Warning => "warning",
-        };
-        println!("{file}: {tag}: {}: {}; fix: {}", f.key, f.problem, f.fix);
-    }
-}
-
-fn lint_files(args: &LintArgs) -> Result<bool, InputError> {
-    let cilium = CiliumVersion::parse(&args.cilium_version)?;
-    cilium.release()?;
-    let mut clean = true;
-    for path in &args.files {
-        let name = path.display().to_string();
-        let docs: Vec<Value> =
-            serde_saphyr::from_multiple(&read(path)?).map_err(|e| InputError::yaml(&name, &e))?;
-        for doc in docs.iter().filter(|d| !d.is_null()) {
-            let findings = match doc.get("kind").and_then(Value::as_str) {
-                Some("CiliumLoadBalancerIPPool") => lint::lb_pool(doc, &cilium),
-                Some("Service") => lint::service_annotations(doc),
-                Some(other) => {
-                    return Err(InputError::InvalidFile {
-                        file: name,
-                        message: format!(
-                            "cannot lint kind {other}; pass Helm values, CiliumLoadBalancerIPPool or Service manifests"
-                        ),
-                    });
-                }
-                None => lint::values(doc, &cilium),
-            };
-            clean &= findings.iter().all(|f| f.severity != Severity::Error);
-            print_findings(&name, &findings);
-        }
-    }
-    Ok(clean)
-}
-
 /// Run a parsed command line. `Ok(false)` means the command ran and found problems.
 pub fn run(cli: Cli) -> Result<bool, InputError> {
     match cli.command {
@@ -252,7 +203,7 @@ pub fn run(cli: Cli) -> Result<bool, InputError> {
             }
             Ok(true)
         }
-        Command::Lint(args) => lint_files(&args),
+        Command::Lint(args) => crate::profile::lint::files::run(&args),
         Command::Report(ReportCommand::Merge { inputs, output }) => {
             let merged = report::merge::merge_to(&inputs, &output)?;
             eprintln!(

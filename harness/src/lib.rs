@@ -3,6 +3,7 @@
 
 pub mod check_cmd;
 pub mod cli;
+pub mod cluster;
 pub mod cluster_cmd;
 pub mod e2e_cmd;
 pub mod errors;

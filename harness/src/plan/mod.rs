@@ -2,6 +2,7 @@
 //! the compatibility tables say, and which checks apply. Listing only: it never touches Docker
 //! or a cluster, so it is cheap enough to run before every run and on every nextest listing.
 
+use crate::cluster::ClusterDescription;
 use crate::errors::InputError;
 use crate::matrix::{Cell, Excluded};
 use crate::profile::features::{HostRequirement, derive, host_requirements};
@@ -221,6 +222,24 @@ pub fn plan_cell(
     overlay: &Overlay,
     opts: &PlanOptions,
 ) -> Result<CellPlan, InputError> {
+    plan_cell_on(
+        cell,
+        catalog,
+        overlay,
+        &ClusterDescription::talos_in_docker(overlay),
+        opts,
+    )
+}
+
+/// [`plan_cell`] for the cluster the cell runs on: the one description the lint checks the
+/// values against and the Talos patch is derived from.
+pub fn plan_cell_on(
+    cell: &Cell,
+    catalog: &Catalog,
+    overlay: &Overlay,
+    cluster: &ClusterDescription,
+    opts: &PlanOptions,
+) -> Result<CellPlan, InputError> {
     let profile = catalog.get(&cell.profile)?;
     // The overlay's conditional settings follow the profile's own features, so that a user's
     // values cannot switch on L2 announcements behind the lint's back.
@@ -233,7 +252,7 @@ pub fn plan_cell(
     }
     let features = derive(&merged);
 
-    let mut findings = lint::values(&merged, &cell.cilium);
+    let mut findings = lint::values(&merged, &cell.cilium, cluster);
     findings.extend(compatibility(cell, profile, &features)?);
     let (errors, warnings): (Vec<Finding>, Vec<Finding>) = findings
         .into_iter()
@@ -274,7 +293,7 @@ pub fn plan_cell(
         values_files: opts.values_files.iter().map(|f| f.name.clone()).collect(),
         warnings,
         suites: suites_for(&ctx, &opts.filter),
-        talos_patch: talos_patch::patch(&merged, &features),
+        talos_patch: talos_patch::patch(cluster, &features),
         features,
         values: merged,
     })
@@ -287,9 +306,10 @@ pub fn plan(
     overlay: &Overlay,
     opts: &PlanOptions,
 ) -> Result<Plan, InputError> {
+    let cluster = ClusterDescription::talos_in_docker(overlay);
     let cells = cells
         .iter()
-        .map(|c| plan_cell(c, catalog, overlay, opts))
+        .map(|c| plan_cell_on(c, catalog, overlay, &cluster, opts))
         .collect::<Result<Vec<_>, _>>()?;
     let not_in_matrix = catalog
         .profiles()

@@ -1,9 +1,10 @@
-//! The Talos machine-config patch a profile needs, derived from its Helm values: no Talos CNI,
-//! no kube-proxy when Cilium replaces it, KubePrism on the port Cilium is told to use.
+//! The Talos machine-config patch a profile needs: no Talos CNI, no kube-proxy when Cilium
+//! replaces it (from the values), KubePrism on the port of the cluster description. The port is
+//! the cluster's, never the values': values that point Cilium elsewhere are a lint error, not a
+//! reason to move KubePrism (onto 6443, say, where the API server listens on control planes).
 
-use crate::values::{get, text};
+use crate::cluster::ClusterDescription;
 use serde::Serialize;
-use serde_json::Value;
 use suites::Features;
 
 /// The KubePrism port Talos enables by default.
@@ -56,18 +57,9 @@ pub struct Proxy {
 
 /// The patch for every node. Control planes and workers get the same one: Talos writes the
 /// cluster section into each node's config, and nothing here is specific to a role.
-pub fn patch(values: &Value, features: &Features) -> Patch {
-    let port = match (
-        text(values, "k8sServiceHost").as_deref(),
-        get(values, "k8sServicePort"),
-    ) {
-        (Some("localhost") | Some("127.0.0.1"), Some(p)) => p
-            .as_u64()
-            .or_else(|| p.as_str().and_then(|s| s.parse().ok()))
-            .and_then(|p| u16::try_from(p).ok())
-            .unwrap_or(KUBEPRISM_PORT),
-        _ => KUBEPRISM_PORT,
-    };
+pub fn patch(cluster: &ClusterDescription, features: &Features) -> Patch {
+    // Talos runs KubePrism on its default port even when Cilium is told to go elsewhere.
+    let port = cluster.kubeprism_port().unwrap_or(KUBEPRISM_PORT);
     Patch {
         machine: MachinePatch {
             features: MachineFeatures {
@@ -94,12 +86,17 @@ pub fn patch(values: &Value, features: &Features) -> Patch {
 mod tests {
     use super::*;
     use crate::profile::features::derive;
+    use crate::profile::overlay::Overlay;
     use serde_json::json;
+
+    fn harness_cluster() -> ClusterDescription {
+        ClusterDescription::talos_in_docker(&Overlay::embedded())
+    }
 
     #[test]
     fn proxy_is_disabled_only_with_kube_proxy_replacement() {
         let v = json!({"kubeProxyReplacement": true, "k8sServiceHost": "localhost", "k8sServicePort": 7445});
-        let p = patch(&v, &derive(&v));
+        let p = patch(&harness_cluster(), &derive(&v));
         assert_eq!(p.cluster.proxy, Some(Proxy { disabled: true }));
         assert_eq!(p.cluster.network.cni.name, "none");
         assert_eq!(
@@ -110,15 +107,20 @@ mod tests {
             }
         );
         let v = json!({});
-        assert_eq!(patch(&v, &derive(&v)).cluster.proxy, None);
+        assert_eq!(patch(&harness_cluster(), &derive(&v)).cluster.proxy, None);
     }
 
     #[test]
-    fn kubeprism_follows_the_port_cilium_uses() {
-        let v = json!({"kubeProxyReplacement": true, "k8sServiceHost": "localhost", "k8sServicePort": "7446"});
+    fn kubeprism_stays_on_the_cluster_port_whatever_the_values_say() {
+        // A values file migrated from k3s: the patch must not move KubePrism onto 6443.
+        let v = json!({"kubeProxyReplacement": true, "k8sServiceHost": "127.0.0.1", "k8sServicePort": 6443});
         assert_eq!(
-            patch(&v, &derive(&v)).machine.features.kube_prism.port,
-            7446
+            patch(&harness_cluster(), &derive(&v))
+                .machine
+                .features
+                .kube_prism
+                .port,
+            7445
         );
     }
 }
