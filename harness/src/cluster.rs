@@ -319,6 +319,7 @@ impl ClusterDescription {
     /// Every fact as (name, value, origin), for "linted against ..." notes.
     pub fn facts(&self) -> Vec<(&'static str, String, &Origin)> {
         let n = &self.nodes.value;
+        let unknown = n.cidr.is_none() && n.link == NodeLink::Unknown && n.mtu.is_none();
         let mut nodes = match n.cidr {
             Some(c) => format!("{c}"),
             None => "unknown range".into(),
@@ -330,6 +331,9 @@ impl ClusterDescription {
         };
         if let Some(m) = n.mtu {
             nodes += &format!(", MTU {m}");
+        }
+        if unknown {
+            nodes = "unknown".into();
         }
         let mut out = vec![
             (

@@ -20,7 +20,7 @@ pub fn tables_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("data/values-keys")
 }
 
-fn read_chart(path: &Path) -> Result<ChartFiles, String> {
+pub fn read_chart(path: &Path) -> Result<ChartFiles, String> {
     let name = path
         .file_name()
         .and_then(|n| n.to_str())

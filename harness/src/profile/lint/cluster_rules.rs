@@ -83,17 +83,17 @@ fn api_access(v: &Values, cluster: &ClusterDescription, out: &mut Vec<Finding>) 
         } else {
             "k8sServiceHost"
         };
-        let why = if port == Some(cluster.api_server.value.port) {
+        let what = if port == Some(cluster.api_server.value.port) {
             format!(
-                " {host}:{port_shown} is the API server's own port on control planes only; on workers nothing listens there, so their agents never start."
+                "{host}:{port_shown}, the API server's own port, which only control planes have (on workers nothing listens there, so their agents never start)"
             )
         } else {
-            format!(" nothing listens on {host}:{port_shown} on the nodes.")
+            format!("{host}:{port_shown}, where nothing listens on the nodes")
         };
         out.push(Finding::error(
             Basis::Cluster,
             key,
-            format!("Cilium would reach the API at {host}:{port_shown}, but {how}.{why}"),
+            format!("Cilium would reach the API at {what}; {how}"),
             fix,
         ));
         return;
@@ -368,7 +368,7 @@ mod tests {
         assert!(f[0].problem.contains("KubePrism"), "{}", f[0].problem);
         assert!(f[0].problem.contains("localhost:7445"), "{}", f[0].problem);
         assert!(
-            f[0].problem.contains("control planes only"),
+            f[0].problem.contains("only control planes have"),
             "{}",
             f[0].problem
         );

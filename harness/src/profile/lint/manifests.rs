@@ -44,33 +44,33 @@ pub fn api_version_status(
         ("CiliumLoadBalancerIPPool", "cilium.io/v2alpha1") => match cilium_minor {
             m if m < (1, 18) => fact(
                 Served,
-                "v2alpha1 was the pool's only version before 1.18 (cilium/cilium#39090 added v2)",
+                "v2alpha1 was the pool's only version before 1.18; cilium/cilium#39090 added v2",
             ),
             (1, 18) | (1, 19) => fact(
                 Deprecated,
-                "the CRD lists v2alpha1 served and deprecated (cilium/cilium#39134; shared/schemas/cilium-crds/v2/ciliumloadbalancerippools.yaml; a live 1.19.4 CRD in Faisal-Hajari/ai-platform#15; Cilium 1.19 upgrade notes)",
+                "the CRD lists v2alpha1 served and deprecated: cilium/cilium#39134, shared/schemas/cilium-crds/v2/ciliumloadbalancerippools.yaml, a live 1.19.4 CRD quoted in Faisal-Hajari/ai-platform#15, the Cilium 1.19 upgrade notes",
             ),
             (1, 20) => fact(
                 Removed,
-                "third-party report of the 1.20 upgrade (xunholy/k8s-gitops#4209: \"Cilium 1.20 removes the v2alpha1 version\"); the chart ships no CRDs and no 1.20 CRD is stored here, so this is unconfirmed",
+                "a third-party report of the 1.20 upgrade, xunholy/k8s-gitops#4209: \"Cilium 1.20 removes the v2alpha1 version\"; unconfirmed, as the chart ships no CRDs and no 1.20 CRD is stored here",
             ),
             _ => None,
         },
         ("CiliumLoadBalancerIPPool", "cilium.io/v2") => match cilium_minor {
             m if m < (1, 18) => fact(
                 NotYetServed,
-                "v2 of the pool arrived in 1.18 (cilium/cilium#39090)",
+                "v2 of the pool arrived in 1.18: cilium/cilium#39090",
             ),
             (1, 18..=20) => fact(
                 Served,
-                "the pool's storage version from 1.18 (cilium/cilium#39090; shared/schemas/cilium-crds/v2/ciliumloadbalancerippools.yaml)",
+                "the pool's storage version from 1.18: cilium/cilium#39090, shared/schemas/cilium-crds/v2/ciliumloadbalancerippools.yaml",
             ),
             _ => None,
         },
         ("CiliumL2AnnouncementPolicy", "cilium.io/v2alpha1") => match cilium_minor {
             (1, 14..=20) => fact(
                 Served,
-                "the policy's only version (shared/schemas/cilium-crds/v2alpha1/ciliuml2announcementpolicies.yaml; a live 1.19.4 CRD in Faisal-Hajari/ai-platform#15; still v2alpha1 in 1.20 per xunholy/k8s-gitops#4209)",
+                "the policy's only version: shared/schemas/cilium-crds/v2alpha1/ciliuml2announcementpolicies.yaml, a live 1.19.4 CRD quoted in Faisal-Hajari/ai-platform#15, still v2alpha1 in 1.20 per xunholy/k8s-gitops#4209",
             ),
             _ => None,
         },
@@ -106,19 +106,19 @@ fn api_version(kind: &str, manifest: &Value, cilium: &CiliumVersion, out: &mut V
             ApiVersionStatus::Deprecated => out.push(Finding::warning(
                 Basis::Cilium,
                 "apiVersion",
-                format!("{given} {kind} is deprecated but still served by Cilium {cilium} ({})", f.source),
+                format!("{given} {kind} is deprecated but still served by Cilium {cilium} (source: {})", f.source),
                 format!("use apiVersion: {preferred}"),
             )),
             ApiVersionStatus::Removed => out.push(Finding::error(
                 Basis::Cluster,
                 "apiVersion",
-                format!("{given} {kind} is no longer served by Cilium {cilium}; the API server refuses it ({})", f.source),
+                format!("{given} {kind} is no longer served by Cilium {cilium}; the API server refuses it (source: {})", f.source),
                 format!("use apiVersion: {preferred}"),
             )),
             ApiVersionStatus::NotYetServed => out.push(Finding::error(
                 Basis::Cluster,
                 "apiVersion",
-                format!("{given} {kind} is not served by Cilium {cilium} yet; the API server refuses it ({})", f.source),
+                format!("{given} {kind} is not served by Cilium {cilium} yet; the API server refuses it (source: {})", f.source),
                 "use apiVersion: cilium.io/v2alpha1 (or a newer Cilium)",
             )),
         },

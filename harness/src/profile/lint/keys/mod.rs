@@ -117,10 +117,6 @@ impl KeyTable {
             .is_some_and(|(k, _)| k.starts_with(&prefix))
     }
 
-    fn newest_chart(&self) -> &str {
-        self.charts.last().map_or("?", String::as_str)
-    }
-
     /// The key the user most likely meant: a sibling spelled alike, else the same name under
     /// another parent.
     pub fn nearest(&self, path: &str) -> Option<String> {
@@ -148,6 +144,20 @@ impl KeyTable {
             && d <= (l.chars().count().max(name.chars().count()) / 4).max(2)
         {
             return Some(k);
+        }
+        // A shortened name (`routing` for `routingMode`).
+        if name.chars().count() >= 4
+            && let Some(k) = self
+                .keys
+                .keys()
+                .filter(|k| match k.rfind('.') {
+                    Some(i) => &k[..i] == parent,
+                    None => parent.is_empty(),
+                })
+                .filter(|k| leaf(k).to_lowercase().starts_with(&lower))
+                .min_by_key(|k| k.len())
+        {
+            return Some(k.clone());
         }
         // Moved under another parent (e.g. `encryption.keyFile` -> `encryption.ipsec.keyFile`).
         let mut moved: Vec<&String> = self
@@ -237,24 +247,20 @@ impl KeyTable {
     }
 
     fn unknown(&self, path: &str, version: &CiliumVersion) -> Finding {
-        let newest = self.newest_chart();
-        let checked = if version.to_string() == newest {
-            format!("the Cilium {newest} chart")
+        let checked = if self.charts.iter().any(|c| *c == version.to_string()) {
+            format!("the Cilium {version} chart")
         } else {
             format!(
-                "the Cilium {} chart (checked against {newest}, the newest {} chart in the table)",
-                self.minor, self.minor
+                "the Cilium {} chart (checked against {}, the {} charts in the table)",
+                self.minor,
+                self.charts.join(" and "),
+                self.minor
             )
         };
-        let (problem, fix) = match self.nearest(path) {
-            Some(near) => (
-                format!("not a value of {checked}; helm ignores it silently"),
-                format!("did you mean `{near}`?"),
-            ),
-            None => (
-                format!("not a value of {checked}; helm ignores it silently"),
-                "remove it, or find the key in the chart's values.yaml".to_string(),
-            ),
+        let problem = format!("not a value of {checked}; helm ignores it silently");
+        let fix = match self.nearest(path) {
+            Some(near) => format!("did you mean `{near}`?"),
+            None => "remove it, or find the key in the chart's values.yaml".to_string(),
         };
         Finding::new(Severity::Error, Basis::Schema, path, problem, fix)
     }
@@ -411,6 +417,20 @@ mod tests {
         assert_eq!(f[0].fix, "did you mean `hubble.relay.enabled`?");
         let f = t118().check(&json!({"encryption": {"keyFile": "keys"}}), &v("1.18.4"));
         assert_eq!(f[0].fix, "did you mean `encryption.ipsec.keyFile`?");
+        let f = t118().check(&json!({"routing": "native"}), &v("1.18.4"));
+        assert_eq!(f[0].fix, "did you mean `routingMode`?");
+        assert!(
+            f[0].problem
+                .starts_with("not a value of the Cilium 1.18.4 chart;"),
+            "{}",
+            f[0].problem
+        );
+        let f = t118().check(&json!({"routing": "native"}), &v("1.18.7"));
+        assert!(
+            f[0].problem.contains("checked against 1.18.4 and 1.18.12"),
+            "{}",
+            f[0].problem
+        );
     }
 
     #[test]
