@@ -308,6 +308,79 @@ impl ClusterDescription {
         }
     }
 
+    /// A running cluster, from what its API shows: the nodes' pod CIDRs (`spec.podCIDRs`) and
+    /// addresses, and the API server the kubeconfig names. What the API does not show (the
+    /// Service CIDR, KubePrism) is Talos's default, marked as assumed.
+    pub fn observed(nodes: &[k8s_openapi::api::core::v1::Node], server: &str) -> Self {
+        let pod_cidrs: Vec<Ipv4Net> = nodes
+            .iter()
+            .filter_map(|n| n.spec.as_ref())
+            .flat_map(|s| {
+                s.pod_cidrs
+                    .clone()
+                    .or_else(|| s.pod_cidr.clone().map(|c| vec![c]))
+                    .unwrap_or_default()
+            })
+            .filter_map(|c| c.parse().ok())
+            .collect();
+        let addresses: Vec<Ipv4Net> = nodes
+            .iter()
+            .filter_map(|n| n.status.as_ref()?.addresses.as_ref())
+            .flatten()
+            .filter(|a| a.type_ == "InternalIP")
+            .filter_map(|a| a.address.parse::<Ipv4Addr>().ok())
+            .filter_map(|ip| Ipv4Net::new(ip, 32).ok())
+            .collect();
+        let mut d = ClusterDescription::given(&GivenFacts::default());
+        d.name = "the cluster the kubeconfig reaches".into();
+        if let Some(c) = covering(&pod_cidrs) {
+            d.pod_cidr = Fact {
+                value: c,
+                origin: Origin::Observed(format!(
+                    "the smallest range covering the nodes' spec.podCIDRs ({})",
+                    pod_cidrs
+                        .iter()
+                        .map(|c| c.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )),
+            };
+        }
+        let url = server
+            .trim_start_matches("https://")
+            .trim_start_matches("http://")
+            .trim_end_matches('/');
+        if let Some((host, port)) = url.rsplit_once(':')
+            && let Ok(port) = port.parse()
+        {
+            d.api_server = Fact {
+                value: ApiServer {
+                    host: Some(
+                        host.trim_start_matches('[')
+                            .trim_end_matches(']')
+                            .to_string(),
+                    ),
+                    port,
+                },
+                origin: Origin::Observed("the kubeconfig's server".into()),
+            };
+        }
+        if let Some(c) = covering(&addresses) {
+            d.nodes = Fact {
+                value: NodeNetwork {
+                    cidr: Some(c),
+                    link: NodeLink::Unknown,
+                    mtu: None,
+                    interface: None,
+                },
+                origin: Origin::Observed(
+                    "the smallest range covering the nodes' InternalIPs; the link is not visible from the API".into(),
+                ),
+            };
+        }
+        d
+    }
+
     /// The KubePrism port the Talos patch enables, when Cilium reaches the API through it.
     pub fn kubeprism_port(&self) -> Option<u16> {
         self.api_access
@@ -373,6 +446,24 @@ impl ClusterDescription {
     }
 }
 
+/// The smallest network holding every one of `nets`.
+pub fn covering(nets: &[Ipv4Net]) -> Option<Ipv4Net> {
+    let first = nets.first()?;
+    let mut prefix = first.prefix();
+    let base = u32::from(first.network());
+    for n in nets {
+        prefix = prefix.min(n.prefix());
+        let diff = base ^ u32::from(n.network());
+        prefix = prefix.min(diff.leading_zeros() as u8);
+    }
+    let mask = if prefix == 0 {
+        0
+    } else {
+        u32::MAX << (32 - prefix)
+    };
+    Ipv4Net::new(Ipv4Addr::from(base & mask), prefix).ok()
+}
+
 pub fn is_loopback(host: &str) -> bool {
     host == "localhost"
         || host
@@ -398,6 +489,26 @@ mod tests {
                 .iter()
                 .all(|(_, _, o)| matches!(o, Origin::Harness(_)))
         );
+    }
+
+    #[test]
+    fn a_running_cluster_shows_its_pod_cidrs_and_api_server() {
+        // Node objects as a Talos cluster reports them (spec.podCIDRs from kube-controller-manager).
+        let nodes: Vec<k8s_openapi::api::core::v1::Node> = serde_json::from_value(serde_json::json!([
+            {"metadata": {"name": "cp"}, "spec": {"podCIDR": "10.42.0.0/24", "podCIDRs": ["10.42.0.0/24"]},
+             "status": {"addresses": [{"type": "InternalIP", "address": "192.168.1.10"}, {"type": "Hostname", "address": "cp"}]}},
+            {"metadata": {"name": "w1"}, "spec": {"podCIDR": "10.42.1.0/24", "podCIDRs": ["10.42.1.0/24"]},
+             "status": {"addresses": [{"type": "InternalIP", "address": "192.168.1.21"}]}},
+            {"metadata": {"name": "w2"}, "spec": {"podCIDR": "10.42.3.0/24", "podCIDRs": ["10.42.3.0/24"]},
+             "status": {"addresses": [{"type": "InternalIP", "address": "192.168.1.22"}]}}
+        ]))
+        .unwrap();
+        let c = ClusterDescription::observed(&nodes, "https://192.168.1.10:6443");
+        assert_eq!(c.pod_cidr.value, "10.42.0.0/22".parse().unwrap());
+        assert!(matches!(c.pod_cidr.origin, Origin::Observed(_)));
+        assert_eq!(c.api_server.value.host.as_deref(), Some("192.168.1.10"));
+        assert_eq!(c.nodes.value.cidr, Some("192.168.1.0/27".parse().unwrap()));
+        assert!(c.service_cidr.is_assumed());
     }
 
     #[test]
