@@ -76,7 +76,7 @@ impl fmt::Display for ApiServer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.host {
             Some(h) => write!(f, "{h}:{}", self.port),
-            None => write!(f, "<first control plane>:{}", self.port),
+            None => write!(f, "<control plane address>:{}", self.port),
         }
     }
 }

@@ -249,9 +249,27 @@ pub fn report(args: &LintArgs) -> Result<Report, InputError> {
     for (name, docs) in &parsed {
         lint_documents(name, docs, &cilium, &cluster, &mut findings, &mut notes)?;
     }
+    Ok(finish(&cilium, &cluster, findings, notes))
+}
+
+/// Findings in file order, with the facts the lint went by.
+pub fn finish(
+    cilium: &CiliumVersion,
+    cluster: &ClusterDescription,
+    mut findings: Vec<Located>,
+    notes: Vec<Note>,
+) -> Report {
+    // Files in the order given, findings in the order of their lines.
+    let mut order: Vec<String> = Vec::new();
+    for f in &findings {
+        if !order.contains(&f.file) {
+            order.push(f.file.clone());
+        }
+    }
+    let rank = |file: &str| order.iter().position(|f| f == file);
     findings.sort_by(|a, b| {
-        (&a.file, a.line, a.column, a.finding.severity).cmp(&(
-            &b.file,
+        (rank(&a.file), a.line, a.column, a.finding.severity).cmp(&(
+            rank(&b.file),
             b.line,
             b.column,
             b.finding.severity,
@@ -261,7 +279,7 @@ pub fn report(args: &LintArgs) -> Result<Report, InputError> {
         .iter()
         .filter(|f| f.finding.severity == Severity::Error)
         .count();
-    Ok(Report {
+    Report {
         cilium_version: cilium.to_string(),
         cluster: cluster.name.clone(),
         facts: cluster
@@ -277,7 +295,7 @@ pub fn report(args: &LintArgs) -> Result<Report, InputError> {
         errors,
         findings,
         notes,
-    })
+    }
 }
 
 /// The report as a person reads it: one line per finding, then what it went by.
@@ -421,5 +439,42 @@ mod tests {
         );
         assert!(lines[1].contains(":5:1: error: k8sServicePort: "), "{text}");
         assert!(text.contains("note: linted for Cilium 1.19.6 on the Talos-in-Docker cluster the harness builds: API access localhost:7445 (KubePrism); "), "{text}");
+    }
+
+    /// What a person reads for the reports, on the harness's cluster and on a cluster
+    /// described by flags.
+    #[test]
+    fn lint_output_reads_as_one_line_per_finding() {
+        // A values file migrated from k3s (the first and fourth reports), and the
+        // pool + policy layout with the seed's v2alpha1 pool.
+        let values = "ipam:\n  mode: kubernetes\nkubeProxyReplacment: true\nk8sServiceHost: 127.0.0.1\nk8sServicePort: 6443\nrouting: native\nhubble:\n  relay:\n    enabled: \"yes please\"\n";
+        let manifests = POOL_AND_POLICY.replace("cilium.io/v2\n", "cilium.io/v2alpha1\n")
+            + "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n";
+        let mut text = String::new();
+        for (version, flags) in [
+            ("1.19.6", ClusterFlags::default()),
+            (
+                "1.20.0",
+                ClusterFlags {
+                    pod_cidr: Some("10.42.0.0/16".parse().unwrap()),
+                    node_link: Some(LinkArg::SharedL2),
+                    ..Default::default()
+                },
+            ),
+        ] {
+            let cilium = CiliumVersion::parse(version).unwrap();
+            let cluster = flags.description(&Overlay::embedded());
+            let (mut findings, mut notes) = (Vec::new(), Vec::new());
+            for (name, body) in [("values.yaml", values), ("lb.yaml", manifests.as_str())] {
+                let docs = documents(body).unwrap();
+                lint_documents(name, &docs, &cilium, &cluster, &mut findings, &mut notes).unwrap();
+            }
+            let r = finish(&cilium, &cluster, findings, notes);
+            text += &format!(
+                "$ harness lint --cilium-version {version} ...\n{}\n",
+                render_text(&r)
+            );
+        }
+        insta::assert_snapshot!(text);
     }
 }

@@ -368,12 +368,9 @@ fn fix_for_type(info: &KeyInfo) -> String {
         return format!("use one of {}", list(&shown));
     }
     if let Some(d) = &info.default {
-        return format!(
-            "write it as {} (the chart's default is {d})",
-            list(&info.types)
-        );
+        return format!("use a {} (the chart's default is {d})", list(&info.types));
     }
-    format!("write it as {}", list(&info.types))
+    format!("use a {}", list(&info.types))
 }
 
 fn one_line<T: Serialize>(v: &T) -> String {
