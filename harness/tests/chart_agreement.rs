@@ -276,6 +276,73 @@ fn errors(f: &[Finding]) -> Vec<&Finding> {
     f.iter().filter(|f| f.severity == Severity::Error).collect()
 }
 
+/// Every case on one chart: the verdict table and the lint errors seen, as (case, version, key).
+fn agree_on(
+    version: &str,
+    cases: &[Case],
+    cluster: &ClusterDescription,
+    helm_bin: &Path,
+    charts_dir: &Path,
+    home: &Path,
+) -> (String, Vec<(String, String, String)>) {
+    std::fs::create_dir_all(home).unwrap();
+    let tgz = charts_dir.join(format!("cilium-{version}.tgz"));
+    let schema: Value = serde_json::from_str(&read_chart(&tgz).unwrap().schema).unwrap();
+    let cilium = CiliumVersion::parse(version).unwrap();
+    let (mut table, mut seen) = (String::new(), Vec::new());
+    for case in cases {
+        let file = home.join("values.yaml");
+        std::fs::write(&file, serde_json::to_string(&case.values).unwrap()).unwrap();
+        let (renders, _, stderr) = helm(
+            helm_bin,
+            home,
+            &[
+                "template",
+                "cilium",
+                tgz.to_str().unwrap(),
+                "--namespace",
+                "kube-system",
+                "-f",
+                file.to_str().unwrap(),
+            ],
+        );
+        let findings = lint::values(&case.values, &cilium, cluster);
+        let errs = errors(&findings);
+        let refusal = stderr.lines().next().unwrap_or_default().to_string();
+        let context = format!(
+            "{} on {version}\nhelm: {}\nlint: {findings:#?}",
+            case.name,
+            if renders { "renders" } else { &refusal }
+        );
+        if !renders {
+            assert!(
+                !errs.is_empty(),
+                "helm refuses, the lint does not:\n{context}"
+            );
+        }
+        for e in &errs {
+            match e.basis {
+                Basis::Chart => assert!(!renders, "a chart error helm does not raise:\n{context}"),
+                Basis::Schema => assert!(
+                    !renders || !schema_defines(&schema, &e.key),
+                    "`{}` is defined by the schema and renders:\n{context}",
+                    e.key
+                ),
+                Basis::Cluster => {}
+                other => panic!("an error resting on {other:?}:\n{context}"),
+            }
+            seen.push((case.name.clone(), version.to_string(), e.key.clone()));
+        }
+        table += &format!(
+            "{version:8} {:7} {:2} error(s) {}\n",
+            if renders { "renders" } else { "refused" },
+            errs.len(),
+            case.name
+        );
+    }
+    (table, seen)
+}
+
 #[test]
 fn the_lint_agrees_with_helm_template_on_profiles_and_seed_snippets() {
     let Some(helm_bin) = find_helm() else {
@@ -296,64 +363,24 @@ fn the_lint_agrees_with_helm_template_on_profiles_and_seed_snippets() {
     assert!(seeds.len() >= 18, "seed snippets found: {}", seeds.len());
     cases.extend(seeds);
 
+    // One thread per chart: helm renders take most of the time.
+    let results: Vec<(String, Vec<(String, String, String)>)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = CHARTS
+            .iter()
+            .map(|version| {
+                let (cases, cluster, helm_bin) = (&cases, &cluster, &helm_bin);
+                let charts_dir = &charts_dir;
+                let home = home.path().join(version);
+                scope.spawn(move || agree_on(version, cases, cluster, helm_bin, charts_dir, &home))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
     let mut table = String::new();
     let mut seen = Vec::new();
-    for version in CHARTS {
-        let tgz = charts_dir.join(format!("cilium-{version}.tgz"));
-        let schema: Value = serde_json::from_str(&read_chart(&tgz).unwrap().schema).unwrap();
-        let cilium = CiliumVersion::parse(version).unwrap();
-        for case in &cases {
-            let file = home.path().join("values.yaml");
-            std::fs::write(&file, serde_json::to_string(&case.values).unwrap()).unwrap();
-            let (renders, _, stderr) = helm(
-                &helm_bin,
-                home.path(),
-                &[
-                    "template",
-                    "cilium",
-                    tgz.to_str().unwrap(),
-                    "--namespace",
-                    "kube-system",
-                    "-f",
-                    file.to_str().unwrap(),
-                ],
-            );
-            let findings = lint::values(&case.values, &cilium, &cluster);
-            let errs = errors(&findings);
-            let refusal = stderr.lines().next().unwrap_or_default().to_string();
-            let context = format!(
-                "{} on {version}\nhelm: {}\nlint: {findings:#?}",
-                case.name,
-                if renders { "renders" } else { &refusal }
-            );
-            if !renders {
-                assert!(
-                    !errs.is_empty(),
-                    "helm refuses, the lint does not:\n{context}"
-                );
-            }
-            for e in &errs {
-                match e.basis {
-                    Basis::Chart => {
-                        assert!(!renders, "a chart error helm does not raise:\n{context}")
-                    }
-                    Basis::Schema => assert!(
-                        !renders || !schema_defines(&schema, &e.key),
-                        "`{}` is defined by the schema and renders:\n{context}",
-                        e.key
-                    ),
-                    Basis::Cluster => {}
-                    other => panic!("an error resting on {other:?}:\n{context}"),
-                }
-                seen.push((case.name.clone(), version.to_string(), e.key.clone()));
-            }
-            table += &format!(
-                "{version:8} {:7} {:2} error(s) {}\n",
-                if renders { "renders" } else { "refused" },
-                errs.len(),
-                case.name
-            );
-        }
+    for (t, s) in results {
+        table += &t;
+        seen.extend(s);
     }
     eprintln!("{table}");
     // The seeds' known problems still surface, on every chart.

@@ -82,21 +82,16 @@ impl KeyTable {
         out
     }
 
-    /// The table of a Cilium minor, if the repository has one.
+    /// The table of a Cilium minor, if the repository has one (parsed on first use).
     pub fn for_minor(minor: (u64, u64)) -> Option<&'static KeyTable> {
-        static TABLES: OnceLock<Vec<KeyTable>> = OnceLock::new();
-        let tables = TABLES.get_or_init(|| {
-            EMBEDDED
-                .iter()
-                .map(|(name, text)| {
-                    serde_json::from_str(text).unwrap_or_else(|e| {
-                        panic!("embedded values-keys table {name} is invalid: {e}")
-                    })
-                })
-                .collect()
-        });
+        static TABLES: [OnceLock<KeyTable>; EMBEDDED.len()] =
+            [const { OnceLock::new() }; EMBEDDED.len()];
         let name = format!("{}.{}", minor.0, minor.1);
-        tables.iter().find(|t| t.minor == name)
+        let i = EMBEDDED.iter().position(|(m, _)| *m == name)?;
+        Some(TABLES[i].get_or_init(|| {
+            serde_json::from_str(EMBEDDED[i].1)
+                .unwrap_or_else(|e| panic!("embedded values-keys table {name} is invalid: {e}"))
+        }))
     }
 
     /// The minors that have a table.
