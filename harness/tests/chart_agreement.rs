@@ -276,7 +276,10 @@ fn errors(f: &[Finding]) -> Vec<&Finding> {
     f.iter().filter(|f| f.severity == Severity::Error).collect()
 }
 
-/// Every case on one chart: the verdict table and the lint errors seen, as (case, version, key).
+/// A lint error seen: (case, chart version, key).
+type Seen = (String, String, String);
+
+/// Every case on one chart: the verdict table and the lint errors seen.
 fn agree_on(
     version: &str,
     cases: &[Case],
@@ -284,7 +287,7 @@ fn agree_on(
     helm_bin: &Path,
     charts_dir: &Path,
     home: &Path,
-) -> (String, Vec<(String, String, String)>) {
+) -> (String, Vec<Seen>) {
     std::fs::create_dir_all(home).unwrap();
     let tgz = charts_dir.join(format!("cilium-{version}.tgz"));
     let schema: Value = serde_json::from_str(&read_chart(&tgz).unwrap().schema).unwrap();
@@ -364,7 +367,7 @@ fn the_lint_agrees_with_helm_template_on_profiles_and_seed_snippets() {
     cases.extend(seeds);
 
     // One thread per chart: helm renders take most of the time.
-    let results: Vec<(String, Vec<(String, String, String)>)> = std::thread::scope(|scope| {
+    let results: Vec<(String, Vec<Seen>)> = std::thread::scope(|scope| {
         let handles: Vec<_> = CHARTS
             .iter()
             .map(|version| {
