@@ -152,7 +152,7 @@ fn removed_tunnel_key_is_refused_with_its_fix() {
             "v.yaml",
         ],
         &[("v.yaml", "tunnel: disabled\n")],
-        "tunnel: removed in Cilium 1.15",
+        "tunnel: the chart refuses to render it: \"tunnel was deprecated in v1.14 and has been removed in v1.15\"",
     );
     assert!(err.contains("routingMode: native"), "{err}");
 }

@@ -3,69 +3,28 @@
 //! or for older Cilium run into. Each rule mirrors its template's condition, with the chart's
 //! defaults of the minor filled in, so that `helm template` and the lint agree.
 
+use super::keys::KeyTable;
 use super::{Basis, Finding, Values, truthy};
 use crate::version::CiliumVersion;
 use serde_json::Value;
 
-/// Keys `templates/validate.yaml` refuses because Cilium removed them: (key, removed in, fix).
-const REMOVED_KEYS: &[(&str, (u64, u64), &str)] = &[
+/// What to write instead of a key the chart refuses as removed (the chart's table lists the
+/// keys and its messages); anything else is simply removed.
+const REPLACEMENTS: &[(&str, &str)] = &[
     (
         "tunnel",
-        (1, 15),
         "use `routingMode: native` for `tunnel: disabled`, else `routingMode: tunnel` with `tunnelProtocol: vxlan|geneve`",
     ),
-    ("enableK8sEventHandover", (1, 15), "remove it"),
-    ("enableCnpStatusUpdates", (1, 15), "remove it"),
-    (
-        "clustermesh.apiserver.tls.ca.cert",
-        (1, 15),
-        "use the cilium-ca secret (tls.ca.cert)",
-    ),
-    (
-        "clustermesh.apiserver.tls.ca.key",
-        (1, 15),
-        "use the cilium-ca secret (tls.ca.key)",
-    ),
-    ("endpointStatus", (1, 16), "remove it"),
-    ("remoteNodeIdentity", (1, 16), "remove it"),
-    ("containerRuntime.integration", (1, 16), "remove it"),
-    ("etcd.managed", (1, 16), "remove it"),
-    (
-        "proxy.prometheus.enabled",
-        (1, 16),
-        "use envoy.prometheus.enabled",
-    ),
-    (
-        "proxy.prometheus.port",
-        (1, 16),
-        "use envoy.prometheus.port",
-    ),
-    (
-        "encryption.keyFile",
-        (1, 16),
-        "move it under encryption.ipsec",
-    ),
-    (
-        "encryption.mountPath",
-        (1, 16),
-        "move it under encryption.ipsec",
-    ),
-    (
-        "encryption.secretName",
-        (1, 16),
-        "move it under encryption.ipsec",
-    ),
-    (
-        "encryption.interface",
-        (1, 16),
-        "move it under encryption.ipsec",
-    ),
+    ("proxy.prometheus.enabled", "use envoy.prometheus.enabled"),
+    ("proxy.prometheus.port", "use envoy.prometheus.port"),
+    ("encryption.keyFile", "move it under encryption.ipsec"),
+    ("encryption.mountPath", "move it under encryption.ipsec"),
+    ("encryption.secretName", "move it under encryption.ipsec"),
+    ("encryption.interface", "move it under encryption.ipsec"),
     (
         "enableCiliumEndpointSlice",
-        (1, 18),
         "use ciliumEndpointSlice.enabled",
     ),
-    ("ciliumEndpointSlice.sliceMode", (1, 18), "remove it"),
 ];
 
 /// The string forms `kubeProxyReplacement` had before Cilium 1.16 made it a boolean.
@@ -89,18 +48,29 @@ pub fn rules(v: &Values, cilium: &CiliumVersion, pod_cidr: &str) -> Vec<Finding>
     let chart =
         |key: &str, problem: String, fix: &str| Finding::error(Basis::Chart, key, problem, fix);
 
-    for (key, removed, fix) in REMOVED_KEYS {
-        // The chart tests these with `if` / `dig`: a value that is set and not empty.
-        let set = v.user(key).is_some_and(|x| {
-            truthy(Some(x)) || *key == "proxy.prometheus.enabled" && x == &Value::Bool(false)
-        });
-        if set && cilium.minor() >= *removed {
+    if let Some(table) = KeyTable::for_minor(cilium.minor()) {
+        for (key, refusal) in &table.refused {
+            // The chart tests these with `if` / `dig`: set and not empty, or (through
+            // `toString`) set at all.
+            let refused = v
+                .user(key)
+                .is_some_and(|x| refusal.any_value || truthy(Some(x)));
+            if !refused {
+                continue;
+            }
+            let said = refusal
+                .message
+                .split(" For details")
+                .next()
+                .unwrap_or(&refusal.message)
+                .trim_end_matches('.');
+            let fix = REPLACEMENTS
+                .iter()
+                .find(|(k, _)| k == key)
+                .map_or("remove it", |(_, f)| f);
             out.push(chart(
                 key,
-                format!(
-                    "removed in Cilium {}.{}; the chart refuses to render it",
-                    removed.0, removed.1
-                ),
+                format!("the chart refuses to render it: \"{said}\""),
                 fix,
             ));
         }

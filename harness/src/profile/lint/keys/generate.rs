@@ -9,7 +9,7 @@
 //! default is absent (`devices`, `loadBalancer.mode`, `k8s.apiServerURLs` in 1.18): the
 //! templates are read for both.
 
-use super::{KeyInfo, KeyTable};
+use super::{KeyInfo, KeyTable, Refusal};
 use regex::Regex;
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -52,6 +52,13 @@ static RANGE_KV: LazyLock<Regex> = LazyLock::new(|| {
     )
     .expect("valid")
 });
+/// `dig "a" "b" "" .Values.AsMap`, optionally piped to `toString`.
+static DIG: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r#"\(?\s*dig\s+((?:"[^"]*"\s+)+)\$?\.Values\.AsMap\s*\)?(\s*\|\s*toString)?"#)
+        .expect("valid")
+});
+static FAIL: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r#"^\s*fail\s+"([^"]+)""#).expect("valid"));
 static WITH: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^\s*with\s+(\S+)\s*$").expect("valid"));
 
@@ -136,6 +143,66 @@ fn scan_templates(templates: &[(String, String)]) -> TemplateUse {
                     stack.pop();
                 }
                 _ => {}
+            }
+        }
+    }
+    out
+}
+
+/// Keys `templates/validate.yaml` refuses because Cilium removed them: each `fail` whose message
+/// says "removed", under an `if` that only tests keys being set.
+fn scan_refusals(templates: &[(String, String)]) -> BTreeMap<String, Refusal> {
+    let mut out = BTreeMap::new();
+    for (name, text) in templates {
+        if !name.ends_with("validate.yaml") {
+            continue;
+        }
+        let mut condition: Option<String> = None;
+        for action in ACTION.captures_iter(text) {
+            let body = action[1].trim();
+            if let Some(cond) = body.strip_prefix("if ") {
+                condition = Some(cond.to_string());
+                continue;
+            }
+            let Some(fail) = FAIL.captures(body) else {
+                if body == "end" {
+                    condition = None;
+                }
+                continue;
+            };
+            let message = fail[1].to_string();
+            let Some(cond) = condition.take() else {
+                continue;
+            };
+            if !message.contains("removed") || cond.contains("and ") || cond.contains("not ") {
+                continue;
+            }
+            let mut keys: Vec<(String, bool)> = DIG
+                .captures_iter(&cond)
+                .map(|c| {
+                    let parts: Vec<&str> = c[1]
+                        .split('"')
+                        .map(str::trim)
+                        .filter(|p| !p.is_empty())
+                        .collect();
+                    (parts.join("."), c.get(2).is_some())
+                })
+                .filter(|(k, _)| !k.is_empty())
+                .collect();
+            if keys.is_empty() {
+                keys = VALUES_REF
+                    .captures_iter(&cond)
+                    .map(|c| (c[1][1..].to_string(), false))
+                    .collect();
+            }
+            for (key, any_value) in keys {
+                out.insert(
+                    key,
+                    Refusal {
+                        message: message.clone(),
+                        any_value,
+                    },
+                );
             }
         }
     }
@@ -327,6 +394,11 @@ pub fn minor_table(mut charts: Vec<ChartFiles>, source: &str) -> Result<KeyTable
     }
     let mut keys: BTreeMap<String, KeyInfo> = BTreeMap::new();
     let mut previous: Option<BTreeMap<String, KeyInfo>> = None;
+    // The newest chart's refusals: a chart of the minor refuses at least these.
+    let refused = charts
+        .last()
+        .map(|c| scan_refusals(&c.templates))
+        .unwrap_or_default();
     for (i, chart) in charts.iter().enumerate() {
         let these = chart_keys(chart)?;
         if let Some(prev) = &previous
@@ -353,6 +425,7 @@ pub fn minor_table(mut charts: Vec<ChartFiles>, source: &str) -> Result<KeyTable
         charts: charts.iter().map(|c| c.version.to_string()).collect(),
         source: source.to_string(),
         keys,
+        refused,
     })
 }
 
@@ -384,8 +457,8 @@ mod tests {
     }}"#;
     const VALUES: &str = "kubeProxyReplacement: \"false\"\nnodeSelector:\n  kubernetes.io/os: linux\nhubble:\n  relay:\n    enabled: false\nipam:\n  operator:\n    clusterPoolIPv4PodCIDRList: [\"10.0.0.0/8\"]\n";
     const DAEMONSET: &str = "      {{- with .Values.nodeSelector }}\n      nodeSelector:\n        {{- toYaml . | trim | nindent 8 }}\n      {{- end }}\n  {{- if .Values.loadBalancer.mode }}\n  bpf-lb-mode: {{ .Values.loadBalancer.mode | quote }}\n  {{- end }}\n{{- with .Values.hubble.relay }}{{ .tls.enabled }}{{ end }}\n";
-    const VALIDATE: &str =
-        "{{- if .Values.tunnel }}\n  {{ fail \"tunnel was removed\" }}\n{{- end }}\n";
+    // From cilium 1.19.6's templates/validate.yaml.
+    const VALIDATE: &str = "{{- if .Values.tunnel }}\n  {{ fail \"tunnel was removed\" }}\n{{- end }}\n{{- if or\n  ((dig \"proxy\" \"prometheus\" \"enabled\" \"\" .Values.AsMap) | toString)\n  (dig \"proxy\" \"prometheus\" \"port\" \"\" .Values.AsMap)\n}}\n  {{ fail \"proxy.prometheus.enabled and proxy.prometheus.port were deprecated in v1.14 and has been removed in v1.16.\" }}\n{{- end }}\n{{- if .Values.hubble.relay.enabled }}\n  {{- if not .Values.hubble.enabled }}\n    {{ fail \"Hubble Relay requires .Values.hubble.enabled=true\" }}\n  {{- end }}\n{{- end }}\n";
 
     #[test]
     fn schema_keys_with_types_defaults_and_free_maps() {
@@ -417,6 +490,17 @@ mod tests {
         assert!(keys["hubble.relay.tls.enabled"].templates_only);
         // Read only to be refused: still unknown.
         assert!(!keys.contains_key("tunnel"));
+        let refused = scan_refusals(&[("templates/validate.yaml".into(), VALIDATE.into())]);
+        assert_eq!(
+            refused.keys().collect::<Vec<_>>(),
+            [
+                "proxy.prometheus.enabled",
+                "proxy.prometheus.port",
+                "tunnel"
+            ]
+        );
+        assert!(refused["proxy.prometheus.enabled"].any_value);
+        assert!(!refused["tunnel"].any_value);
         let level = &keys["envoy.log.defaultLevel"];
         assert!(level.types.is_empty());
         assert_eq!(

@@ -38,6 +38,16 @@ pub struct KeyInfo {
     pub templates_only: bool,
 }
 
+/// A key the chart's `templates/validate.yaml` refuses because Cilium removed it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Refusal {
+    /// The chart's own message.
+    pub message: String,
+    /// Refused whatever its value (the template tests `toString`), not only when truthy.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub any_value: bool,
+}
+
 /// The values keys of one Cilium minor.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct KeyTable {
@@ -46,6 +56,9 @@ pub struct KeyTable {
     pub charts: Vec<String>,
     pub source: String,
     pub keys: BTreeMap<String, KeyInfo>,
+    /// Removed keys the chart refuses to render.
+    #[serde(default)]
+    pub refused: BTreeMap<String, Refusal>,
 }
 
 /// The committed tables, embedded.
@@ -72,6 +85,13 @@ impl KeyTable {
         out += &format!("  \"minor\": {},\n", one_line(&self.minor));
         out += &format!("  \"charts\": {},\n", one_line(&self.charts));
         out += &format!("  \"source\": {},\n", one_line(&self.source));
+        out += "  \"refused\": {\n";
+        let n = self.refused.len();
+        for (i, (k, r)) in self.refused.iter().enumerate() {
+            let comma = if i + 1 < n { "," } else { "" };
+            out += &format!("    {}: {}{comma}\n", one_line(k), one_line(r));
+        }
+        out += "  },\n";
         out += "  \"keys\": {\n";
         let n = self.keys.len();
         for (i, (k, info)) in self.keys.iter().enumerate() {
