@@ -84,6 +84,8 @@ fn scan_templates(templates: &[(String, String)]) -> TemplateUse {
         let validate_only = name.ends_with("validate.yaml");
         // The context (`.`) of each open block: Some(path) inside `with .Values.path`.
         let mut stack: Vec<Option<String>> = Vec::new();
+        // Whether each open block is a `with`.
+        let mut withs: Vec<bool> = Vec::new();
         for action in ACTION.captures_iter(text) {
             let body = action[1].trim();
             if body.starts_with("/*") {
@@ -134,13 +136,23 @@ fn scan_templates(templates: &[(String, String)]) -> TemplateUse {
                 "if" | "range" | "define" | "block" => {
                     let keeps = first == "if";
                     stack.push(if keeps { ctx } else { None });
+                    withs.push(false);
                 }
                 "with" => {
                     let target = WITH.captures(body).and_then(|c| resolve(&c[1]));
                     stack.push(target);
+                    withs.push(true);
+                }
+                // The `else` branch of a `with` runs in the enclosing context.
+                "else" if withs.last() == Some(&true) => {
+                    let outer = stack.len().checked_sub(2).and_then(|i| stack[i].clone());
+                    if let Some(top) = stack.last_mut() {
+                        *top = outer;
+                    }
                 }
                 "end" => {
                     stack.pop();
+                    withs.pop();
                 }
                 _ => {}
             }
