@@ -28,7 +28,8 @@ pub enum Command {
     /// List the profile catalog with the seed each profile comes from.
     Profiles(CatalogArgs),
     /// Lint Helm values files and Cilium manifests (LB pools, L2 policies, Services) for a
-    /// Cilium version and a cluster.
+    /// Cilium version and a cluster: the Talos-in-Docker one the harness builds, or one
+    /// described by --pod-cidr, --k8s-service-host/--k8s-service-port and the other facts.
     Lint(LintArgs),
     /// Work with JUnit reports.
     #[command(subcommand)]

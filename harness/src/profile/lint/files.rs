@@ -108,6 +108,8 @@ pub struct LintArgs {
     pub cilium_version: String,
     #[command(flatten)]
     pub cluster: ClusterFlags,
+    /// `text`: one finding a line (file:line:column: severity: key: problem; fix); `json`: the
+    /// findings, notes and cluster facts for machines.
     #[arg(long, value_enum, default_value_t = LintOutput::Text)]
     pub output: LintOutput,
     /// Helm values files, or manifests (CiliumLoadBalancerIPPool, CiliumL2AnnouncementPolicy,
