@@ -2,6 +2,7 @@
 //! over these modules, and the benches and tests drive them directly.
 
 pub mod cli;
+pub mod cluster;
 pub mod errors;
 pub mod github_matrix;
 pub mod install;

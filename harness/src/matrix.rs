@@ -152,12 +152,17 @@ pub fn talos_version(entry: &str) -> Result<TalosVersion, InputError> {
 fn newest_cilium_for(profile: &Profile) -> Result<CiliumVersion, InputError> {
     let table = ReleaseTable::embedded();
     let lines = table.cilium_newest_first();
+    // Only what the release itself refuses: contradictions with the cluster are the plan's to
+    // report, with the overlay merged.
+    let cluster = crate::cluster::ClusterDescription::talos_in_docker(
+        &crate::profile::overlay::Overlay::embedded(),
+    );
     lines
         .iter()
         .find(|c| {
-            !lint::values(&profile.values, &c.latest)
+            !lint::values(&profile.values, &c.latest, &cluster)
                 .iter()
-                .any(|f| f.severity == Severity::Error)
+                .any(|f| f.severity == Severity::Error && f.basis != lint::Basis::Cluster)
         })
         .map(|c| c.latest.clone())
         .ok_or_else(|| {

@@ -112,6 +112,8 @@ fn malformed_matrix_yaml_gives_file_line_column() {
 
 #[test]
 fn contradictory_values_name_the_key_and_the_fix() {
+    // The report: values migrated from k3s point Cilium at the API server's own port.
+    // `plan --render` refuses them, and writes no Talos patch moving KubePrism onto 6443.
     let err = refuses(
         &[
             "plan",
@@ -124,11 +126,15 @@ fn contradictory_values_name_the_key_and_the_fix() {
         ],
         &[(
             "v.yaml",
-            "kubeProxyReplacement: false\ngatewayAPI:\n  enabled: true\n",
+            "k8sServiceHost: 127.0.0.1\nk8sServicePort: 6443\n",
         )],
-        "gatewayAPI.enabled:",
+        "k8sServicePort:",
     );
-    assert!(err.contains("fix: set kubeProxyReplacement: true"), "{err}");
+    assert!(err.contains("through KubePrism"), "{err}");
+    assert!(
+        err.contains("fix: set k8sServiceHost: localhost and k8sServicePort: 7445"),
+        "{err}"
+    );
     assert!(
         err.contains("talos-basic + talos-in-docker overlay"),
         "{err}"
@@ -146,7 +152,7 @@ fn removed_tunnel_key_is_refused_with_its_fix() {
             "v.yaml",
         ],
         &[("v.yaml", "tunnel: disabled\n")],
-        "tunnel: removed in Cilium 1.15",
+        "tunnel: the chart refuses to render it: \"tunnel was deprecated in v1.14 and has been removed in v1.15\"",
     );
     assert!(err.contains("routingMode: native"), "{err}");
 }
@@ -220,7 +226,10 @@ fn lint_reports_the_seed_pool_and_exits_2() {
     let out = harness(dir.path(), &["lint", "pool.yaml"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stdout.contains("pool.yaml: error: spec.cidrs:"), "{stdout}");
+    assert!(
+        stdout.contains("pool.yaml:6:3: error: spec.cidrs:"),
+        "{stdout}"
+    );
     assert!(
         stdout.contains("rename spec.cidrs to spec.blocks"),
         "{stdout}"

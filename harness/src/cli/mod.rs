@@ -34,7 +34,9 @@ pub enum Command {
     Plan(Box<plan::PlanArgs>),
     /// List the profile catalog with the seed each profile comes from.
     Profiles(args::CatalogArgs),
-    /// Lint Helm values files and Cilium manifests (LB pools, Services) for a Cilium version.
+    /// Lint Helm values files and Cilium manifests (LB pools, L2 policies, Services) for a
+    /// Cilium version and a cluster: the Talos-in-Docker one the harness builds, or one
+    /// described by --pod-cidr, --k8s-service-host/--k8s-service-port and the other facts.
     Lint(lint::LintArgs),
     /// Work with JUnit reports.
     #[command(subcommand)]

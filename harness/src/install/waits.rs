@@ -19,7 +19,7 @@
 //! Whether a Deployment's replicas fit is judged from its tolerations and required anti-affinity
 //! against the cluster's nodes: Talos taints control planes `node-role.kubernetes.io/control-plane`.
 
-use crate::profile::lint::{Finding, Severity};
+use crate::profile::lint::{Basis, Finding, Severity};
 use crate::values;
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -252,6 +252,7 @@ pub fn unschedulable(values: &Value, nodes: Nodes) -> Vec<Finding> {
         };
         if eligible == 0 && replicas > 0 {
             out.push(Finding {
+                basis: Basis::Cluster,
                 severity: Severity::Error,
                 key: format!("{prefix}.tolerations"),
                 problem: format!("{} can run on none of the cluster's nodes: {eligible_text}", w.name),
@@ -259,6 +260,7 @@ pub fn unschedulable(values: &Value, nodes: Nodes) -> Vec<Finding> {
             });
         } else if p.one_per_node() && replicas > eligible {
             out.push(Finding {
+                basis: Basis::Cluster,
                 severity: Severity::Error,
                 key: replicas_key.into(),
                 problem: format!(

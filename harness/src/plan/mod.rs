@@ -2,10 +2,11 @@
 //! the compatibility tables say, and which checks apply. Listing only: it never touches Docker
 //! or a cluster, so it is cheap enough to run before every run and on every nextest listing.
 
+use crate::cluster::ClusterDescription;
 use crate::errors::InputError;
 use crate::matrix::{Cell, Excluded};
 use crate::profile::features::{HostRequirement, derive, host_requirements};
-use crate::profile::lint::{self, Finding, Severity};
+use crate::profile::lint::{self, Basis, Finding, Severity};
 use crate::profile::namespaces::{self, Namespace};
 use crate::profile::overlay::Overlay;
 use crate::profile::{Catalog, Deviation, GatewayApiCrds, Profile, talos_patch};
@@ -164,6 +165,7 @@ fn gateway_api_for(
     let Some(choice) = profile.gateway_api.choice() else {
         if features.gateway_api {
             findings.push(Finding {
+                basis: Basis::Compatibility,
                 severity: Severity::Error,
                 key: "gateway_api".into(),
                 problem: "gatewayAPI.enabled is true but the profile installs no Gateway API CRDs; Cilium's gateway controller will not start".into(),
@@ -196,6 +198,7 @@ fn gateway_api_for(
         Ok(v) => v,
         Err(e) => {
             findings.push(Finding {
+                basis: Basis::Compatibility,
                 severity: Severity::Error,
                 key: "gateway_api.version".into(),
                 problem: e.to_string(),
@@ -212,6 +215,7 @@ fn gateway_api_for(
             .map(|g| g.version.to_string())
             .collect();
         findings.push(Finding {
+            basis: Basis::Compatibility,
             severity: Severity::Error,
             key: "gateway_api.version".into(),
             problem: format!(
@@ -225,6 +229,7 @@ fn gateway_api_for(
         });
     } else if let Some(why) = support.refuses(&version) {
         findings.push(Finding {
+            basis: Basis::Compatibility,
             severity: Severity::Error,
             key: "gateway_api.version".into(),
             problem: format!(
@@ -279,6 +284,7 @@ fn compatibility(cell: &Cell, release: &CiliumRelease) -> Vec<Finding> {
     if !tested.contains(&cell.kubernetes) {
         out.push(Finding {
             severity: Severity::Warning,
+            basis: Basis::Compatibility,
             key: "kubernetes".into(),
             problem: format!(
                 "Cilium {} is e2e-tested upstream on Kubernetes {} to {}, not {}",
@@ -352,6 +358,24 @@ pub fn plan_cell(
     overlay: &Overlay,
     opts: &PlanOptions,
 ) -> Result<CellPlan, InputError> {
+    plan_cell_on(
+        cell,
+        catalog,
+        overlay,
+        &ClusterDescription::talos_in_docker(overlay),
+        opts,
+    )
+}
+
+/// [`plan_cell`] for the cluster the cell runs on: the one description the lint checks the
+/// values against and the Talos patch is derived from.
+pub fn plan_cell_on(
+    cell: &Cell,
+    catalog: &Catalog,
+    overlay: &Overlay,
+    cluster: &ClusterDescription,
+    opts: &PlanOptions,
+) -> Result<CellPlan, InputError> {
     let profile = catalog.get(&cell.profile)?;
     // The overlay's conditional settings follow the profile's own features, so that a user's
     // values cannot switch on L2 announcements behind the lint's back.
@@ -366,7 +390,7 @@ pub fn plan_cell(
 
     let release = cell.cilium.release()?;
     let talos = cell.talos.release()?;
-    let mut findings = lint::values(&merged, &cell.cilium);
+    let mut findings = lint::values(&merged, &cell.cilium, cluster);
     findings.extend(compatibility(cell, release));
     let (gateway_api, gateway_api_note) =
         gateway_api_for(cell, profile, &features, release, &mut findings);
@@ -398,7 +422,7 @@ pub fn plan_cell(
         });
     }
 
-    let talos_settings = talos_patch::settings(&merged, &features);
+    let talos_settings = talos_patch::settings(cluster, &merged, &features);
     let ctx = RunContext {
         features: features.clone(),
         nodes: opts.nodes,
@@ -441,9 +465,10 @@ pub fn plan(
     overlay: &Overlay,
     opts: &PlanOptions,
 ) -> Result<Plan, InputError> {
+    let cluster = ClusterDescription::talos_in_docker(overlay);
     let cells = cells
         .iter()
-        .map(|c| plan_cell(c, catalog, overlay, opts))
+        .map(|c| plan_cell_on(c, catalog, overlay, &cluster, opts))
         .collect::<Result<Vec<_>, _>>()?;
     let not_in_matrix = catalog
         .profiles()

@@ -1,9 +1,12 @@
-//! The Talos machine-config patch a profile needs, derived from its Helm values: no Talos CNI,
-//! no kube-proxy when Cilium replaces it, KubePrism on the port Cilium is told to use, and host
-//! DNS forwarding off when the values turn BPF host routing back on. Each setting is written in
-//! the form the cell's Talos release takes (release table): a v1alpha1 key up to Talos 1.13, its
-//! own document from 1.14.
+//! The Talos machine-config patch a profile needs: no Talos CNI, no kube-proxy when Cilium
+//! replaces it and host DNS forwarding off when the values turn BPF host routing back on (from
+//! the values), KubePrism on the port of the cluster description. The port is the cluster's,
+//! never the values': values that point Cilium elsewhere are a lint error, not a reason to move
+//! KubePrism (onto 6443, say, where the API server listens on control planes). Each setting is
+//! written in the form the cell's Talos release takes (release table): a v1alpha1 key up to
+//! Talos 1.13, its own document from 1.14.
 
+use crate::cluster::ClusterDescription;
 use crate::releases::{Form, TalosRelease};
 use crate::values::{self, get, text};
 use serde_json::{Map, Value, json};
@@ -22,19 +25,10 @@ pub struct Settings {
     pub forward_kube_dns_to_host: Option<bool>,
 }
 
-/// Derive the settings from merged Helm values.
-pub fn settings(values: &Value, features: &Features) -> Settings {
-    let kubeprism_port = match (
-        text(values, "k8sServiceHost").as_deref(),
-        get(values, "k8sServicePort"),
-    ) {
-        (Some("localhost") | Some("127.0.0.1"), Some(p)) => p
-            .as_u64()
-            .or_else(|| p.as_str().and_then(|s| s.parse().ok()))
-            .and_then(|p| u16::try_from(p).ok())
-            .unwrap_or(KUBEPRISM_PORT),
-        _ => KUBEPRISM_PORT,
-    };
+/// Derive the settings from the cluster description and the merged Helm values.
+pub fn settings(cluster: &ClusterDescription, values: &Value, features: &Features) -> Settings {
+    // Talos runs KubePrism on its default port unless the cluster says otherwise.
+    let kubeprism_port = cluster.kubeprism_port().unwrap_or(KUBEPRISM_PORT);
     // With BPF host routing, replies from Talos' host DNS to CoreDNS are lost (the overlay's
     // reason for bpf.hostLegacyRouting); values that turn legacy routing off take the other
     // documented way out: CoreDNS asks the upstream resolvers itself.
@@ -187,7 +181,12 @@ impl Patch {
 mod tests {
     use super::*;
     use crate::profile::features::derive;
+    use crate::profile::overlay::Overlay;
     use crate::releases::{Minor, ReleaseTable};
+
+    fn harness_cluster() -> ClusterDescription {
+        ClusterDescription::talos_in_docker(&Overlay::embedded())
+    }
 
     fn talos(minor: u64) -> &'static TalosRelease {
         ReleaseTable::embedded()
@@ -202,7 +201,7 @@ mod tests {
     }
 
     fn of(v: &Value, minor: u64) -> Patch {
-        patch(&settings(v, &derive(v)), talos(minor))
+        patch(&settings(&harness_cluster(), v, &derive(v)), talos(minor))
     }
 
     #[test]
@@ -248,20 +247,25 @@ mod tests {
     }
 
     #[test]
-    fn kubeprism_follows_the_port_cilium_uses() {
+    fn kubeprism_stays_on_the_cluster_port_whatever_the_values_say() {
+        // A values file migrated from k3s: the patch must not move KubePrism onto 6443.
         let mut v = kpr();
-        v["k8sServicePort"] = json!("7446");
+        v["k8sServiceHost"] = json!("127.0.0.1");
+        v["k8sServicePort"] = json!(6443);
         assert_eq!(
             of(&v, 12).worker[0]["machine"]["features"]["kubePrism"]["port"],
-            7446
+            7445
         );
-        assert_eq!(of(&v, 14).worker[0]["port"], 7446);
+        assert_eq!(of(&v, 14).worker[0]["port"], 7445);
     }
 
     #[test]
     fn host_dns_forwarding_goes_off_only_with_bpf_host_routing() {
         let mut v = kpr();
-        assert_eq!(settings(&v, &derive(&v)).forward_kube_dns_to_host, None);
+        assert_eq!(
+            settings(&harness_cluster(), &v, &derive(&v)).forward_kube_dns_to_host,
+            None
+        );
         values::set(&mut v, "bpf.hostLegacyRouting", json!(false));
         let p13 = of(&v, 13);
         assert_eq!(

@@ -8,3 +8,4 @@
 #[path = "../../../suites/tests/common/mod.rs"]
 pub mod api;
 pub mod http_api;
+pub mod values_keys;
