@@ -33,9 +33,28 @@ fn cannot_run(why: String) {
     eprintln!("skipped: {why}");
 }
 
+/// `$HARNESS_HELM`, else the pinned Helm 3 `.ci/install-helm.sh` installs (where the render
+/// tests find it, `$HARNESS_TEST_HELM_DIR` or `.tools/test-helm`), else `helm` on PATH.
 fn find_helm() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("HARNESS_HELM") {
         return Some(PathBuf::from(p));
+    }
+    let pins =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.ci/helm-pins.tsv"))
+            .unwrap_or_default();
+    let pinned = pins
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .filter_map(|l| l.split('\t').next())
+        .find(|v| v.starts_with("v3."));
+    if let Some(version) = pinned {
+        let dir = std::env::var_os("HARNESS_TEST_HELM_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../.tools/test-helm"));
+        let path = dir.join(version).join("helm");
+        if path.is_file() {
+            return Some(path);
+        }
     }
     std::env::split_paths(&std::env::var_os("PATH")?)
         .map(|d| d.join("helm"))
