@@ -6,9 +6,19 @@ TOOLS_ARGS ?=
 
 .PHONY: e2e test lint plan tools bench clean
 
+# One build for `make test`, `make e2e` and `make plan`: the dev profile with every target, so
+# dependencies get the same features (a dev-dependency's features would otherwise differ) and
+# `make e2e` after `make test` only checks that it is up to date. Cargo shows its progress.
+TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
+HARNESS_BIN = $(TARGET_DIR)/debug/harness
+
+.PHONY: build
+build:
+	$(CARGO) build --workspace --all-targets
+
 # Tools from `make tools` (.tools/bin) come first on PATH; without them, PATH's own are used.
-e2e:
-	PATH="$(CURDIR)/.tools/bin:$$PATH" $(CARGO) run --release -q -p harness -- e2e $(E2E_ARGS)
+e2e: build
+	PATH="$(CURDIR)/.tools/bin:$$PATH" $(HARNESS_BIN) e2e $(E2E_ARGS)
 
 # The pinned helm and the talosctl of the default matrix's Talos releases, for this host, checked
 # against their releases' checksum files (and pins.yaml); see .tools/tools.lock.
@@ -24,8 +34,8 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-plan:
-	$(CARGO) run -q -p harness -- plan $(PLAN_ARGS)
+plan: build
+	$(HARNESS_BIN) plan $(PLAN_ARGS)
 
 bench:
 	$(CARGO) bench -p harness

@@ -28,7 +28,20 @@ fn plan_default_matrix() -> String {
     let p = plan(&cells, excluded, &catalog, &Overlay::embedded(), &opts).unwrap();
     // Every profile on the newest releases, plus seed 000's pinned Cilium.
     assert_eq!(p.cells.len(), spec.profiles.len() + 1);
-    text::render(&p)
+    let jobs = harness::capacity::jobs(
+        None,
+        harness::capacity::HostFacts {
+            cpus: 8,
+            free_mib: Some(32 * 1024),
+        },
+        harness::capacity::ClusterSize {
+            nodes: 3,
+            cpus_per_node: 2.0,
+            memory_mib_per_node: 2048,
+        },
+        p.cells.len(),
+    );
+    text::render(&p, &jobs)
 }
 
 /// 100 cells x 4 suites x 25 checks = 10,000 testcases, a tenth of them failing with transcripts.
@@ -51,6 +64,7 @@ fn ten_thousand_checks() -> RunReport {
                 .map(|s| SuiteReport {
                     suite: format!("suite-{s}"),
                     setup_transcript: String::new(),
+                    duration: std::time::Duration::ZERO,
                     checks: (0..25)
                         .map(|c| CheckReport {
                             name: format!("suite-{s}::check-{c}"),

@@ -1,6 +1,7 @@
 //! The Talos + Cilium conformance harness as a library: the CLI in `main.rs` is a thin shell
 //! over these modules, and the benches and tests drive them directly.
 
+pub mod capacity;
 pub mod cli;
 pub mod cluster;
 pub mod errors;

@@ -338,9 +338,9 @@ pub fn http_url(flag: &str, given: &str) -> Result<(), InputError> {
 }
 
 /// What Talos-in-Docker clusters of these specs need from the host, all checked: a talosctl of
-/// each Talos minor, a Docker engine that answers, CPUs and memory for one cluster at a time,
-/// and every node image (pulled now, within its bound, if absent).
-pub async fn docker_host(specs: &[talos_docker::ClusterSpec]) -> Vec<InputError> {
+/// each Talos minor, a Docker engine that answers, CPUs and memory for `at_once` clusters at a
+/// time, and every node image (pulled now, within its bound, if absent).
+pub async fn docker_host(specs: &[talos_docker::ClusterSpec], at_once: usize) -> Vec<InputError> {
     use talos_docker::PreflightError;
     use talos_docker::docker::Engine;
     use talos_docker::talosctl::Talosctl;
@@ -374,7 +374,7 @@ pub async fn docker_host(specs: &[talos_docker::ClusterSpec]) -> Vec<InputError>
     };
     match engine.host_resources().await {
         Ok(host) => {
-            // Every cluster of a run has the same sizes; one exists at a time.
+            // Every cluster of a run has the same sizes; `at_once` exist at a time.
             let spec = first;
             if host.cpus > 0 && spec.cpus > host.cpus as f64 {
                 problems.push(
@@ -397,6 +397,14 @@ pub async fn docker_host(specs: &[talos_docker::ClusterSpec]) -> Vec<InputError>
                     }
                     .into(),
                 );
+            } else if host_mib > 0 && at_once > 1 && total_mib * at_once as u64 > host_mib {
+                problems.push(InputError::problem(
+                    format!(
+                        "{at_once} clusters at once need {} MiB ({total_mib} MiB each), more than the Docker host's {host_mib} MiB",
+                        total_mib * at_once as u64
+                    ),
+                    format!("pass --jobs {}", (host_mib / total_mib).max(1)),
+                ));
             }
         }
         Err(e) => problems.push(InputError::problem(

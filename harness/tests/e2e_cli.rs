@@ -511,6 +511,40 @@ fn sigterm_with_node_containers_up_leaves_nothing_and_exits_143() {
     interrupted_at("bootstrap", "TERM", 143, "SIGTERM");
 }
 
+/// An e2e run whose talosctl hangs at bootstrap, with what must live as long as it.
+struct Hanging {
+    env: common::TestEnv,
+    _cwd: tempfile::TempDir,
+    _bin: tempfile::TempDir,
+    junit: std::path::PathBuf,
+    child: Child,
+}
+
+fn hanging_at_bootstrap(
+    prefix: &str,
+    args: fn(&common::TestEnv, &Path, &Path) -> Vec<String>,
+) -> Hanging {
+    let env = common::TestEnv::new(prefix);
+    let cwd = tempfile::tempdir().unwrap();
+    let bin = bin_dir(true);
+    let talosctl = env.talosctl(&[("SLEEP_AT", "bootstrap")]);
+    let junit = cwd.path().join("reports/junit.xml");
+    let args = args(&env, &talosctl, &junit);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let child = e2e_command(cwd.path(), bin.path(), &args, &[])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    Hanging {
+        env,
+        _cwd: cwd,
+        _bin: bin,
+        junit,
+        child,
+    }
+}
+
 /// A second SIGINT skips the clean-up, but the report is still written and the advice is a
 /// `gc` of this run only; that `gc` then removes everything.
 #[test]
@@ -518,18 +552,14 @@ fn a_second_sigint_still_reports_and_advises_a_gc_of_this_run() {
     if !common::docker_or_skip("a_second_sigint") {
         return;
     }
-    let env = common::TestEnv::new("he2e-2nd");
-    let cwd = tempfile::tempdir().unwrap();
-    let bin = bin_dir(true);
-    let talosctl = env.talosctl(&[("SLEEP_AT", "bootstrap")]);
-    let junit = cwd.path().join("reports/junit.xml");
-    let args = standin_args(&env, &talosctl, &junit);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let mut child = e2e_command(cwd.path(), bin.path(), &args, &[])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let Hanging {
+        env,
+        junit,
+        mut child,
+        // Bound, not `..`: the directories must outlive the child.
+        _cwd,
+        _bin,
+    } = hanging_at_bootstrap("he2e-2nd", standin_args);
     wait_for_call(&env, " bootstrap", &mut child);
     kill(child.id(), "INT");
     std::thread::sleep(Duration::from_millis(30));
@@ -556,4 +586,165 @@ fn a_second_sigint_still_reports_and_advises_a_gc_of_this_run() {
     );
     let left = common::leftovers_blocking(&env.run_id);
     assert!(left.is_empty(), "left behind: {}", common::describe(&left));
+}
+
+/// [`standin_args`] for two cells (two Cilium versions on the stand-in's Talos) at once.
+fn two_cell_args(env: &common::TestEnv, talosctl: &Path, junit: &Path) -> Vec<String> {
+    let mut args = standin_args(env, talosctl, junit);
+    args.extend(["--cilium-version", "1.19.8", "--jobs", "2"].map(String::from));
+    args
+}
+
+/// The cluster-name prefix of the run's cell `index` (see `run::talos_docker`).
+fn cluster_prefix(env: &common::TestEnv, index: usize) -> String {
+    let id = talos_docker::RunId::parse(&env.run_id).unwrap();
+    format!("h{}-{index}-", harness::run::talos_docker::run_tag(&id))
+}
+
+/// A talosctl that fails `gen config` for the cluster whose name starts with `prefix` only,
+/// and otherwise is `inner`.
+fn failing_for(env_dir: &Path, inner: &Path, prefix: &str) -> std::path::PathBuf {
+    let path = env_dir.join("talosctl-failing-one");
+    std::fs::write(
+        &path,
+        format!(
+            "#!/bin/sh\ncase \"$*\" in *'gen config'*) case \"$*\" in *' {prefix}'*) export FAKE_TALOSCTL_FAIL_AT=gen-config;; esac;; esac\nexec '{}' \"$@\"\n",
+            inner.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    path
+}
+
+/// Two cells at once, each on its own network: interrupted while both hang at bootstrap, the
+/// run removes both clusters and exits 130.
+#[test]
+fn two_cells_run_at_once_on_disjoint_subnets_and_an_interrupt_cleans_both() {
+    if !common::docker_or_skip("two_cells_at_once_interrupted") {
+        return;
+    }
+    let Hanging {
+        env,
+        junit,
+        mut child,
+        // Bound, not `..`: the directories must outlive the child.
+        _cwd,
+        _bin,
+    } = hanging_at_bootstrap("he2e-par", two_cell_args);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while env
+        .talosctl_calls()
+        .iter()
+        .filter(|c| c.is("bootstrap"))
+        .count()
+        < 2
+    {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "e2e exited before both cells reached bootstrap"
+        );
+        assert!(
+            Instant::now() < deadline,
+            "both cells were not at bootstrap at once within 120s: {:?}",
+            env.talosctl_calls()
+                .iter()
+                .map(|c| c.line())
+                .collect::<Vec<_>>()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mid = common::leftovers_blocking(&env.run_id);
+    let mut networks: Vec<(&str, &str)> = mid
+        .networks
+        .iter()
+        .map(|n| (n.name.as_str(), n.detail.as_str()))
+        .collect();
+    networks.sort();
+    assert_eq!(networks.len(), 2, "{}", common::describe(&mid));
+    assert!(
+        networks[0].0.starts_with(&cluster_prefix(&env, 0)),
+        "{networks:?}"
+    );
+    assert!(
+        networks[1].0.starts_with(&cluster_prefix(&env, 1)),
+        "{networks:?}"
+    );
+    assert_ne!(networks[0].1, networks[1].1, "subnets: {networks:?}");
+    let nets: Vec<talos_docker::Ipv4Net> = networks.iter().map(|n| n.1.parse().unwrap()).collect();
+    assert!(!nets[0].overlaps(&nets[1]), "{networks:?}");
+    for (name, _) in &networks {
+        assert!(
+            mid.containers.iter().any(|c| c.cluster() == Some(name)),
+            "{name} has its nodes: {}",
+            common::describe(&mid)
+        );
+    }
+    kill(child.id(), "INT");
+    let out = wait_exit(child, Duration::from_secs(120));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("2 cell(s) at once (--jobs)"), "{stderr}");
+    let report = interrupted_report(&junit);
+    let phases: Vec<_> = report
+        .suites
+        .iter()
+        .filter(|s| s.name.ends_with("::phases"))
+        .collect();
+    assert_eq!(phases.len(), 2, "both cells are in the report");
+    let left = common::leftovers_blocking(&env.run_id);
+    assert!(left.is_empty(), "left behind: {}", common::describe(&left));
+    assert!(talos_docker::RunDir::scan(&env.state_dir()).is_empty());
+}
+
+/// One of two parallel cells fails early; the other still runs its provisioning to the end
+/// (its bounded API-server wait) and reports its own reason, and both are removed.
+#[test]
+fn a_failing_cell_leaves_the_other_cells_result_intact() {
+    if !common::docker_or_skip("a_failing_cell_leaves_the_other") {
+        return;
+    }
+    let env = common::TestEnv::new("he2e-one");
+    let cwd = tempfile::tempdir().unwrap();
+    let bin = bin_dir(true);
+    let inner = env.talosctl(&[]);
+    let second = cluster_prefix(&env, 1);
+    let talosctl = failing_for(bin.path(), &inner, &second);
+    let junit = cwd.path().join("reports/junit.xml");
+    let mut args = two_cell_args(&env, &talosctl, &junit);
+    args.extend(["--ready-timeout", "3s"].map(String::from));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = e2e(cwd.path(), bin.path(), &args, &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    let report = junit_parser::from_reader(std::io::BufReader::new(
+        std::fs::File::open(&junit).unwrap(),
+    ))
+    .unwrap();
+    let provision = |cilium: &str| {
+        let suite = report
+            .suites
+            .iter()
+            .find(|s| s.name.ends_with("::phases") && s.name.contains(cilium))
+            .unwrap_or_else(|| panic!("cell of cilium {cilium} reported"));
+        assert_eq!(suite.cases.len(), 1, "only provisioning ran");
+        suite.cases[0].status.error_as_ref().message.clone()
+    };
+    let first = provision("1.18.4");
+    assert!(first.contains("timed out after 3s"), "{first}");
+    let failed = provision("1.19.8");
+    assert!(failed.contains("refuses gen-config"), "{failed}");
+    // The first cell ran every provisioning step for its own cluster.
+    let first_name = cluster_prefix(&env, 0);
+    let firsts: Vec<String> = env
+        .talosctl_calls()
+        .iter()
+        .filter(|c| c.line().contains(&first_name) || c.is("bootstrap") || c.is("kubeconfig"))
+        .filter_map(|c| c.command.clone())
+        .collect();
+    assert!(firsts.contains(&"bootstrap".to_string()), "{firsts:?}");
+    assert!(firsts.contains(&"kubeconfig".to_string()), "{firsts:?}");
+    let left = common::leftovers_blocking(&env.run_id);
+    assert!(left.is_empty(), "left behind: {}", common::describe(&left));
+    assert!(talos_docker::RunDir::scan(&env.state_dir()).is_empty());
 }

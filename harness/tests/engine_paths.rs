@@ -141,6 +141,7 @@ fn options() -> EngineOptions {
         run_id: RUN_ID.into(),
         keep_on_failure: false,
         jobs: 1,
+        suite_jobs: 1,
         provenance: Default::default(),
     }
 }
@@ -178,6 +179,7 @@ async fn check_run(dry_run: DryRun) -> (harness::run::RunOutcome, Log, Vec<RunRe
         tester: &tester,
         steps: &[Step::Suites { label: None }],
         opts: options(),
+        progress: &(),
     };
     let mut written = Vec::new();
     let out = engine
@@ -223,6 +225,7 @@ async fn check_and_e2e_share_the_interrupt_path_and_the_report_shape() {
         tester: &tester,
         steps: &[Step::Install, Step::Suites { label: None }],
         opts: options(),
+        progress: &(),
     };
     let e2e = engine.run(&one_cell_plan(&[CHECK]), &rx, |_| {}).await;
     assert_eq!(e2e.verdict, Verdict::Interrupted(Signal::Int));

@@ -237,7 +237,7 @@ fn shards_cover_every_matrix_exactly_once() {
                 args.extend(["--cilium-version", c]);
             }
             let a = plan_args(&args);
-            let plan = a.select.select(a.workers.workers).unwrap().plan;
+            let plan = a.select.select(a.sizes.workers.workers).unwrap().plan;
             let all: BTreeSet<String> = plan.cells.iter().map(|c| c.id.clone()).collect();
             for count in 1..=6 {
                 let mut union = Vec::new();

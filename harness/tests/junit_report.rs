@@ -76,6 +76,7 @@ fn sample_run() -> RunReport {
                     SuiteReport {
                         suite: "connectivity".into(),
                         setup_transcript: "namespace harness-connectivity-r-test created\n".into(),
+                        duration: std::time::Duration::ZERO,
                         checks: vec![
                             check("connectivity::pod-to-pod-same-node", Outcome::Passed),
                             check(
@@ -90,6 +91,7 @@ fn sample_run() -> RunReport {
                     SuiteReport {
                         suite: "wireguard".into(),
                         setup_transcript: String::new(),
+                        duration: std::time::Duration::ZERO,
                         checks: vec![check(
                             "wireguard::peer-count",
                             Outcome::Skipped { reason: "encryption is off or not WireGuard".into() },
@@ -104,6 +106,7 @@ fn sample_run() -> RunReport {
                 suites: vec![SuiteReport {
                     suite: "dns".into(),
                     setup_transcript: String::new(),
+                    duration: std::time::Duration::ZERO,
                     checks: vec![
                         check(
                             "dns::external-name",

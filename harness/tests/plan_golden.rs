@@ -18,7 +18,8 @@ fn harness(args: &[&str]) -> (i32, String, String) {
 
 #[test]
 fn default_matrix_plan_text() {
-    let (code, stdout, stderr) = harness(&["plan"]);
+    // The default --jobs for a stated host (8 CPUs, 32 GiB free), not this one.
+    let (code, stdout, stderr) = harness(&["plan", "--host-cpus", "8", "--host-memory", "32GiB"]);
     assert_eq!(code, 0, "{stderr}");
     insta::assert_snapshot!(stdout);
 }

@@ -410,6 +410,7 @@ fn baseline_run() -> RunReport {
                 SuiteReport {
                     suite: "connectivity".into(),
                     setup_transcript: String::new(),
+                    duration: std::time::Duration::ZERO,
                     checks: vec![
                         check("connectivity::pod-to-pod-same-node", Outcome::Passed),
                         check(
@@ -422,6 +423,7 @@ fn baseline_run() -> RunReport {
                 SuiteReport {
                     suite: "dns".into(),
                     setup_transcript: String::new(),
+                    duration: std::time::Duration::ZERO,
                     checks: vec![
                         check("dns::external-name", Outcome::Passed),
                         check("dns::pod-a-record", Outcome::Passed),
@@ -430,6 +432,7 @@ fn baseline_run() -> RunReport {
                 SuiteReport {
                     suite: "pod-security".into(),
                     setup_transcript: String::new(),
+                    duration: std::time::Duration::ZERO,
                     checks: vec![check(
                         "pod-security::baseline-refuses-net-raw",
                         failed("a pod adding NET_RAW was admitted in a baseline namespace"),
@@ -444,6 +447,7 @@ fn baseline_run() -> RunReport {
             suites: vec![SuiteReport {
                 suite: "dns".into(),
                 setup_transcript: String::new(),
+                duration: std::time::Duration::ZERO,
                 checks: vec![check(
                     "dns::kubernetes-default-fqdn",
                     failed("kubernetes.default.svc.cluster.local: NXDOMAIN"),

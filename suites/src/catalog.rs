@@ -111,6 +111,9 @@ pub struct SuiteDecl {
     pub name: SuiteName,
     pub applies: fn(&RunContext) -> Applicability,
     pub checks: &'static [CheckDecl],
+    /// Why the suite cannot share the cluster with other suites running at the same time
+    /// (cluster-wide state it counts or changes); `None` when its namespace is all it touches.
+    pub runs_alone: Option<&'static str>,
     /// Set up, run the selected checks, tear down; `None` for a suite declared for later.
     pub(crate) run: Option<SuiteRunFn>,
 }

@@ -44,7 +44,7 @@ pub mod runner;
 pub mod wireguard;
 
 pub use catalog::{
-    CATALOG, CheckDecl, CheckStatus, NOT_IMPLEMENTED, SuiteDecl, SuiteName, all_check_names,
+    CATALOG, CheckDecl, CheckStatus, NOT_IMPLEMENTED, SuiteDecl, SuiteName, all_check_names, suite,
 };
 pub use features::{Applicability, Features, Routing, RunContext};
 pub use filter::{CheckFilter, FilterError};

@@ -133,9 +133,9 @@ pub struct WorkersArg {
     pub workers: u32,
 }
 
-/// What a Talos-in-Docker cluster is made of: node counts and sizes, image, talosctl, bounds.
+/// How big each cluster is: node counts and sizes (`plan` uses them for the default --jobs).
 #[derive(Args, Debug)]
-pub struct ClusterArgs {
+pub struct NodeSizeArgs {
     #[arg(long, default_value_t = 1)]
     pub control_planes: u32,
     #[command(flatten)]
@@ -146,6 +146,56 @@ pub struct ClusterArgs {
     /// Memory per node, in MiB or with a unit (512MiB, 2GiB).
     #[arg(long, default_value = "2GiB", value_parser = parse_memory_mib)]
     pub memory: u64,
+}
+
+impl NodeSizeArgs {
+    pub fn cluster_size(&self) -> crate::capacity::ClusterSize {
+        crate::capacity::ClusterSize {
+            nodes: self.control_planes + self.workers.workers,
+            cpus_per_node: self.cpus,
+            memory_mib_per_node: self.memory,
+        }
+    }
+}
+
+/// How many suites run at once inside a cell.
+#[derive(Args, Debug)]
+pub struct SuiteJobsArg {
+    /// Suites to run at once on a cluster, each in its own namespace; a suite that changes or
+    /// counts cluster-wide state (lb-ipam) still runs alone.
+    #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=16))]
+    pub suite_jobs: u32,
+}
+
+/// How many cells run at once.
+#[derive(Args, Debug)]
+pub struct JobsArgs {
+    #[command(flatten)]
+    pub suite_jobs: SuiteJobsArg,
+    /// Cells to run at once, each on its own cluster [default: as many as the host's free
+    /// memory and CPUs hold; `harness plan` shows the number and why].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub jobs: Option<u32>,
+    /// Compute the default --jobs for a host with this many CPUs instead of this one.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub host_cpus: Option<u32>,
+    /// Compute the default --jobs for a host with this much free memory (e.g. 32GiB).
+    #[arg(long, value_name = "SIZE", value_parser = parse_memory_mib)]
+    pub host_memory: Option<u64>,
+}
+
+impl JobsArgs {
+    pub fn jobs(&self, size: crate::capacity::ClusterSize, cells: usize) -> crate::capacity::Jobs {
+        let host = crate::capacity::HostFacts::current(self.host_cpus, self.host_memory);
+        crate::capacity::jobs(self.jobs, host, size, cells)
+    }
+}
+
+/// What a Talos-in-Docker cluster is made of: node counts and sizes, image, talosctl, bounds.
+#[derive(Args, Debug)]
+pub struct ClusterArgs {
+    #[command(flatten)]
+    pub sizes: NodeSizeArgs,
     /// Talos image repository; the tag is the Talos version (for mirrors).
     #[arg(long, default_value = TALOS_IMAGE_REPO)]
     pub talos_image_repo: String,
@@ -173,10 +223,10 @@ impl ClusterArgs {
     pub fn base_spec(&self, run_id: &RunId, state_dir: &Path) -> ClusterSpec {
         let mut spec = ClusterSpec::new("unnamed");
         spec.run_id = run_id.clone();
-        spec.control_planes = self.control_planes;
-        spec.workers = self.workers.workers;
-        spec.cpus = self.cpus;
-        spec.memory_mib = self.memory;
+        spec.control_planes = self.sizes.control_planes;
+        spec.workers = self.sizes.workers.workers;
+        spec.cpus = self.sizes.cpus;
+        spec.memory_mib = self.sizes.memory;
         spec.talosctl = self.talosctl.clone();
         spec.state_dir = state_dir.to_path_buf();
         spec.privileged = !self.unprivileged;

@@ -3,7 +3,7 @@
 //! `harness up`). The suites never know how a cluster was made; only the features derived from
 //! the profile's values matter. Tear-down removes the run's test namespaces, nothing else.
 
-use super::args::{ReportArgs, RunArgs, SelectArgs};
+use super::args::{ReportArgs, RunArgs, SelectArgs, SuiteJobsArg};
 use crate::errors::{Error, InputError, Refused, RunError};
 use crate::preflight;
 use crate::run::existing::Existing;
@@ -22,6 +22,8 @@ pub struct CheckArgs {
     pub run: RunArgs,
     #[command(flatten)]
     pub report: ReportArgs,
+    #[command(flatten)]
+    pub suite_jobs: SuiteJobsArg,
     /// The cluster's kubeconfig, read only; a `:`-separated list is merged like kubectl does
     /// [default: $KUBECONFIG, else ~/.kube/config].
     #[arg(long, env = "KUBECONFIG")]
@@ -126,6 +128,7 @@ pub async fn run(args: CheckArgs) -> Result<Verdict, Error> {
         })?;
     let plan = &selection.plan;
     eprintln!("run {run_id}: checking {server} as {}", plan.cells[0].id);
+    let progress = crate::run::progress::for_stderr();
     let engine = Engine {
         deployer: &deployer,
         tester: &tester,
@@ -134,6 +137,7 @@ pub async fn run(args: CheckArgs) -> Result<Verdict, Error> {
             run_id: run_id.to_string(),
             keep_on_failure: args.run.keep_on_failure,
             jobs: 1,
+            suite_jobs: args.suite_jobs.suite_jobs as usize,
             provenance: crate::report::provenance::Provenance {
                 cells: plan
                     .cells
@@ -151,6 +155,7 @@ pub async fn run(args: CheckArgs) -> Result<Verdict, Error> {
                 ..Default::default()
             },
         },
+        progress: progress.as_ref(),
     };
     let (outcome, report_error) = engine
         .run_to_junit(plan, &interrupt, &args.report.junit)

@@ -3,7 +3,7 @@
 //! first Docker object exists; after that a failure is a test result, an interrupt still tears
 //! down and reports, and a final sweep removes whatever carries the run id.
 
-use super::args::{ClusterArgs, ReportArgs, RunArgs, SelectArgs, StateArgs};
+use super::args::{ClusterArgs, JobsArgs, ReportArgs, RunArgs, SelectArgs, StateArgs};
 use crate::errors::{Error, InputError, Refused, RunError};
 use crate::install::InstallOptions;
 use crate::install::helm::ChartSource;
@@ -30,6 +30,8 @@ pub struct E2eArgs {
     pub cluster: ClusterArgs,
     #[command(flatten)]
     pub run: RunArgs,
+    #[command(flatten)]
+    pub jobs: JobsArgs,
     #[command(flatten)]
     pub state: StateArgs,
     #[command(flatten)]
@@ -69,7 +71,7 @@ pub async fn run(args: E2eArgs) -> Result<Verdict, Error> {
     let mut problems = Vec::new();
     let mut selection = note(
         &mut problems,
-        args.select.select(args.cluster.workers.workers),
+        args.select.select(args.cluster.sizes.workers.workers),
     );
     if let (Some(s), Some(p)) = (&mut selection, &args.partition) {
         note(
@@ -125,6 +127,10 @@ pub async fn run(args: E2eArgs) -> Result<Verdict, Error> {
         note(&mut problems, preflight::helm_runs(&helm).await);
     }
 
+    let jobs = args.jobs.jobs(
+        args.cluster.sizes.cluster_size(),
+        selection.as_ref().map_or(1, |s| s.plan.cells.len()),
+    );
     let deployer = match (&selection, &run_id) {
         (Some(s), Some(id)) => {
             let base = args.cluster.base_spec(id, &state_dir);
@@ -157,7 +163,7 @@ pub async fn run(args: E2eArgs) -> Result<Verdict, Error> {
                     specs.push(spec);
                 }
             }
-            problems.extend(preflight::docker_host(&specs).await);
+            problems.extend(preflight::docker_host(&specs, jobs.jobs).await);
             Some(deployer)
         }
         _ => None,
@@ -190,11 +196,12 @@ pub async fn run(args: E2eArgs) -> Result<Verdict, Error> {
         })?;
     let sweep = Sweep::arm(&run_id, &state_dir, deployer.cluster_names(plan));
     eprintln!(
-        "run {run_id}: {} cell(s); report: {}",
+        "run {run_id}: {} cell(s), {jobs}; report: {}",
         plan.cells.len(),
         args.report.junit.display()
     );
     let provenance = provenance(plan, &args, &tester.options.images).await;
+    let progress = crate::run::progress::for_stderr();
     let engine = Engine {
         deployer: &deployer,
         tester: &tester,
@@ -202,9 +209,11 @@ pub async fn run(args: E2eArgs) -> Result<Verdict, Error> {
         opts: EngineOptions {
             run_id: run_id.to_string(),
             keep_on_failure: args.run.keep_on_failure,
-            jobs: 1,
+            jobs: jobs.jobs,
+            suite_jobs: args.jobs.suite_jobs.suite_jobs as usize,
             provenance,
         },
+        progress: progress.as_ref(),
     };
     let (outcome, report_error) = engine
         .run_to_junit(plan, &interrupt, &args.report.junit)

@@ -1,6 +1,6 @@
 //! `harness plan`: the matrix expanded, per cell, with what would run and why.
 
-use super::args::{SelectArgs, WorkersArg};
+use super::args::{JobsArgs, NodeSizeArgs, SelectArgs};
 use crate::errors::{Error, Refused};
 use crate::plan::text;
 use crate::render;
@@ -21,7 +21,9 @@ pub struct PlanArgs {
     #[command(flatten)]
     pub select: SelectArgs,
     #[command(flatten)]
-    pub workers: WorkersArg,
+    pub sizes: NodeSizeArgs,
+    #[command(flatten)]
+    pub jobs: JobsArgs,
     #[arg(long, value_enum, default_value_t = Output::Text)]
     pub output: Output,
     /// Write each cell's merged values, Talos patches and Gateway API CRD reference here.
@@ -45,7 +47,7 @@ pub fn run(args: &PlanArgs) -> Result<Verdict, Error> {
             "--shards only applies to --output github-matrix; add that or drop --shards".into(),
         ));
     }
-    let mut selection = match args.select.select(args.workers.workers) {
+    let mut selection = match args.select.select(args.sizes.workers.workers) {
         Ok(s) if problems.is_empty() => s,
         Ok(_) => return Err(Refused(problems).into()),
         Err(e) => {
@@ -67,7 +69,10 @@ pub fn run(args: &PlanArgs) -> Result<Verdict, Error> {
         );
     }
     match args.output {
-        Output::Text => print!("{}", text::render(plan)),
+        Output::Text => {
+            let jobs = args.jobs.jobs(args.sizes.cluster_size(), plan.cells.len());
+            print!("{}", text::render(plan, &jobs))
+        }
         Output::Json => println!(
             "{}",
             serde_json::to_string_pretty(plan).expect("the plan is plain data")

@@ -153,7 +153,7 @@ pub async fn run(args: UpArgs) -> Result<Verdict, Error> {
     if let Err(e) = preflight::output_dir("--state-dir", &args.state.dir()) {
         problems.push(e);
     }
-    problems.extend(preflight::docker_host(std::slice::from_ref(&spec)).await);
+    problems.extend(preflight::docker_host(std::slice::from_ref(&spec), 1).await);
     if !problems.is_empty() {
         return Err(Refused(problems).into());
     }

@@ -118,7 +118,7 @@ fn cell(out: &mut String, c: &CellPlan) {
     }
 }
 
-pub fn render(plan: &Plan) -> String {
+pub fn render(plan: &Plan, jobs: &crate::capacity::Jobs) -> String {
     let mut out = String::new();
     let checks: usize = plan.cells.iter().map(CellPlan::checks_to_run).sum();
     let _ = writeln!(
@@ -128,6 +128,7 @@ pub fn render(plan: &Plan) -> String {
         checks,
         plan.excluded.len()
     );
+    let _ = writeln!(out, "jobs: {jobs}");
     for p in &plan.not_in_matrix {
         let why = if p.opt_in { "opt-in" } else { "not selected" };
         let _ = writeln!(

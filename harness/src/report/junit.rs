@@ -51,6 +51,12 @@ fn properties(
             format!("{:.3}", p.duration.as_secs_f64()),
         ));
     }
+    for suite in cell.suites.iter().filter(|s| !s.duration.is_zero()) {
+        props.push(Property::new(
+            format!("suite.{}.seconds", suite.suite),
+            format!("{:.3}", suite.duration.as_secs_f64()),
+        ));
+    }
     if let Some(signal) = interrupted {
         props.push(Property::new("interrupted", signal));
     }
@@ -105,7 +111,12 @@ pub fn to_junit(run: &RunReport) -> Report {
                 total += check.duration;
                 ts.add_test_case(case);
             }
-            ts.set_time(total);
+            // The suite's wall time includes its shared setup; the checks' sum is the fallback.
+            ts.set_time(if suite.duration.is_zero() {
+                total
+            } else {
+                suite.duration
+            });
             if !suite.setup_transcript.is_empty() {
                 ts.set_system_out(redact(&suite.setup_transcript));
             }

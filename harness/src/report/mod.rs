@@ -9,6 +9,7 @@ pub mod read;
 pub mod redact;
 pub mod results;
 pub mod summary;
+pub mod terminal;
 
 use crate::matrix::Cell;
 use std::time::Duration;
@@ -77,6 +78,9 @@ pub struct SuiteReport {
     pub checks: Vec<CheckReport>,
     /// Workload creation and readiness shared by the suite's checks.
     pub setup_transcript: String,
+    /// Wall time of the whole suite, setup included (the engine measures it; zero when it did
+    /// not run).
+    pub duration: Duration,
 }
 
 #[derive(Clone, Debug)]

@@ -8,12 +8,14 @@
 pub mod deployer;
 pub mod existing;
 pub mod kube;
+pub mod progress;
 pub mod signals;
 pub mod sweep;
 pub mod talos_docker;
 pub mod tester;
 
 pub use deployer::{Deployer, Tester};
+pub use progress::Progress;
 pub use signals::{Interrupt, Signal, Stop};
 
 use crate::plan::{CellPlan, Plan, SuitePlan};
@@ -22,7 +24,9 @@ use crate::report::{
 };
 use futures::StreamExt;
 use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+// Tokio's clock, so the benches can run the scheduler on paused time.
+use tokio::time::Instant;
 
 /// A step between provisioning and tear-down. Callers list the steps they want, in order:
 /// `check` runs `[Suites]`, `e2e` runs `[Install, Suites]`, and an upgrade gate can run the
@@ -44,6 +48,8 @@ pub struct EngineOptions {
     pub keep_on_failure: bool,
     /// Cells run at once. Every cell has its own cluster, so they do not share state.
     pub jobs: usize,
+    /// Suites run at once inside a cell, among those that share nothing cluster-wide.
+    pub suite_jobs: usize,
     /// Copied into the report: the harness build and what each cell ran on.
     pub provenance: crate::report::provenance::Provenance,
 }
@@ -67,6 +73,8 @@ pub struct Engine<'a, D, T> {
     pub tester: &'a T,
     pub steps: &'a [Step],
     pub opts: EngineOptions,
+    /// Where each phase's start and end are shown as they happen.
+    pub progress: &'a dyn Progress,
 }
 
 /// The run's report, the lines to show the person (kept clusters, diagnostics), its verdict.
@@ -113,6 +121,7 @@ fn skipped_suite(suite: &SuitePlan, label: Option<&str>, reason: &str) -> SuiteR
             })
             .collect(),
         setup_transcript: String::new(),
+        duration: std::time::Duration::ZERO,
     }
 }
 
@@ -154,18 +163,38 @@ async fn unless_stopped<T>(
     }
 }
 
-struct Timer(Instant);
+/// Times one phase of one cell and shows its start and end.
+struct Timer<'p> {
+    at: Instant,
+    progress: &'p dyn Progress,
+    cell: &'p str,
+}
 
-impl Timer {
-    fn start() -> Self {
-        Timer(Instant::now())
+impl<'p> Timer<'p> {
+    fn start(progress: &'p dyn Progress, cell: &'p str, name: PhaseName) -> Self {
+        progress.event(progress::Event::Started {
+            cell,
+            step: name.as_str(),
+        });
+        Timer {
+            at: Instant::now(),
+            progress,
+            cell,
+        }
     }
     fn phase(&self, name: PhaseName, outcome: Outcome) -> PhaseReport {
-        PhaseReport {
+        let report = PhaseReport {
             name,
-            duration: self.0.elapsed(),
+            duration: self.at.elapsed(),
             outcome,
-        }
+        };
+        self.progress.event(progress::Event::Finished {
+            cell: self.cell,
+            step: name.as_str(),
+            took: report.duration,
+            outcome: &report.outcome,
+        });
+        report
     }
 }
 
@@ -193,6 +222,9 @@ where
             .map(|cell| self.run_cell(cell, interrupt))
             .buffered(self.opts.jobs.max(1));
         while let Some(done) = cells.next().await {
+            self.progress.event(progress::Event::CellDone {
+                report: &done.report,
+            });
             report.cells.push(done.report);
             notes.extend(done.notes);
             report.interrupted = interrupt.borrow().signal().map(|s| s.name().to_string());
@@ -224,6 +256,7 @@ where
                 }
             })
             .await;
+        eprint!("\n{}", crate::report::terminal::summary(&outcome.report));
         for n in &outcome.notes {
             eprintln!("{n}");
         }
@@ -260,7 +293,7 @@ where
             return CellOutcome { report, notes };
         }
 
-        let t = Timer::start();
+        let t = Timer::start(self.progress, &cell.id, PhaseName::Provision);
         let cluster = match unless_stopped(interrupt, false, self.deployer.provision(cell)).await {
             Ok(Ok(c)) => {
                 report
@@ -296,7 +329,7 @@ where
                     if blocked.is_some() {
                         continue;
                     }
-                    let t = Timer::start();
+                    let t = Timer::start(self.progress, &cell.id, PhaseName::Install);
                     let run = self.deployer.install(cell, &cluster);
                     match unless_stopped(interrupt, false, run).await {
                         Ok(Ok(_)) => report
@@ -321,7 +354,7 @@ where
                             .extend(skipped_suites(&cell.suites, *label, reason));
                         continue;
                     }
-                    let t = Timer::start();
+                    let t = Timer::start(self.progress, &cell.id, PhaseName::Suites);
                     if target.is_none() {
                         match self.deployer.target(&cluster).await {
                             Ok(tg) => target = Some(tg),
@@ -364,7 +397,7 @@ where
         let cell_failed = report.phases.iter().any(|p| failed(&p.outcome));
         let interrupted = interrupt.borrow().signal();
         if cell_failed && interrupted.is_none() {
-            let t = Timer::start();
+            let t = Timer::start(self.progress, &cell.id, PhaseName::Collect);
             let outcome = match &target {
                 None => skip("no connection to the cluster to collect from"),
                 Some(tg) => {
@@ -387,7 +420,7 @@ where
         }
         drop(target);
 
-        let t = Timer::start();
+        let t = Timer::start(self.progress, &cell.id, PhaseName::Destroy);
         // An interrupted run removes what it made, even a failed cell the person asked to keep.
         if cell_failed && self.opts.keep_on_failure && interrupt.borrow().signal().is_none() {
             notes.push(format!(
@@ -414,7 +447,9 @@ where
         CellOutcome { report, notes }
     }
 
-    /// One round of every planned suite, one at a time, so an interrupt keeps what finished.
+    /// One round of every planned suite: those that share nothing cluster-wide up to
+    /// `suite_jobs` at once, then each suite that must run alone by itself. An interrupt keeps
+    /// what finished; reports come back in plan order.
     async fn round(
         &self,
         cell: &CellPlan,
@@ -422,24 +457,68 @@ where
         label: Option<&str>,
         interrupt: &Interrupt,
     ) -> (Vec<SuiteReport>, Option<Signal>) {
-        let mut out = Vec::new();
-        for (i, suite) in cell.suites.iter().enumerate() {
-            match unless_stopped(interrupt, false, self.tester.suite(cell, target, suite)).await {
-                Ok(mut run) => {
-                    run.suite = suite_name(suite, label);
-                    out.push(run);
-                }
-                Err(sig) => {
-                    out.extend(skipped_suites(
-                        &cell.suites[i..],
-                        label,
-                        &format!("not run: interrupted by {sig}"),
-                    ));
-                    return (out, Some(sig));
-                }
+        let (alone, shared): (Vec<usize>, Vec<usize>) = (0..cell.suites.len())
+            .partition(|&i| suites::suite(cell.suites[i].suite).runs_alone.is_some());
+        let one = |i: usize| async move {
+            let suite = &cell.suites[i];
+            if let Some(sig) = interrupt.borrow().signal() {
+                return (i, Duration::ZERO, Err(sig));
+            }
+            let step = format!("suite {}", suite_name(suite, label));
+            self.progress.event(progress::Event::Started {
+                cell: &cell.id,
+                step: &step,
+            });
+            let at = Instant::now();
+            let run =
+                unless_stopped(interrupt, false, self.tester.suite(cell, target, suite)).await;
+            let took = at.elapsed();
+            if let Ok(run) = &run {
+                let outcome = suite_outcome(run);
+                self.progress.event(progress::Event::Finished {
+                    cell: &cell.id,
+                    step: &step,
+                    took,
+                    outcome: &outcome,
+                });
+            }
+            (i, took, run)
+        };
+        let mut reports: Vec<Option<SuiteReport>> = vec![None; cell.suites.len()];
+        let mut stopped = None;
+        for (batch, at_once) in [(shared, self.opts.suite_jobs), (alone, 1)] {
+            let mut runs = futures::stream::iter(batch)
+                .map(one)
+                .buffered(at_once.max(1));
+            while let Some((i, took, run)) = runs.next().await {
+                let suite = &cell.suites[i];
+                reports[i] = Some(match run {
+                    Ok(mut run) => {
+                        run.suite = suite_name(suite, label);
+                        run.duration = took;
+                        run
+                    }
+                    Err(sig) => {
+                        stopped.get_or_insert(sig);
+                        skipped_suite(suite, label, &format!("not run: interrupted by {sig}"))
+                    }
+                });
             }
         }
-        (out, None)
+        (reports.into_iter().flatten().collect(), stopped)
+    }
+}
+
+/// A suite's result in one line: failed when any check failed or could not observe.
+fn suite_outcome(run: &SuiteReport) -> Outcome {
+    let failed = run.checks.iter().filter(|c| failed(&c.outcome)).count();
+    if failed == 0 {
+        Outcome::Passed
+    } else {
+        Outcome::Failed {
+            message: format!("{failed} of {} checks failed", run.checks.len()),
+            detail: String::new(),
+        }
     }
 }
 

@@ -72,6 +72,7 @@ pub fn suite_report(run: &SuiteRun) -> SuiteReport {
         suite: run.suite.to_string(),
         checks: run.checks.iter().map(check_report).collect(),
         setup_transcript: setup,
+        duration: std::time::Duration::ZERO,
     }
 }
 

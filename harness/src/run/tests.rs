@@ -22,9 +22,13 @@ struct Fake {
     /// The suite that never finishes (e.g. "dns").
     hang_in_suite: Option<&'static str>,
     hang_in_tear_down: bool,
+    /// How long provisioning, install and each suite take (on tokio's clock).
+    delay: Duration,
     /// Sent from inside the install phase, which then fails.
     signal_in_install: Option<watch::Sender<Stop>>,
     calls: Mutex<Vec<String>>,
+    /// Suites that finished, in order, with how many calls had been made by then.
+    done: Mutex<Vec<(String, usize)>>,
 }
 
 impl Fake {
@@ -43,6 +47,7 @@ impl Deployer for Fake {
     async fn provision(&self, cell: &CellPlan) -> Result<String, String> {
         self.log(format!("provision {}", cell.profile.name));
         tokio::task::yield_now().await;
+        tokio::time::sleep(self.delay).await;
         if self.fail_provision {
             Err("subnet taken".into())
         } else {
@@ -51,6 +56,7 @@ impl Deployer for Fake {
     }
     async fn install(&self, _: &CellPlan, c: &String) -> Result<String, String> {
         self.log(format!("install {c}"));
+        tokio::time::sleep(self.delay).await;
         if let Some(tx) = &self.signal_in_install {
             tx.send(Stop::Graceful(Signal::Term)).unwrap();
             return Err("helm killed".into());
@@ -87,6 +93,12 @@ impl Tester for Fake {
         if self.hang_in_suite == Some(suite.suite.as_str()) {
             std::future::pending::<()>().await;
         }
+        tokio::time::sleep(self.delay).await;
+        let started = self.calls().len();
+        self.done
+            .lock()
+            .unwrap()
+            .push((suite.suite.to_string(), started));
         SuiteReport {
             suite: suite.suite.to_string(),
             checks: suite
@@ -107,6 +119,7 @@ impl Tester for Fake {
                 })
                 .collect(),
             setup_transcript: String::new(),
+            duration: std::time::Duration::ZERO,
         }
     }
     async fn collect(&self, _: &CellPlan, c: &String) -> Result<String, String> {
@@ -130,8 +143,10 @@ fn engine<'a>(fake: &'a Fake, steps: &'a [Step], keep: bool) -> Engine<'a, Fake,
             run_id: "r1".into(),
             keep_on_failure: keep,
             jobs: 1,
+            suite_jobs: 1,
             provenance: Default::default(),
         },
+        progress: &(),
     }
 }
 
@@ -464,4 +479,117 @@ async fn cells_can_run_at_once_and_are_reported_in_plan_order() {
         .map(|c| c.cell.profile.as_str())
         .collect();
     assert_eq!(order, ["talos-basic", "k8s-local"]);
+}
+
+/// Suites of a cell run up to `suite_jobs` at once: with dns hanging, connectivity still starts;
+/// lb-ipam (which runs alone) waits for both; the reports stay in plan order.
+#[tokio::test]
+async fn suites_run_at_once_within_the_bound_and_lb_ipam_runs_alone() {
+    let fake = Fake {
+        hang_in_suite: Some("dns"),
+        ..Default::default()
+    };
+    let (tx, rx) = signals::never();
+    let plan = plan_of(
+        &["talos-basic"],
+        &["dns::*", "connectivity::*", "lb-ipam::*", "pod-security::*"],
+    );
+    let names: Vec<String> = plan.cells[0]
+        .suites
+        .iter()
+        .map(|s| s.suite.to_string())
+        .collect();
+    let mut e = engine(&fake, &[Step::Suites { label: None }], false);
+    e.opts.suite_jobs = 2;
+    let interrupter = async {
+        while !fake
+            .done
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|(s, _)| s == "pod-security")
+        {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        tx.send(Stop::Graceful(Signal::Int)).unwrap();
+    };
+    let (out, ()) = tokio::join!(e.run(&plan, &rx, |_| {}), interrupter);
+    let calls = fake.calls();
+    // dns holds one of the two slots; the others pass through the second one by one.
+    assert!(
+        calls.contains(&"suite connectivity cluster-talos-basic".to_string()),
+        "{calls:?}"
+    );
+    let done: Vec<String> = fake
+        .done
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|d| d.0.clone())
+        .collect();
+    assert_eq!(done, ["connectivity", "pod-security"]);
+    assert!(
+        !calls.iter().any(|c| c.starts_with("suite lb-ipam")),
+        "lb-ipam must not start beside a running suite: {calls:?}"
+    );
+    let reported: Vec<&str> = out.report.cells[0]
+        .suites
+        .iter()
+        .map(|s| s.suite.as_str())
+        .collect();
+    assert_eq!(reported, names);
+    let by_name = |n: &str| {
+        out.report.cells[0]
+            .suites
+            .iter()
+            .find(|s| s.suite == n)
+            .unwrap()
+    };
+    assert!(
+        by_name("lb-ipam")
+            .checks
+            .iter()
+            .all(|c| matches!(c.outcome, Outcome::Skipped { .. }))
+    );
+    assert!(
+        by_name("connectivity")
+            .checks
+            .iter()
+            .all(|c| c.outcome == Outcome::Passed)
+    );
+}
+
+#[tokio::test]
+async fn with_one_suite_job_suites_run_one_after_another() {
+    let fake = Fake::default();
+    let plan = plan_of(&["talos-basic"], &["dns::*", "connectivity::*"]);
+    run_plain(&fake, &[Step::Suites { label: None }], false, &plan).await;
+    // Each suite ends before the next starts: when the first ended, only provisioning and that
+    // suite had been called.
+    let done = fake.done.lock().unwrap().clone();
+    assert_eq!(done.len(), 2);
+    assert_eq!(done[0].1, 2, "{done:?} {:?}", fake.calls());
+    assert_eq!(done[1].1, 3);
+}
+
+/// What a person sees in CI: a line per phase and suite per cell as it happens, then the summary
+/// table with each failure's first line. Phases take 90 s each on tokio's paused clock.
+#[tokio::test(start_paused = true)]
+async fn progress_lines_and_the_summary_in_plain_mode() {
+    let fake = Fake {
+        fail_check: true,
+        delay: Duration::from_secs(90),
+        ..Default::default()
+    };
+    let (_tx, rx) = signals::never();
+    let plan = plan_of(&["talos-basic", "k8s-local"], &["dns::*"]);
+    let lines = progress::Lines::new(Vec::new());
+    let mut e = engine(&fake, E2E, false);
+    e.progress = &lines;
+    let out = e.run(&plan, &rx, |_| {}).await;
+    let text = String::from_utf8(lines.into_inner()).unwrap();
+    insta::assert_snapshot!(format!(
+        "{text}\n{}",
+        crate::report::terminal::summary(&out.report)
+    ));
 }

@@ -35,6 +35,7 @@ const NEEDS_OTHER_NODE: [&str; 5] = [
 ];
 
 pub const SUITE: SuiteDecl = SuiteDecl {
+    runs_alone: None,
     name: NAME,
     applies: crate::rules::always,
     checks: CHECKS,

@@ -22,6 +22,7 @@ use crate::runner::SuiteImpl;
 pub const NAME: SuiteName = SuiteName::new("dns");
 
 pub const SUITE: SuiteDecl = SuiteDecl {
+    runs_alone: None,
     name: NAME,
     applies: crate::rules::always,
     checks: CHECKS,

@@ -26,6 +26,7 @@ use crate::runner::SuiteImpl;
 pub const NAME: SuiteName = SuiteName::new("gateway-api");
 
 pub const SUITE: SuiteDecl = SuiteDecl {
+    runs_alone: None,
     name: NAME,
     applies: crate::rules::gateway_api,
     checks: CHECKS,

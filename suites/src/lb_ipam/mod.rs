@@ -48,6 +48,9 @@ use crate::runner::SuiteImpl;
 pub const NAME: SuiteName = SuiteName::new("lb-ipam");
 
 pub const SUITE: SuiteDecl = SuiteDecl {
+    runs_alone: Some(
+        "it counts and fills the addresses of every LB IPAM pool serving its Services, which other suites' LoadBalancer Services (a Gateway's) would take too",
+    ),
     name: NAME,
     applies: crate::rules::always,
     checks: CHECKS,

@@ -20,6 +20,7 @@ use crate::runner::SuiteImpl;
 pub const NAME: SuiteName = SuiteName::new("pod-security");
 
 pub const SUITE: SuiteDecl = SuiteDecl {
+    runs_alone: None,
     name: NAME,
     applies: crate::rules::always,
     checks: CHECKS,

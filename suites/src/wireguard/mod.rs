@@ -26,6 +26,7 @@ pub const NAME: SuiteName = SuiteName::new("wireguard");
 const HANDSHAKE_AFTER_TRAFFIC: &str = "handshake-after-traffic";
 
 pub const SUITE: SuiteDecl = SuiteDecl {
+    runs_alone: None,
     name: NAME,
     applies: crate::rules::wireguard,
     checks: CHECKS,
