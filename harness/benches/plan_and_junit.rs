@@ -65,6 +65,7 @@ fn ten_thousand_checks() -> RunReport {
                     suite: format!("suite-{s}"),
                     setup_transcript: String::new(),
                     duration: std::time::Duration::ZERO,
+                    observed: None,
                     checks: (0..25)
                         .map(|c| CheckReport {
                             name: format!("suite-{s}::check-{c}"),

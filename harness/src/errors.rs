@@ -79,6 +79,14 @@ pub enum InputError {
     #[error("{what}; fix: {fix}")]
     Problem { what: String, fix: String },
 
+    /// A recording `harness replay` cannot judge: which file, what is wrong, what to do.
+    #[error("{}: {problem}; fix: {fix}", path.display())]
+    Recording {
+        path: PathBuf,
+        problem: String,
+        fix: String,
+    },
+
     /// `harness lint` found errors in the files it was given (each printed above).
     #[error("{errors} lint error(s) in {files}; fix them as each finding above says")]
     Lint { errors: usize, files: String },

@@ -13,6 +13,7 @@ pub mod partition;
 pub mod plan;
 pub mod preflight;
 pub mod profile;
+pub mod recording;
 pub mod releases;
 pub mod render;
 pub mod report;

@@ -106,6 +106,29 @@ struct FakeDocker {
     calls: Mutex<Vec<&'static str>>,
 }
 
+impl FakeDocker {
+    fn new(client: kube::Client) -> FakeDocker {
+        FakeDocker {
+            client,
+            calls: Mutex::new(Vec::new()),
+        }
+    }
+}
+
+/// `e2e`'s steps over the fake Talos-in-Docker deployer and the real tester.
+fn e2e_engine<'a>(
+    deployer: &'a FakeDocker,
+    tester: &'a KubeTester,
+) -> Engine<'a, FakeDocker, KubeTester> {
+    Engine {
+        deployer,
+        tester,
+        steps: &[Step::Install, Step::Suites { label: None }],
+        opts: options(),
+        progress: &(),
+    }
+}
+
 impl Deployer for FakeDocker {
     type Cluster = ();
     type Target = KubeTarget;
@@ -215,18 +238,9 @@ async fn check_and_e2e_share_the_interrupt_path_and_the_report_shape() {
 
     let (tx, rx) = signals::never();
     let (client, _log) = fake_cluster(DryRun::HangAndSignal, Some(tx));
-    let deployer = FakeDocker {
-        client,
-        calls: Mutex::new(Vec::new()),
-    };
+    let deployer = FakeDocker::new(client);
     let tester = tester();
-    let engine = Engine {
-        deployer: &deployer,
-        tester: &tester,
-        steps: &[Step::Install, Step::Suites { label: None }],
-        opts: options(),
-        progress: &(),
-    };
+    let engine = e2e_engine(&deployer, &tester);
     let e2e = engine.run(&one_cell_plan(&[CHECK]), &rx, |_| {}).await;
     assert_eq!(e2e.verdict, Verdict::Interrupted(Signal::Int));
     assert_eq!(
@@ -297,4 +311,41 @@ async fn existing_tear_down_reports_what_it_deleted() {
     let said = deployer.tear_down(cluster).await.unwrap();
     assert_eq!(said, "deleted namespaces: harness-dns-r1");
     assert!(api.get("someone-elses").await.is_ok());
+}
+
+/// The e2e side with `--record`: the fake Talos-in-Docker deployer (provision, install,
+/// destroy) in front of the real tester, written as JUnit and recorded after every cell like
+/// `harness e2e --record` does; the recording replays to the same JUnit, install phase included.
+#[tokio::test]
+async fn an_e2e_run_recorded_replays_to_the_junit_it_wrote() {
+    let (client, _log) = fake_cluster(DryRun::Admit, None);
+    let deployer = FakeDocker::new(client);
+    let tester = tester();
+    let engine = e2e_engine(&deployer, &tester);
+    let dir = tempfile::tempdir().unwrap();
+    let junit = dir.path().join("junit.xml");
+    let recorder = harness::recording::Recorder::of_run(dir.path().join("rec"), "e2e");
+    let (_rx_tx, rx) = signals::never();
+    let plan = one_cell_plan(&[CHECK]);
+    let (out, report_error) = engine
+        .run_to_junit(&plan, &rx, &junit, Some(&recorder))
+        .await;
+    assert_eq!(report_error, None);
+    assert_eq!(out.verdict, Verdict::ChecksFailed);
+
+    let replayed = harness::recording::read(&dir.path().join("rec")).unwrap();
+    assert_eq!(harness::run::verdict(&replayed), Verdict::ChecksFailed);
+    let again =
+        harness::report::junit::to_xml(&harness::report::junit::to_junit(&replayed)).unwrap();
+    assert_eq!(
+        String::from_utf8(again).unwrap(),
+        std::fs::read_to_string(&junit).unwrap()
+    );
+    let manifest = std::fs::read_to_string(dir.path().join("rec/recording.json")).unwrap();
+    assert!(manifest.contains("from `harness e2e`"), "{manifest}");
+    assert!(manifest.contains("\"phase\": \"install\""), "{manifest}");
+    assert!(
+        manifest.contains("\"kube_proxy_replacement\""),
+        "features: {manifest}"
+    );
 }

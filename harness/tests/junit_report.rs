@@ -77,6 +77,7 @@ fn sample_run() -> RunReport {
                         suite: "connectivity".into(),
                         setup_transcript: "namespace harness-connectivity-r-test created\n".into(),
                         duration: std::time::Duration::ZERO,
+                        observed: None,
                         checks: vec![
                             check("connectivity::pod-to-pod-same-node", Outcome::Passed),
                             check(
@@ -92,6 +93,7 @@ fn sample_run() -> RunReport {
                         suite: "wireguard".into(),
                         setup_transcript: String::new(),
                         duration: std::time::Duration::ZERO,
+                        observed: None,
                         checks: vec![check(
                             "wireguard::peer-count",
                             Outcome::Skipped { reason: "encryption is off or not WireGuard".into() },
@@ -107,6 +109,7 @@ fn sample_run() -> RunReport {
                     suite: "dns".into(),
                     setup_transcript: String::new(),
                     duration: std::time::Duration::ZERO,
+                    observed: None,
                     checks: vec![
                         check(
                             "dns::external-name",

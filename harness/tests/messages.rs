@@ -72,6 +72,11 @@ fn every_input_error() -> Vec<InputError> {
             errors: 2,
             files: "pool.yaml, values.yaml".into(),
         },
+        InputError::Recording {
+            path: PathBuf::from("rec/recording.json"),
+            problem: "is format 2, newer than this harness reads (format 1); it was recorded by harness 0.3.0 (commit 9f1c2ab)".into(),
+            fix: "replay it with harness 0.3.0 (commit 9f1c2ab) or newer".into(),
+        },
     ];
     for e in &all {
         // Exhaustive on purpose: a new variant must be added above.
@@ -90,7 +95,8 @@ fn every_input_error() -> Vec<InputError> {
             | InputError::Report(_)
             | InputError::Cluster(_)
             | InputError::Problem { .. }
-            | InputError::Lint { .. } => {}
+            | InputError::Lint { .. }
+            | InputError::Recording { .. } => {}
         }
     }
     all

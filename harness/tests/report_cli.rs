@@ -411,6 +411,7 @@ fn baseline_run() -> RunReport {
                     suite: "connectivity".into(),
                     setup_transcript: String::new(),
                     duration: std::time::Duration::ZERO,
+                    observed: None,
                     checks: vec![
                         check("connectivity::pod-to-pod-same-node", Outcome::Passed),
                         check(
@@ -424,6 +425,7 @@ fn baseline_run() -> RunReport {
                     suite: "dns".into(),
                     setup_transcript: String::new(),
                     duration: std::time::Duration::ZERO,
+                    observed: None,
                     checks: vec![
                         check("dns::external-name", Outcome::Passed),
                         check("dns::pod-a-record", Outcome::Passed),
@@ -433,6 +435,7 @@ fn baseline_run() -> RunReport {
                     suite: "pod-security".into(),
                     setup_transcript: String::new(),
                     duration: std::time::Duration::ZERO,
+                    observed: None,
                     checks: vec![check(
                         "pod-security::baseline-refuses-net-raw",
                         failed("a pod adding NET_RAW was admitted in a baseline namespace"),
@@ -448,6 +451,7 @@ fn baseline_run() -> RunReport {
                 suite: "dns".into(),
                 setup_transcript: String::new(),
                 duration: std::time::Duration::ZERO,
+                observed: None,
                 checks: vec![check(
                     "dns::kubernetes-default-fqdn",
                     failed("kubernetes.default.svc.cluster.local: NXDOMAIN"),

@@ -1,10 +1,10 @@
 //! What a cluster offers, as far as the checks care. The harness derives it from a profile's
 //! Helm values; for an existing cluster it comes from the user's flags.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// How pod traffic crosses nodes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Routing {
     Native,
@@ -24,7 +24,7 @@ impl Routing {
 
 /// Cilium features the checks depend on. Every field is derived from Helm values, never typed
 /// a second time in a profile.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub struct Features {
     pub kube_proxy_replacement: bool,
@@ -70,7 +70,7 @@ impl Features {
 }
 
 /// Facts about a run that decide applicability besides the features.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub struct RunContext {
     pub features: Features,

@@ -2,6 +2,7 @@
 //! by exec with bounded retries, bounded watch-based waits, and the transcript that records it
 //! all for the report.
 
+pub mod as_text;
 pub mod check;
 pub mod cilium;
 pub mod errors;

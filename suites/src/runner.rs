@@ -58,12 +58,22 @@ impl RunOptions {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum CheckOutcome {
     Passed { evidence: String },
     Failed { message: String },
     Error { message: String },
     Skipped { reason: String },
+}
+
+impl From<Verdict> for CheckOutcome {
+    fn from(v: Verdict) -> Self {
+        match v {
+            Verdict::Pass(evidence) => CheckOutcome::Passed { evidence },
+            Verdict::Fail(message) => CheckOutcome::Failed { message },
+        }
+    }
 }
 
 impl CheckOutcome {
@@ -94,7 +104,8 @@ impl CheckRun {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Cleanup {
     /// No check needed the cluster, so nothing was created.
     NothingCreated,
@@ -436,10 +447,7 @@ async fn run_check<F: Send + Sync + 'static>(
             observation: seen,
         })) => {
             observation = Some(seen);
-            match verdict {
-                Verdict::Pass(evidence) => CheckOutcome::Passed { evidence },
-                Verdict::Fail(message) => CheckOutcome::Failed { message },
-            }
+            CheckOutcome::from(verdict)
         }
         Ok(Err(e)) => CheckOutcome::Error {
             message: e.to_string(),

@@ -20,40 +20,13 @@ mod pod_security;
 #[path = "verdicts/wireguard.rs"]
 mod wireguard;
 
-use serde::Serialize;
+#[path = "verdicts/scenario.rs"]
+mod scenario;
+pub use scenario::{Scenario, case, series, thrice};
+
 use std::collections::BTreeMap;
-use std::time::Duration;
 use suites::catalog::{self, SuiteName};
-use suites::kit::{Series, Try, Verdict};
-
-/// One observation a check's judge is run on.
-pub struct Scenario {
-    pub check: &'static str,
-    pub case: &'static str,
-    pub observation: serde_json::Value,
-}
-
-pub fn case<O: Serialize>(check: &'static str, case: &'static str, o: &O) -> Scenario {
-    Scenario {
-        check,
-        case,
-        observation: serde_json::to_value(o).unwrap(),
-    }
-}
-
-/// A series of observations as `until_stable` leaves it: 3 wanted within 60 s.
-pub fn series<T: Clone>(tries: &[T]) -> Series<T> {
-    Series {
-        required: 3,
-        deadline: Duration::from_secs(60),
-        elapsed: Duration::from_secs(2),
-        tries: tries.iter().cloned().map(Try::Observed).collect(),
-    }
-}
-
-pub fn thrice<T: Clone>(t: T) -> Series<T> {
-    series(&[t.clone(), t.clone(), t])
-}
+use suites::kit::Verdict;
 
 fn judged(suite: SuiteName, scenarios: &[Scenario]) -> Vec<(&'static str, &'static str, Verdict)> {
     let decl = catalog::suite(suite);
@@ -90,14 +63,7 @@ fn render(suite: SuiteName, scenarios: &[Scenario]) -> String {
 }
 
 fn all() -> Vec<(SuiteName, Vec<Scenario>)> {
-    vec![
-        (suites::connectivity::NAME, connectivity::scenarios()),
-        (suites::dns::NAME, dns::scenarios()),
-        (suites::pod_security::NAME, pod_security::scenarios()),
-        (suites::gateway_api::NAME, gateway_api::scenarios()),
-        (suites::wireguard::NAME, wireguard::scenarios()),
-        (suites::lb_ipam::NAME, lb_ipam::scenarios()),
-    ]
+    scenario::all()
 }
 
 #[test]

@@ -102,7 +102,18 @@ impl SelectArgs {
         crate::preflight::external_target(&self.external_target)
     }
 
+    /// The plan for the Talos-in-Docker clusters the harness builds.
     pub fn select(&self, nodes: u32) -> Result<Selection, InputError> {
+        self.select_on(nodes, None)
+    }
+
+    /// The plan for cells on `cluster` (`None`: the Talos-in-Docker cluster the harness builds),
+    /// whose facts the values are linted against.
+    pub fn select_on(
+        &self,
+        nodes: u32,
+        cluster: Option<&crate::cluster::ClusterDescription>,
+    ) -> Result<Selection, InputError> {
         let catalog = Catalog::with_dir(self.catalog.profiles_dir.as_deref())?;
         let options = self.options(nodes)?;
         let spec = MatrixSpec::load(
@@ -116,7 +127,10 @@ impl SelectArgs {
         )?;
         let (cells, excluded) = expand(&spec, &catalog)?;
         let overlay = Overlay::embedded();
-        let plan = plan(&cells, excluded, &catalog, &overlay, &options)?;
+        let plan = match cluster {
+            Some(c) => crate::plan::plan_on(&cells, excluded, &catalog, &overlay, c, &options)?,
+            None => plan(&cells, excluded, &catalog, &overlay, &options)?,
+        };
         Ok(Selection {
             plan,
             overlay,
@@ -257,6 +271,25 @@ impl RunArgs {
             None => Ok(RunId::generate()),
         }
     }
+
+    /// The run id and the suites' options for it (pinned images with the `HARNESS_IMAGE_*`
+    /// overrides), each problem pushed onto `problems`.
+    pub fn run_id_and_suite_options(
+        &self,
+        problems: &mut Vec<InputError>,
+    ) -> (Option<RunId>, Option<suites::RunOptions>) {
+        let run_id = self.run_id().map_err(|e| problems.push(e)).ok();
+        let label = run_id.as_ref().map(|id| id.to_string()).unwrap_or_default();
+        let options = suites::RunOptions::from_env(label.as_str())
+            .map_err(|e| {
+                problems.push(InputError::problem(
+                    e.to_string(),
+                    "set each HARNESS_IMAGE_* variable to an image with a tag or a digest",
+                ))
+            })
+            .ok();
+        (run_id, options)
+    }
 }
 
 /// Where run directories (Talos secrets, talosconfig, kubeconfig; mode 0600) go.
@@ -283,6 +316,37 @@ pub struct ReportArgs {
     /// Where diagnostics of failed cells go.
     #[arg(long, default_value = "reports/artifacts")]
     pub artifacts: PathBuf,
+    /// Record every observation the checks make (API objects read, each probe's command,
+    /// output, exit code and timing, the cell's versions and features) as plain files in this
+    /// new directory, credentials redacted; `harness replay DIR` judges them again.
+    #[arg(long, value_name = "DIR")]
+    pub record: Option<PathBuf>,
+}
+
+impl ReportArgs {
+    /// Every problem with the output paths, before anything is created.
+    pub fn check(&self) -> Vec<InputError> {
+        let mut problems = Vec::new();
+        let checks = [
+            crate::preflight::output_file("--junit", &self.junit),
+            crate::preflight::output_dir("--artifacts", &self.artifacts),
+            self.record.as_deref().map_or(Ok(()), |d| {
+                crate::recording::Recorder::check_dir("--record", d)
+            }),
+        ];
+        for c in checks {
+            if let Err(e) = c {
+                problems.push(e);
+            }
+        }
+        problems
+    }
+
+    pub fn recorder(&self, command: &'static str) -> Option<crate::recording::Recorder> {
+        self.record
+            .clone()
+            .map(|dir| crate::recording::Recorder::of_run(dir, command))
+    }
 }
 
 /// `512`, `512MiB`, `512M`, `2GiB`, `2G` → MiB.

@@ -4,8 +4,8 @@
 //! the profile's values matter. Tear-down removes the run's test namespaces, nothing else.
 
 use super::args::{ReportArgs, RunArgs, SelectArgs, SuiteJobsArg};
+use crate::cluster::{ClusterDescription, Origin};
 use crate::errors::{Error, InputError, Refused, RunError};
-use crate::preflight;
 use crate::run::existing::Existing;
 use crate::run::kube::{CONNECT_TIMEOUT, KubeAccess, default_kubeconfig};
 use crate::run::signals;
@@ -33,6 +33,41 @@ pub struct CheckArgs {
     pub context: Option<String>,
 }
 
+/// The cluster as its API shows it: the nodes' pod CIDRs and addresses, the API server the
+/// kubeconfig names. Nodes that cannot be listed (RBAC) leave those facts assumed; the
+/// deployer's own node count then fails the run with the reason.
+async fn observe(client: &kube::Client, server: &str) -> ClusterDescription {
+    let nodes: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(client.clone());
+    // `connect` appends the server's version to the URL it shows.
+    let url = server.split(" (").next().unwrap_or(server);
+    match tokio::time::timeout(CONNECT_TIMEOUT, nodes.list(&Default::default())).await {
+        Ok(Ok(list)) => ClusterDescription::observed(&list.items, url),
+        Ok(Err(e)) => {
+            eprintln!("cannot read the cluster's nodes ({e}); its pod CIDR is assumed");
+            ClusterDescription::observed(&[], url)
+        }
+        Err(_) => {
+            eprintln!(
+                "the cluster's nodes were not listed within {}s; its pod CIDR is assumed",
+                CONNECT_TIMEOUT.as_secs()
+            );
+            ClusterDescription::observed(&[], url)
+        }
+    }
+}
+
+/// What the lint went by: each fact read from the cluster, and each one assumed with why.
+fn fact_lines(c: &ClusterDescription) -> Vec<String> {
+    c.facts()
+        .into_iter()
+        .filter_map(|(fact, value, origin)| match origin {
+            Origin::Observed(how) => Some(format!("cluster: {fact} {value} (read: {how})")),
+            Origin::Assumed(why) => Some(format!("cluster: assumed {fact} {value} ({why})")),
+            Origin::Flag(_) | Origin::Harness(_) => None,
+        })
+        .collect()
+}
+
 /// Cross-node checks are planned for two schedulable nodes; at run time the suites judge
 /// applicability on the count the deployer found.
 const PLANNED_NODES: u32 = 2;
@@ -43,38 +78,6 @@ fn note<T>(problems: &mut Vec<InputError>, r: Result<T, impl Into<InputError>>) 
 
 pub async fn run(args: CheckArgs) -> Result<Verdict, Error> {
     let mut problems = Vec::new();
-    let selection = note(&mut problems, args.select.select(PLANNED_NODES));
-    if let Some(s) = &selection
-        && s.plan.cells.len() != 1
-    {
-        problems.push(InputError::problem(
-            format!(
-                "check runs one cell, the one the cluster is, but this selection has {} cells",
-                s.plan.cells.len()
-            ),
-            "name its profile with --profile (and --cilium-version, --talos-version)",
-        ));
-    }
-    note(&mut problems, args.select.check_external_target());
-    let run_id = note(&mut problems, args.run.run_id());
-    let label = run_id.as_ref().map(|id| id.to_string()).unwrap_or_default();
-    let suite_options = note(
-        &mut problems,
-        suites::RunOptions::from_env(label.as_str()).map_err(|e| {
-            InputError::problem(
-                e.to_string(),
-                "set each HARNESS_IMAGE_* variable to an image with a tag or a digest",
-            )
-        }),
-    );
-    note(
-        &mut problems,
-        preflight::output_file("--junit", &args.report.junit),
-    );
-    note(
-        &mut problems,
-        preflight::output_dir("--artifacts", &args.report.artifacts),
-    );
     let client = match args.kubeconfig.clone().or_else(default_kubeconfig) {
         None => {
             problems.push(InputError::problem(
@@ -100,6 +103,42 @@ pub async fn run(args: CheckArgs) -> Result<Verdict, Error> {
             }
         }
     };
+    // The values are linted against this cluster's own facts (its nodes' pod CIDRs, its API
+    // server), not the Talos-in-Docker cluster the harness would build.
+    let cluster = match &client {
+        Some((client, server)) => Some(observe(client, server).await),
+        None => None,
+    };
+    if let Some(c) = &cluster {
+        for line in fact_lines(c) {
+            eprintln!("{line}");
+        }
+    }
+    let selection = note(
+        &mut problems,
+        args.select.select_on(
+            PLANNED_NODES,
+            Some(
+                cluster
+                    .as_ref()
+                    .unwrap_or(&ClusterDescription::given(&Default::default())),
+            ),
+        ),
+    );
+    if let Some(s) = &selection
+        && s.plan.cells.len() != 1
+    {
+        problems.push(InputError::problem(
+            format!(
+                "check runs one cell, the one the cluster is, but this selection has {} cells",
+                s.plan.cells.len()
+            ),
+            "name its profile with --profile (and --cilium-version, --talos-version)",
+        ));
+    }
+    note(&mut problems, args.select.check_external_target());
+    let (run_id, suite_options) = args.run.run_id_and_suite_options(&mut problems);
+    problems.extend(args.report.check());
     let (Some(selection), Some(run_id), Some(mut suite_options), Some((client, server)), true) = (
         selection,
         run_id,
@@ -158,9 +197,21 @@ pub async fn run(args: CheckArgs) -> Result<Verdict, Error> {
         progress: progress.as_ref(),
     };
     let (outcome, report_error) = engine
-        .run_to_junit(plan, &interrupt, &args.report.junit)
+        .run_to_junit(
+            plan,
+            &interrupt,
+            &args.report.junit,
+            args.report.recorder("check").as_ref(),
+        )
         .await;
     eprintln!("report: {}", args.report.junit.display());
+    if let Some(dir) = &args.report.record {
+        eprintln!(
+            "recording: {} (judge it again with `harness replay {}`)",
+            dir.display(),
+            dir.display()
+        );
+    }
     // Tear-down was the sweep: nothing of this run lives outside its namespaces.
     super::finish(outcome.verdict, report_error, Ok(()), &cleanup)
 }

@@ -80,26 +80,9 @@ pub async fn run(args: E2eArgs) -> Result<Verdict, Error> {
         );
     }
     note(&mut problems, args.select.check_external_target());
-    let run_id = note(&mut problems, args.run.run_id());
-    let label = run_id.as_ref().map(|id| id.to_string()).unwrap_or_default();
-    let suite_options = note(
-        &mut problems,
-        suites::RunOptions::from_env(label.as_str()).map_err(|e| {
-            InputError::problem(
-                e.to_string(),
-                "set each HARNESS_IMAGE_* variable to an image with a tag or a digest",
-            )
-        }),
-    );
+    let (run_id, suite_options) = args.run.run_id_and_suite_options(&mut problems);
     let state_dir = args.state.dir();
-    note(
-        &mut problems,
-        preflight::output_file("--junit", &args.report.junit),
-    );
-    note(
-        &mut problems,
-        preflight::output_dir("--artifacts", &args.report.artifacts),
-    );
+    problems.extend(args.report.check());
     note(
         &mut problems,
         preflight::output_dir("--state-dir", &state_dir),
@@ -216,7 +199,12 @@ pub async fn run(args: E2eArgs) -> Result<Verdict, Error> {
         progress: progress.as_ref(),
     };
     let (outcome, report_error) = engine
-        .run_to_junit(plan, &interrupt, &args.report.junit)
+        .run_to_junit(
+            plan,
+            &interrupt,
+            &args.report.junit,
+            args.report.recorder("e2e").as_ref(),
+        )
         .await;
     let kept = deployer.kept();
     let swept = if matches!(*interrupt.borrow(), Stop::Abandon(_)) {
@@ -238,6 +226,13 @@ pub async fn run(args: E2eArgs) -> Result<Verdict, Error> {
         }
     };
     eprintln!("report: {}", args.report.junit.display());
+    if let Some(dir) = &args.report.record {
+        eprintln!(
+            "recording: {} (judge it again with `harness replay {}`)",
+            dir.display(),
+            dir.display()
+        );
+    }
     super::finish(outcome.verdict, report_error, swept, &gc)
 }
 

@@ -10,6 +10,7 @@ pub mod lint;
 pub mod ls;
 pub mod plan;
 pub mod profiles;
+pub mod replay;
 pub mod report;
 pub mod up;
 
@@ -45,6 +46,8 @@ pub enum Command {
     Check(Box<check::CheckArgs>),
     /// Run the matrix: provision, install Cilium, run the suites, destroy; write JUnit.
     E2e(Box<e2e::E2eArgs>),
+    /// Judge a recorded run (`--record DIR`) again with this build's judges; write its JUnit.
+    Replay(replay::ReplayArgs),
     /// Provision a Talos-in-Docker cluster and print how to reach it.
     Up(Box<up::UpArgs>),
     /// Remove a cluster: its containers, volumes, network and run directory.
@@ -67,6 +70,7 @@ pub async fn run(cli: Cli) -> Result<Verdict, Error> {
         Command::Report(command) => report::run(command),
         Command::Check(args) => check::run(*args).await,
         Command::E2e(args) => e2e::run(*args).await,
+        Command::Replay(args) => replay::run(&args),
         Command::Up(args) => up::run(*args).await,
         Command::Down(args) => down::run(args).await,
         Command::Ls(args) => ls::run(args).await,

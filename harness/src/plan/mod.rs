@@ -466,9 +466,22 @@ pub fn plan(
     opts: &PlanOptions,
 ) -> Result<Plan, InputError> {
     let cluster = ClusterDescription::talos_in_docker(overlay);
+    plan_on(cells, excluded, catalog, overlay, &cluster, opts)
+}
+
+/// [`plan`] for cells that run on `cluster`: the one the harness builds, or one `harness check`
+/// read from the running cluster, whose facts the values are linted against.
+pub fn plan_on(
+    cells: &[Cell],
+    excluded: Vec<Excluded>,
+    catalog: &Catalog,
+    overlay: &Overlay,
+    cluster: &ClusterDescription,
+    opts: &PlanOptions,
+) -> Result<Plan, InputError> {
     let cells = cells
         .iter()
-        .map(|c| plan_cell_on(c, catalog, overlay, &cluster, opts))
+        .map(|c| plan_cell_on(c, catalog, overlay, cluster, opts))
         .collect::<Result<Vec<_>, _>>()?;
     let not_in_matrix = catalog
         .profiles()

@@ -15,7 +15,8 @@ use crate::matrix::Cell;
 use std::time::Duration;
 
 /// How one check, or one phase, ended.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Outcome {
     Passed,
     /// The cluster did not behave: the message says what was expected and what was seen.
@@ -34,7 +35,8 @@ pub enum Outcome {
 }
 
 /// A stage of a cell's run, timed on its own.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum PhaseName {
     Provision,
     Install,
@@ -81,6 +83,16 @@ pub struct SuiteReport {
     /// Wall time of the whole suite, setup included (the engine measures it; zero when it did
     /// not run).
     pub duration: Duration,
+    /// What the suite's checks saw, as plain data, when it ran against a cluster: what
+    /// `--record` writes and `harness replay` judges again. `None` for a suite that did not run.
+    pub observed: Option<Observed>,
+}
+
+/// A suite's run as its checks saw it: their observations and probes, and the run's context.
+#[derive(Clone, Debug)]
+pub struct Observed {
+    pub run: suites::SuiteRun,
+    pub context: suites::RunContext,
 }
 
 #[derive(Clone, Debug)]

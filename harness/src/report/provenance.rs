@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 /// The harness binary that wrote a report.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct HarnessBuild {
     pub version: String,
     /// The git commit, from `HARNESS_GIT_COMMIT` or `git rev-parse HEAD` at build time
@@ -25,7 +25,7 @@ impl HarnessBuild {
 }
 
 /// An image as run: the reference given to the runtime and the digest it resolved to, when known.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ImagePin {
     /// What the image is for: `client`, `echo`, `dns`, `gateway-echo`.
     pub role: String,
@@ -51,7 +51,7 @@ impl ImagePin {
 }
 
 /// What one cell ran on.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CellProvenance {
     /// The Cilium chart version installed (a local chart may differ from the cell's Cilium).
     pub chart_version: Option<String>,

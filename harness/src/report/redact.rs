@@ -14,6 +14,7 @@ const SECRET_KEYS: &[&str] = &[
     "bootstraptoken",
     "secretboxencryptionsecret",
     "aescbcencryptionsecret",
+    "authorization",
 ];
 
 const REDACTED: &str = "<redacted>";
@@ -39,6 +40,40 @@ pub fn redact(text: &str) -> String {
         out.push_str(&redact_line(line));
     }
     out
+}
+
+/// Redacts a JSON document in place, for recordings: every string as [`redact`] does, the
+/// value of every key that names a credential (`"token": "..."` whatever its form), and the
+/// `data` and `stringData` of a Secret.
+pub fn redact_json(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    match value {
+        Value::String(s) => {
+            let r = redact(s);
+            if r != *s {
+                *s = r;
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(redact_json),
+        Value::Object(map) => {
+            let secret = map.get("kind").and_then(Value::as_str) == Some("Secret");
+            for (k, v) in map.iter_mut() {
+                let lower = k.to_ascii_lowercase();
+                let blank = SECRET_KEYS.contains(&lower.as_str())
+                    || (secret && (k == "data" || k == "stringData"));
+                if blank && !v.is_null() && !v.is_object() && !v.is_array() {
+                    *v = Value::String(REDACTED.into());
+                } else if blank && secret && v.is_object() {
+                    for inner in v.as_object_mut().into_iter().flat_map(|m| m.values_mut()) {
+                        *inner = Value::String(REDACTED.into());
+                    }
+                } else {
+                    redact_json(v);
+                }
+            }
+        }
+        _ => {}
+    }
 }
 
 /// Where a secret key's value starts in `line`, searching from `from`: the byte after `key:`.
@@ -129,6 +164,28 @@ mod tests {
             redact(json),
             "{\"token\":<redacted>,\"kind\":\"Config\",\"client-key-data\": <redacted>}"
         );
+    }
+
+    #[test]
+    fn json_documents_lose_every_credential_whatever_its_form() {
+        let mut v = serde_json::json!({
+            "token": "tok-1",
+            "nested": [{"password": 42, "client-key-data": "QUJD"}],
+            "kind": "Secret",
+            "data": {"tls.key": "S0VZ", "anything": "VkFM"},
+            "stdout": "-----BEGIN RSA PRIVATE KEY-----\nMIIEow\n-----END RSA PRIVATE KEY-----\nok\n",
+            "headers": "Authorization: Bearer abc.def\nAccept: */*",
+            "public-key": "kept=",
+            "keys": ["kept"],
+        });
+        redact_json(&mut v);
+        let text = v.to_string();
+        for secret in ["tok-1", "42", "QUJD", "S0VZ", "VkFM", "MIIEow", "abc.def"] {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
+        assert!(text.contains("kept="), "{text}");
+        assert_eq!(v["headers"], "Authorization: <redacted>\nAccept: */*");
+        assert_eq!(v["stdout"], "<redacted>\nok\n");
     }
 
     #[test]

@@ -122,6 +122,7 @@ fn skipped_suite(suite: &SuitePlan, label: Option<&str>, reason: &str) -> SuiteR
             .collect(),
         setup_transcript: String::new(),
         duration: std::time::Duration::ZERO,
+        observed: None,
     }
 }
 
@@ -240,19 +241,26 @@ where
         }
     }
 
-    /// [`Self::run`] writing the JUnit report to `junit` after every cell and at the end, and
-    /// printing the notes (kept clusters, diagnostics); also says whether a write failed.
+    /// [`Self::run`] writing the JUnit report to `junit` (and the recording, with `record`)
+    /// after every cell and at the end, and printing the notes (kept clusters, diagnostics);
+    /// also says whether a write failed.
     pub async fn run_to_junit(
         &self,
         plan: &Plan,
         interrupt: &Interrupt,
         junit: &std::path::Path,
+        record: Option<&crate::recording::Recorder>,
     ) -> (RunOutcome, Option<String>) {
         let mut report_error = None;
         let outcome = self
             .run(plan, interrupt, |r| {
                 if let Err(e) = crate::report::junit::write(r, junit) {
                     report_error = Some(e.to_string());
+                }
+                if let Some(rec) = record
+                    && let Err(e) = rec.write(plan, r)
+                {
+                    report_error = Some(format!("the recording: {e}"));
                 }
             })
             .await;

@@ -56,8 +56,9 @@ fn check_report(run: &suites::CheckRun) -> CheckReport {
     }
 }
 
-/// A suite run as the report holds it.
-pub fn suite_report(run: &SuiteRun) -> SuiteReport {
+/// A suite run as the report holds it, keeping what its checks observed. A live run and
+/// `harness replay` both come through here, so their reports cannot differ in form.
+pub fn suite_report(run: SuiteRun, context: RunContext) -> SuiteReport {
     let mut setup = run.setup.render();
     match &run.cleanup {
         suites::Cleanup::Kept { namespaces, why } => {
@@ -73,6 +74,7 @@ pub fn suite_report(run: &SuiteRun) -> SuiteReport {
         checks: run.checks.iter().map(check_report).collect(),
         setup_transcript: setup,
         duration: std::time::Duration::ZERO,
+        observed: Some(crate::report::Observed { run, context }),
     }
 }
 
@@ -93,7 +95,7 @@ impl Tester for KubeTester {
             &self.options,
         )
         .await;
-        suite_report(&run)
+        suite_report(run, ctx)
     }
 
     async fn collect(&self, cell: &CellPlan, target: &KubeTarget) -> Result<String, String> {

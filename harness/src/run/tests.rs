@@ -120,6 +120,7 @@ impl Tester for Fake {
                 .collect(),
             setup_transcript: String::new(),
             duration: std::time::Duration::ZERO,
+            observed: None,
         }
     }
     async fn collect(&self, _: &CellPlan, c: &String) -> Result<String, String> {

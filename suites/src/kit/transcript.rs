@@ -6,6 +6,7 @@
 //! report that nobody can scroll through hides the line that matters.
 
 use k8s_openapi::jiff::Timestamp;
+use serde::{Deserialize, Serialize};
 use std::fmt::{self, Write as _};
 use std::time::Duration;
 
@@ -13,7 +14,7 @@ use std::time::Duration;
 pub const OUTPUT_LIMIT: usize = 2048;
 
 /// One end of a probe: who, and at which address.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Peer {
     /// `ns/pod` for the source, a pod, Service or node name for the destination.
     pub name: String,
@@ -40,7 +41,7 @@ impl fmt::Display for Peer {
 }
 
 /// `suite/check:action: from -> to`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProbeLabel {
     pub check: String,
     pub action: String,
@@ -59,7 +60,8 @@ impl fmt::Display for ProbeLabel {
 }
 
 /// How one attempt ended.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Ended {
     Exited {
         code: i32,
@@ -70,23 +72,29 @@ pub enum Ended {
     NoExit(String),
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Plain data, so a recording (`harness e2e --record`) holds every probe as it ran: times as
+/// RFC 3339 and as humantime text (`2s 13ms`), both exact.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Attempt {
     pub label: ProbeLabel,
     pub argv: Vec<String>,
+    #[serde(with = "crate::kit::as_text::timestamp")]
     pub started: Timestamp,
+    #[serde(with = "crate::kit::as_text::duration")]
     pub duration: Duration,
     pub ended: Ended,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 enum Record {
     Attempt(Box<Attempt>),
     Note(String),
 }
 
 /// The ordered record of a check's (or a suite setup's) probes and notable steps.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
 pub struct Transcript {
     records: Vec<Record>,
 }

@@ -149,9 +149,10 @@ pub fn status(code: u16, reason: &str, message: &str) -> Value {
            "message": message, "reason": reason, "code": code})
 }
 
+/// A file of `suites/tests/fixtures`, from whichever crate's tests include this helper.
 pub fn fixture(name: &str) -> String {
     std::fs::read_to_string(format!(
-        "{}/tests/fixtures/{name}",
+        "{}/../suites/tests/fixtures/{name}",
         env!("CARGO_MANIFEST_DIR")
     ))
     .unwrap()
