@@ -349,3 +349,29 @@ async fn an_e2e_run_recorded_replays_to_the_junit_it_wrote() {
         "features: {manifest}"
     );
 }
+
+/// A run an interrupt cut short records what it reported without running (the suite skipped,
+/// the report marked interrupted) and replays to the same JUnit and verdict.
+#[tokio::test]
+async fn an_interrupted_run_recorded_replays_as_interrupted() {
+    let (out, _log, written) = check_run(DryRun::HangAndSignal).await;
+    assert_eq!(out.verdict, Verdict::Interrupted(Signal::Int));
+    let dir = tempfile::tempdir().unwrap();
+    let recorder = harness::recording::Recorder::of_run(dir.path().join("rec"), "check");
+    recorder
+        .write(&one_cell_plan(&[CHECK]), written.last().unwrap())
+        .unwrap();
+    let replayed = harness::recording::read(&dir.path().join("rec")).unwrap();
+    assert_eq!(
+        harness::run::verdict(&replayed),
+        Verdict::Interrupted(Signal::Int)
+    );
+    let xml = |r: &RunReport| {
+        harness::report::junit::to_xml(&harness::report::junit::to_junit(r)).unwrap()
+    };
+    assert_eq!(xml(&replayed), xml(written.last().unwrap()));
+    assert!(
+        replayed.cells[0].suites[0].observed.is_none(),
+        "nothing ran"
+    );
+}

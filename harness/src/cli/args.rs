@@ -316,9 +316,10 @@ pub struct ReportArgs {
     /// Where diagnostics of failed cells go.
     #[arg(long, default_value = "reports/artifacts")]
     pub artifacts: PathBuf,
-    /// Record every observation the checks make (API objects read, each probe's command,
-    /// output, exit code and timing, the cell's versions and features) as plain files in this
-    /// new directory, credentials redacted; `harness replay DIR` judges them again.
+    /// Record every observation the checks make (what each judge was given: the API objects
+    /// read and the parsed probe output; each probe's command, output, exit code and timing;
+    /// the cell's versions and features) as plain files in this new directory, credentials
+    /// redacted; `harness replay DIR` judges them again.
     #[arg(long, value_name = "DIR")]
     pub record: Option<PathBuf>,
 }
