@@ -414,6 +414,25 @@ fn a_recorded_check_replays_to_the_junit_the_run_wrote() {
     for (path, text) in &files {
         assert!(!text.contains("planted-token"), "{path}");
     }
+    // The API server's answers each check read, under that check.
+    let (_, api) = files
+        .iter()
+        .find(|(p, _)| p.ends_with("cluster-default-is-baseline/api.json"))
+        .expect("the check's API answers are recorded");
+    let api: serde_json::Value = serde_json::from_str(api).unwrap();
+    assert!(
+        api.as_array().unwrap().iter().any(|r| r["method"] == "POST"
+            && r["path"].as_str().unwrap().contains("dryRun=All")
+            && r["status"] == 201
+            && r["body"]["kind"] == "Pod"),
+        "{api:#}"
+    );
+    assert!(
+        names
+            .iter()
+            .any(|n| n.ends_with("pod-security/setup-api.json")),
+        "{names:?}"
+    );
 
     let replayed = replay(dir.path(), "rec");
     let stderr = String::from_utf8_lossy(&replayed.stderr);

@@ -50,6 +50,7 @@ fn tester() -> KubeTester {
         options: api::fast_options(RUN_ID),
         external_target: None,
         artifacts: std::env::temp_dir().join("harness-engine-paths-never-written"),
+        record_api: false,
     }
 }
 
@@ -145,6 +146,7 @@ impl Deployer for FakeDocker {
         Ok(KubeTarget {
             client: self.client.clone(),
             nodes: 2,
+            config: None,
         })
     }
     async fn tear_down(&self, _: ()) -> Result<String, String> {

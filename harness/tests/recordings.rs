@@ -175,6 +175,7 @@ fn build(spec: &Spec) -> (Plan, RunReport) {
                 duration: Duration::from_millis(2_400),
                 transcript: Transcript::new(),
                 observation: Some(s.observation.clone()),
+                api: Vec::new(),
             }
         })
         .collect();
@@ -187,6 +188,7 @@ fn build(spec: &Spec) -> (Plan, RunReport) {
         cleanup: Cleanup::Deleted {
             namespaces: vec![namespace],
         },
+        setup_api: Vec::new(),
     };
     let context = RunContext {
         features: cell.features.clone(),

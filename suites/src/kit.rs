@@ -2,6 +2,7 @@
 //! by exec with bounded retries, bounded watch-based waits, and the transcript that records it
 //! all for the report.
 
+pub mod api_log;
 pub mod as_text;
 pub mod check;
 pub mod cilium;
@@ -18,6 +19,7 @@ pub mod verdict;
 pub mod wait;
 pub mod workload;
 
+pub use api_log::{ApiLog, ApiRead};
 pub use check::{CheckCtx, Env, Judged, Timeouts};
 pub use errors::KitError;
 pub use exec::{ExecOutput, Executor, KubeExecutor, PodRef};

@@ -9,6 +9,7 @@
 use crate::catalog::{self, CheckDecl, NOT_IMPLEMENTED, SuiteDecl, SuiteName};
 use crate::features::{Applicability, RunContext};
 use crate::filter::CheckFilter;
+use crate::kit::api_log::{ApiLog, ApiRead};
 use crate::kit::check::{CheckCtx, Env, Judged, RunFn, Timeouts};
 use crate::kit::errors::KitError;
 use crate::kit::exec::{Executor, KubeExecutor};
@@ -34,6 +35,9 @@ pub struct RunOptions {
     /// The CIDR of the pool the lb-ipam suite creates for itself; small, so it can be exhausted,
     /// and outside every other pool, or Cilium reports a conflict.
     pub lb_ipam_block: String,
+    /// When the run is recorded: the log the suite's client keeps its API answers in (see
+    /// [`ApiLog`]), one per suite run.
+    pub api_log: Option<ApiLog>,
 }
 
 impl RunOptions {
@@ -46,6 +50,7 @@ impl RunOptions {
             keep: KeepNamespaces::default(),
             cluster_domain: "cluster.local".into(),
             lb_ipam_block: crate::lb_ipam::DEFAULT_BLOCK.into(),
+            api_log: None,
         }
     }
 
@@ -95,6 +100,8 @@ pub struct CheckRun {
     pub transcript: Transcript,
     /// What the judge was given, as JSON; `None` when the check never got as far as judging.
     pub observation: Option<serde_json::Value>,
+    /// The API server's answers the check read, when the run is recorded.
+    pub api: Vec<ApiRead>,
 }
 
 impl CheckRun {
@@ -131,6 +138,8 @@ pub struct SuiteRun {
     /// One per selected check, in catalog order.
     pub checks: Vec<CheckRun>,
     pub cleanup: Cleanup,
+    /// The API server's answers setup and tear-down read, when the run is recorded.
+    pub setup_api: Vec<ApiRead>,
 }
 
 impl SuiteRun {
@@ -239,6 +248,7 @@ pub async fn run_suite_with(
         setup_duration: Duration::ZERO,
         checks: Vec::new(),
         cleanup: Cleanup::NothingCreated,
+        setup_api: Vec::new(),
     };
     let wanted: Vec<&'static str> = slots
         .iter()
@@ -291,6 +301,7 @@ fn finished(suite: SuiteName, check: &str, outcome: CheckOutcome) -> CheckRun {
         duration: Duration::ZERO,
         transcript: Transcript::new(),
         observation: None,
+        api: Vec::new(),
     }
 }
 
@@ -337,12 +348,16 @@ async fn run_impl<S: SuiteImpl>(args: RunArgs<'_>) -> Vec<CheckRun> {
         lb_ipam_block: opts.lb_ipam_block.clone(),
         external_target: ctx.external_target.clone(),
         nodes: ctx.nodes,
+        api_log: opts.api_log.clone(),
     };
     let mut namespaces = vec![ns_name.clone()];
     namespaces.extend(S::extra_namespaces(&env));
     run.namespace = Some(ns_name.clone());
 
     let started = tokio::time::Instant::now();
+    if let Some(log) = &env.api_log {
+        log.begin(SETUP);
+    }
     let setup_log = CheckCtx::new(&env, "setup");
     let ns = namespace::test_namespace(&ns_name, &run_id, suite, PsaLabels::PRIVILEGED);
     let fixture = match namespace::create(client, &ns).await {
@@ -387,6 +402,9 @@ async fn run_impl<S: SuiteImpl>(args: RunArgs<'_>) -> Vec<CheckRun> {
         }
     };
 
+    if let Some(log) = &env.api_log {
+        log.begin(SETUP);
+    }
     let bad = results.iter().any(|r| r.outcome.is_bad());
     let keep = !namespaces.is_empty() && opts.keep.keeps(bad);
     let mut errors = Vec::new();
@@ -401,6 +419,9 @@ async fn run_impl<S: SuiteImpl>(args: RunArgs<'_>) -> Vec<CheckRun> {
         }
     }
     run.setup = setup_log.into_transcript();
+    if let Some(log) = &env.api_log {
+        run.setup_api = log.take(SETUP);
+    }
     run.cleanup = if namespaces.is_empty() {
         Cleanup::NothingCreated
     } else if keep {
@@ -438,6 +459,9 @@ async fn run_check<F: Send + Sync + 'static>(
     name: &'static str,
 ) -> CheckRun {
     let ctx = CheckCtx::new(env, name);
+    if let Some(log) = &env.api_log {
+        log.begin(name);
+    }
     let started = tokio::time::Instant::now();
     let budget = env.timeouts.check;
     let mut observation = None;
@@ -466,5 +490,9 @@ async fn run_check<F: Send + Sync + 'static>(
         duration: started.elapsed(),
         transcript: ctx.into_transcript(),
         observation,
+        api: env.api_log.as_ref().map_or_else(Vec::new, |l| l.take(name)),
     }
 }
+
+/// Whose API reads setup's and tear-down's are; no check has this name.
+const SETUP: &str = "(setup)";

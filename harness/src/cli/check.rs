@@ -78,6 +78,7 @@ fn note<T>(problems: &mut Vec<InputError>, r: Result<T, impl Into<InputError>>) 
 
 pub async fn run(args: CheckArgs) -> Result<Verdict, Error> {
     let mut problems = Vec::new();
+    let mut config = None;
     let client = match args.kubeconfig.clone().or_else(default_kubeconfig) {
         None => {
             problems.push(InputError::problem(
@@ -92,7 +93,10 @@ pub async fn run(args: CheckArgs) -> Result<Verdict, Error> {
                 context: args.context.clone(),
             };
             match access.connect(CONNECT_TIMEOUT).await {
-                Ok(connected) => Some(connected),
+                Ok(connected) => {
+                    config = access.config().await.ok();
+                    Some(connected)
+                }
                 Err(e) => {
                     problems.push(InputError::problem(
                         e.to_string(),
@@ -152,12 +156,16 @@ pub async fn run(args: CheckArgs) -> Result<Verdict, Error> {
     if args.run.keep_on_failure {
         suite_options.keep = suites::kit::namespace::KeepNamespaces::OnFailure;
     }
-    let deployer = Existing::new(client, run_id.as_str());
+    let mut deployer = Existing::new(client, run_id.as_str());
+    if let Some(config) = config {
+        deployer = deployer.with_config(config);
+    }
     let tester = KubeTester {
         filter: selection.options.filter,
         options: suite_options,
         external_target: selection.options.external_target,
         artifacts: args.report.artifacts.clone(),
+        record_api: args.report.record.is_some(),
     };
     let cleanup = crate::run::Deployer::leftovers(&deployer);
     let interrupt =

@@ -170,6 +170,7 @@ pub async fn run(args: E2eArgs) -> Result<Verdict, Error> {
         options: suite_options,
         external_target: selection.options.external_target,
         artifacts: args.report.artifacts.clone(),
+        record_api: args.report.record.is_some(),
     };
     let gc = deployer.gc_command();
     let interrupt =

@@ -10,11 +10,15 @@
 //! DIR/<cell>/<suite>/suite.json          the suite's namespace, context (features, nodes,
 //!                                        external target), setup time, clean-up, check folders
 //! DIR/<cell>/<suite>/setup.json          the setup's probes and notes
+//! DIR/<cell>/<suite>/setup-api.json      the API server's answers setup and tear-down read
 //! DIR/<cell>/<suite>/<check>/check.json  the check's judge, time and recorded outcome
 //! DIR/<cell>/<suite>/<check>/observation.json  what the judge was given (API objects read,
 //!                                        parsed probe output), when the check got that far
 //! DIR/<cell>/<suite>/<check>/probes.json each probe: label, argv, start, duration, exit code,
 //!                                        stdout, stderr (or why there was no exit code)
+//! DIR/<cell>/<suite>/<check>/api.json    each answer of the API server the check read: method,
+//!                                        path, status, start, duration, body (watches and exec
+//!                                        streams excepted); for reading, not judged
 //! ```
 //!
 //! Every string is redacted as the JUnit report is (PEM blocks, credential keys), and the
@@ -45,6 +49,8 @@ const SETUP: &str = "setup.json";
 const CHECK: &str = "check.json";
 const OBSERVATION: &str = "observation.json";
 const PROBES: &str = "probes.json";
+const API: &str = "api.json";
+const SETUP_API: &str = "setup-api.json";
 
 /// `recording.json`.
 #[derive(Clone, Debug, Serialize, Deserialize)]

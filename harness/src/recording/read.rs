@@ -2,8 +2,8 @@
 //! build's judges: what `harness replay` writes as JUnit.
 
 use super::{
-    CHECK, CellEntry, CheckEntry, FORMAT, MANIFEST, Manifest, OBSERVATION, OLDEST_FORMAT, PROBES,
-    SETUP, SUITE, SuiteEntry,
+    API, CHECK, CellEntry, CheckEntry, FORMAT, MANIFEST, Manifest, OBSERVATION, OLDEST_FORMAT,
+    PROBES, SETUP, SETUP_API, SUITE, SuiteEntry,
 };
 use crate::errors::InputError;
 use crate::matrix::Cell;
@@ -232,6 +232,7 @@ fn read_suite(dir: &Path, manifest: &Manifest) -> Result<SuiteReport, Vec<InputE
         }
     }
     let setup = load::<Transcript>(&dir.join(SETUP)).map_err(|e| problems.push(e));
+    let setup_api = optional(&dir.join(SETUP_API)).map_err(|e| problems.push(e));
     if !problems.is_empty() {
         return Err(problems);
     }
@@ -242,6 +243,7 @@ fn read_suite(dir: &Path, manifest: &Manifest) -> Result<SuiteReport, Vec<InputE
         setup_duration: observed.setup_duration,
         checks,
         cleanup: observed.cleanup,
+        setup_api: setup_api.unwrap_or_default(),
     };
     let mut report = suite_report(run, observed.context);
     report.suite = entry.name;
@@ -297,5 +299,15 @@ fn read_check(dir: &Path, suite: SuiteName, manifest: &Manifest) -> Result<Check
         duration: entry.duration,
         transcript: load(&dir.join(PROBES))?,
         observation,
+        api: optional(&dir.join(API))?,
     })
+}
+
+/// A file a recording holds only when there was something to put in it.
+fn optional<T: DeserializeOwned + Default>(path: &Path) -> Result<T, InputError> {
+    if path.is_file() {
+        load(path)
+    } else {
+        Ok(T::default())
+    }
 }

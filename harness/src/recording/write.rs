@@ -1,8 +1,8 @@
 //! Writing a run as a recording, redacted, after every cell like the JUnit report.
 
 use super::{
-    CHECK, CellEntry, CheckEntry, FORMAT, MANIFEST, Manifest, OBSERVATION, ObservedSuite, PROBES,
-    PhaseEntry, ReportedCheck, SETUP, SUITE, SuiteEntry,
+    API, CHECK, CellEntry, CheckEntry, FORMAT, MANIFEST, Manifest, OBSERVATION, ObservedSuite,
+    PROBES, PhaseEntry, ReportedCheck, SETUP, SETUP_API, SUITE, SuiteEntry,
 };
 use crate::errors::InputError;
 use crate::plan::Plan;
@@ -149,8 +149,14 @@ fn write_suite(dir: &Path, suite: &SuiteReport) -> Result<(), InputError> {
             write_json(&at.join(OBSERVATION), o)?;
         }
         write_json(&at.join(PROBES), &check.transcript)?;
+        if !check.api.is_empty() {
+            write_json(&at.join(API), &check.api)?;
+        }
     }
     write_json(&dir.join(SETUP), &run.setup)?;
+    if !run.setup_api.is_empty() {
+        write_json(&dir.join(SETUP_API), &run.setup_api)?;
+    }
     let entry = SuiteEntry {
         name: suite.suite.clone(),
         duration: suite.duration,

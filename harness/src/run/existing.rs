@@ -17,6 +17,8 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct Existing {
     client: Client,
     run_id: String,
+    /// What the client was made from, so a recorded run can give each suite its own client.
+    config: Option<kube::Config>,
 }
 
 impl Existing {
@@ -25,7 +27,14 @@ impl Existing {
         Existing {
             client,
             run_id: run_id.into(),
+            config: None,
         }
+    }
+
+    /// The configuration `client` was made from (see [`KubeTarget::config`]).
+    pub fn with_config(mut self, config: kube::Config) -> Self {
+        self.config = Some(config);
+        self
     }
 
     /// The label the suites put on this run's namespaces (with the run id as they spell it).
@@ -70,6 +79,7 @@ impl Deployer for Existing {
         Ok(KubeTarget {
             client: self.client.clone(),
             nodes: schedulable(&nodes.items),
+            config: self.config.clone(),
         })
     }
 

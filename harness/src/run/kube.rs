@@ -63,16 +63,21 @@ impl KubeAccess {
         merged.ok_or_else(|| self.error("no file named"))
     }
 
-    /// A client; nothing is sent yet.
-    pub async fn client(&self) -> Result<(Client, String), KubeError> {
+    /// The client configuration the kubeconfig gives; nothing is sent yet.
+    pub async fn config(&self) -> Result<kube::Config, KubeError> {
         let kc = self.read()?;
         let opts = KubeConfigOptions {
             context: self.context.clone(),
             ..Default::default()
         };
-        let config = kube::Config::from_custom_kubeconfig(kc, &opts)
+        kube::Config::from_custom_kubeconfig(kc, &opts)
             .await
-            .map_err(|e| self.error(e))?;
+            .map_err(|e| self.error(e))
+    }
+
+    /// A client; nothing is sent yet.
+    pub async fn client(&self) -> Result<(Client, String), KubeError> {
+        let config = self.config().await?;
         let server = shown_url(&config.cluster_url);
         let client = Client::try_from(config).map_err(|e| self.error(e))?;
         Ok((client, server))

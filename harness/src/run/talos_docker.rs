@@ -177,14 +177,16 @@ impl Deployer for TalosDocker {
     }
 
     async fn target(&self, c: &DockerCluster) -> Result<KubeTarget, String> {
-        let (client, _) = KubeAccess::new(c.cluster.kubeconfig())
-            .client()
+        let config = KubeAccess::new(c.cluster.kubeconfig())
+            .config()
             .await
             .map_err(|e| e.to_string())?;
+        let client = kube::Client::try_from(config.clone()).map_err(|e| e.to_string())?;
         Ok(KubeTarget {
             client,
             // Talos taints its control planes, so the workers take the probes.
             nodes: self.base.workers,
+            config: Some(config),
         })
     }
 

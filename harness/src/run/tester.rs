@@ -17,6 +17,9 @@ pub struct KubeTarget {
     pub client: Client,
     /// Nodes that take ordinary pods (cross-node checks need two).
     pub nodes: u32,
+    /// What `client` was made from; a recorded run makes each suite its own client from it,
+    /// so the API answers are kept per suite and check.
+    pub config: Option<kube::Config>,
 }
 
 pub struct KubeTester {
@@ -25,6 +28,21 @@ pub struct KubeTester {
     pub external_target: Option<String>,
     /// Diagnostics of failed cells go to `<artifacts>/<cell id>/`.
     pub artifacts: PathBuf,
+    /// Keep the API server's answers each check read, for `--record`.
+    pub record_api: bool,
+}
+
+/// The client a suite runs on, and the log of its API answers when they are recorded: its own
+/// client with [`suites::kit::ApiLog`]'s layer, since a suite's checks run one after another
+/// while suites run side by side.
+fn suite_client(tester: &KubeTester, target: &KubeTarget) -> (Client, Option<suites::kit::ApiLog>) {
+    if let (true, Some(config)) = (tester.record_api, &target.config)
+        && let Ok(builder) = kube::client::ClientBuilder::try_from(config.clone())
+    {
+        let log = suites::kit::ApiLog::new();
+        return (builder.with_layer(&log.layer()).build(), Some(log));
+    }
+    (target.client.clone(), None)
 }
 
 fn check_report(run: &suites::CheckRun) -> CheckReport {
@@ -87,14 +105,12 @@ impl Tester for KubeTester {
             nodes: target.nodes,
             external_target: self.external_target.clone(),
         };
-        let run = suites::run_suite(
-            &target.client,
-            suite.suite,
-            &ctx,
-            &self.filter,
-            &self.options,
-        )
-        .await;
+        let (client, api_log) = suite_client(self, target);
+        let options = suites::RunOptions {
+            api_log,
+            ..self.options.clone()
+        };
+        let run = suites::run_suite(&client, suite.suite, &ctx, &self.filter, &options).await;
         suite_report(run, ctx)
     }
 

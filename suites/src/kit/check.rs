@@ -61,6 +61,8 @@ pub struct Env {
     pub lb_ipam_block: String,
     pub external_target: Option<String>,
     pub nodes: u32,
+    /// Where the suite's client keeps the API answers, when the run is recorded.
+    pub api_log: Option<crate::kit::ApiLog>,
 }
 
 impl Env {
