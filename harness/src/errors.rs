@@ -194,6 +194,13 @@ pub enum RunError {
     #[error("{message}; the run's results are lost: pass a --junit path you can write")]
     Report { message: String },
 
+    /// The run finished and its JUnit report was written, but its recording (`--record`) could
+    /// not be.
+    #[error(
+        "{message}; the recording is incomplete (the JUnit report has the results): pass a --record directory you can write"
+    )]
+    Record { message: String },
+
     #[error("{message}; check the engine (`docker info`) and run the command again")]
     Docker { message: String },
 

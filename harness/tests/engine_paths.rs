@@ -332,7 +332,7 @@ async fn an_e2e_run_recorded_replays_to_the_junit_it_wrote() {
     let (out, report_error) = engine
         .run_to_junit(&plan, &rx, &junit, Some(&recorder))
         .await;
-    assert_eq!(report_error, None);
+    assert!(report_error.is_none(), "{report_error:?}");
     assert_eq!(out.verdict, Verdict::ChecksFailed);
 
     let replayed = harness::recording::read(&dir.path().join("rec")).unwrap();
@@ -375,5 +375,29 @@ async fn an_interrupted_run_recorded_replays_as_interrupted() {
     assert!(
         replayed.cells[0].suites[0].observed.is_none(),
         "nothing ran"
+    );
+}
+
+/// A recording that cannot be written does not cost the run its report: the JUnit is written,
+/// and the error names the recording, not the report.
+#[tokio::test]
+async fn a_recording_that_cannot_be_written_leaves_the_report_and_says_so() {
+    let (client, _log) = fake_cluster(DryRun::Admit, None);
+    let deployer = FakeDocker::new(client);
+    let tester = tester();
+    let engine = e2e_engine(&deployer, &tester);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("file"), "").unwrap();
+    let junit = dir.path().join("junit.xml");
+    let recorder = harness::recording::Recorder::of_run(dir.path().join("file/rec"), "e2e");
+    let (_tx, rx) = signals::never();
+    let (_, error) = engine
+        .run_to_junit(&one_cell_plan(&[CHECK]), &rx, &junit, Some(&recorder))
+        .await;
+    assert!(junit.is_file());
+    let error = error.expect("the recording failed").to_string();
+    assert!(
+        error.contains("the recording is incomplete (the JUnit report has the results)"),
+        "{error}"
     );
 }

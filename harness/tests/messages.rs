@@ -112,6 +112,10 @@ fn every_run_error() -> Vec<RunError> {
         RunError::Report {
             message: "cannot write reports/junit.xml: Permission denied (os error 13)".into(),
         },
+        RunError::Record {
+            message: "cannot write rec/recording.json: No space left on device (os error 28)"
+                .into(),
+        },
         RunError::Docker {
             message: "docker: cannot list containers: error trying to connect".into(),
         },
@@ -132,6 +136,7 @@ fn every_run_error() -> Vec<RunError> {
             RunError::Provision { .. }
             | RunError::Panicked(_)
             | RunError::Report { .. }
+            | RunError::Record { .. }
             | RunError::Docker { .. }
             | RunError::Cleanup { .. }
             | RunError::Tool(_)

@@ -144,7 +144,7 @@ fn said_removed(
 /// or one that leaves objects behind, was not carried out (an interrupt still says so).
 fn finish(
     verdict: Verdict,
-    report_error: Option<String>,
+    report_error: Option<crate::errors::RunError>,
     swept: Result<(), String>,
     retry: &str,
 ) -> Result<Verdict, Error> {
@@ -157,8 +157,8 @@ fn finish(
         }
         return Ok(verdict);
     }
-    if let Some(message) = report_error {
-        return Err(crate::errors::RunError::Report { message }.into());
+    if let Some(e) = report_error {
+        return Err(e.into());
     }
     if let Err(message) = swept {
         return Err(crate::errors::RunError::Cleanup {

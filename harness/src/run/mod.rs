@@ -243,24 +243,29 @@ where
 
     /// [`Self::run`] writing the JUnit report to `junit` (and the recording, with `record`)
     /// after every cell and at the end, and printing the notes (kept clusters, diagnostics);
-    /// also says whether a write failed.
+    /// also says whether a write failed (the report's failure first: it loses the results).
     pub async fn run_to_junit(
         &self,
         plan: &Plan,
         interrupt: &Interrupt,
         junit: &std::path::Path,
         record: Option<&crate::recording::Recorder>,
-    ) -> (RunOutcome, Option<String>) {
+    ) -> (RunOutcome, Option<crate::errors::RunError>) {
         let mut report_error = None;
+        let mut record_error = None;
         let outcome = self
             .run(plan, interrupt, |r| {
                 if let Err(e) = crate::report::junit::write(r, junit) {
-                    report_error = Some(e.to_string());
+                    report_error = Some(crate::errors::RunError::Report {
+                        message: e.to_string(),
+                    });
                 }
                 if let Some(rec) = record
                     && let Err(e) = rec.write(plan, r)
                 {
-                    report_error = Some(format!("the recording: {e}"));
+                    record_error = Some(crate::errors::RunError::Record {
+                        message: e.to_string(),
+                    });
                 }
             })
             .await;
@@ -268,7 +273,7 @@ where
         for n in &outcome.notes {
             eprintln!("{n}");
         }
-        (outcome, report_error)
+        (outcome, report_error.or(record_error))
     }
 
     /// One cell. Tear-down always runs once provisioning succeeded, interrupted or not, unless
