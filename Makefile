@@ -4,7 +4,7 @@ E2E_ARGS ?=
 PLAN_ARGS ?=
 TOOLS_ARGS ?=
 
-.PHONY: e2e test lint plan tools bench clean
+.PHONY: e2e test lint plan tools bench clean upgrade-gate
 
 # One build for `make test`, `make e2e` and `make plan`: the dev profile with every target, so
 # dependencies get the same features (a dev-dependency's features would otherwise differ) and
@@ -19,6 +19,20 @@ build:
 # Tools from `make tools` (.tools/bin) come first on PATH; without them, PATH's own are used.
 e2e: build
 	PATH="$(CURDIR)/.tools/bin:$$PATH" $(HARNESS_BIN) e2e $(E2E_ARGS)
+
+# The upgrade gate: Cilium FROM -> TO on PROFILE, suites before and after, disruption judged
+# (`make upgrade-gate FROM=1.19.8 TO=1.20.2`). UPGRADE_ARGS adds flags, e.g. --downgrade,
+# --talos-version v1.13.9 --to-talos-version v1.14.0, --dry-run. Exit 1: a regression; 3: the
+# gate could not be carried out.
+PROFILE ?= talos-basic
+UPGRADE_ARGS ?=
+upgrade-gate: build
+	@if [ -z "$(FROM)" ] || [ -z "$(TO)" ]; then \
+		echo "usage: make upgrade-gate FROM=<Cilium version> TO=<Cilium version> [PROFILE=$(PROFILE)] [UPGRADE_ARGS=...]" >&2; \
+		exit 2; \
+	fi
+	PATH="$(CURDIR)/.tools/bin:$$PATH" $(HARNESS_BIN) upgrade --profile "$(PROFILE)" \
+		--cilium-version "$(FROM)" --to-cilium-version "$(TO)" $(UPGRADE_ARGS)
 
 # The pinned helm and the talosctl of the default matrix's Talos releases, for this host, checked
 # against their releases' checksum files (and pins.yaml); see .tools/tools.lock.

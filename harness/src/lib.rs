@@ -19,5 +19,6 @@ pub mod render;
 pub mod report;
 pub mod run;
 pub mod tools;
+pub mod upgrade;
 pub mod values;
 pub mod version;

@@ -52,6 +52,96 @@ pub struct ReleaseTable {
     pub gateway_api_releases: Vec<GatewayApiRelease>,
     pub removed_values: Vec<RemovedValue>,
     pub default_changes: Vec<DefaultChange>,
+    pub upgrades: Upgrades,
+    pub disruption: Disruption,
+}
+
+/// How far one upgrade of a component may go, as its project tests it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpgradeRule {
+    /// Minors one upgrade may cross (1: the next minor only).
+    pub minor_steps: u64,
+    /// Whether going back is a path the project tests.
+    pub downgrade: bool,
+    pub source: String,
+}
+
+impl UpgradeRule {
+    /// Why going from `from` to `to` is not a tested path, if it is not.
+    pub fn refuses(&self, what: &str, from: Minor, to: Minor) -> Option<String> {
+        if from.0 != to.0 {
+            return Some(format!("{what} {from} to {to} crosses a major release"));
+        }
+        if to < from && !self.downgrade {
+            return Some(format!(
+                "{what} cannot go back from {from} to {to}: downgrades are not a supported path"
+            ));
+        }
+        let steps = from.1.abs_diff(to.1);
+        if steps > self.minor_steps {
+            let next = if to > from {
+                Minor(from.0, from.1 + self.minor_steps)
+            } else {
+                Minor(from.0, from.1 - self.minor_steps)
+            };
+            return Some(format!(
+                "{what} {from} to {to} skips a minor release: only consecutive minors are a tested path; go to {next} first"
+            ));
+        }
+        None
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CiliumUpgradeRule {
+    pub minor_steps: u64,
+    pub downgrade: bool,
+    /// The chart value naming the minor upgraded from.
+    pub compatibility_value: String,
+    pub source: String,
+}
+
+impl CiliumUpgradeRule {
+    pub fn rule(&self) -> UpgradeRule {
+        UpgradeRule {
+            minor_steps: self.minor_steps,
+            downgrade: self.downgrade,
+            source: self.source.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayApiUpgradeRule {
+    /// Once this release (or a later one) is installed, CRDs older than it are refused.
+    pub no_downgrade_below: GatewayApiVersion,
+    pub source: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Upgrades {
+    pub cilium: CiliumUpgradeRule,
+    pub talos: UpgradeRule,
+    pub kubernetes: UpgradeRule,
+    pub gateway_api: GatewayApiUpgradeRule,
+}
+
+/// The upgrade gate's connection-disruption workload and the drop reasons it allows.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Disruption {
+    /// `repository:tag@sha256:digest`.
+    pub image: String,
+    pub image_source: String,
+    pub server_command: Vec<String>,
+    pub client_command: Vec<String>,
+    pub commands_source: String,
+    pub expected_drop_reasons: Vec<String>,
+    pub expected_drop_reasons_source: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -645,6 +735,73 @@ mod tests {
         for c in &t.default_changes {
             assert!(source_is_named(&c.source), "default change {}", c.key);
         }
+        let u = &t.upgrades;
+        for s in [
+            &u.cilium.source,
+            &u.talos.source,
+            &u.kubernetes.source,
+            &u.gateway_api.source,
+            &t.disruption.image_source,
+            &t.disruption.commands_source,
+            &t.disruption.expected_drop_reasons_source,
+        ] {
+            assert!(source_is_named(s), "upgrade fact without a source: {s}");
+        }
+    }
+
+    #[test]
+    fn upgrade_paths_are_consecutive_minors() {
+        let u = &table().upgrades;
+        let cilium = u.cilium.rule();
+        assert_eq!(cilium.refuses("Cilium", Minor(1, 18), Minor(1, 19)), None);
+        assert_eq!(cilium.refuses("Cilium", Minor(1, 19), Minor(1, 18)), None);
+        assert_eq!(cilium.refuses("Cilium", Minor(1, 19), Minor(1, 19)), None);
+        assert_eq!(
+            cilium
+                .refuses("Cilium", Minor(1, 18), Minor(1, 20))
+                .unwrap(),
+            "Cilium 1.18 to 1.20 skips a minor release: only consecutive minors are a tested path; go to 1.19 first"
+        );
+        assert_eq!(
+            u.talos
+                .refuses("Talos", Minor(1, 14), Minor(1, 13))
+                .unwrap(),
+            "Talos cannot go back from 1.14 to 1.13: downgrades are not a supported path"
+        );
+        assert!(
+            u.kubernetes
+                .refuses("Kubernetes", Minor(1, 35), Minor(1, 37))
+                .is_some()
+        );
+        assert_eq!(
+            u.kubernetes
+                .refuses("Kubernetes", Minor(1, 36), Minor(1, 37)),
+            None
+        );
+    }
+
+    /// The disruption image is pinned by digest, so what runs is what the table names.
+    #[test]
+    fn the_disruption_image_is_pinned_by_digest() {
+        let image = &table().disruption.image;
+        let (reference, digest) = image.split_once('@').expect("a digest");
+        assert!(reference.contains(':'), "{image} has no tag");
+        let hex = digest.strip_prefix("sha256:").expect("a sha256 digest");
+        assert_eq!(hex.len(), 64);
+        assert!(hex.bytes().all(|b| b.is_ascii_hexdigit()));
+    }
+
+    /// The stored Gateway API v1.5.1 bundle carries the admission policy the table's rule is
+    /// about, refusing exactly the releases below the one the table names.
+    #[test]
+    fn gateway_api_no_downgrade_rule_matches_the_stored_policy() {
+        let text = upstream::testdata::read_to_string(
+            "schemas/gateway-api/v1.5.1/experimental/gateway.networking.k8s.io_vap_safeupgrades.yaml",
+        );
+        let rule = &table().upgrades.gateway_api.no_downgrade_below;
+        assert!(text.contains(&format!(
+            "Installing CRDs with version before {rule} is prohibited"
+        )));
     }
 
     #[test]

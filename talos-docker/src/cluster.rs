@@ -288,6 +288,19 @@ impl Cluster {
         Ok(subnet)
     }
 
+    /// `talosctl upgrade-k8s --to <to>` against this cluster, bounded by `timeout`; returns what
+    /// it printed. `talosctl` should be the one of the Talos release the nodes run.
+    pub async fn upgrade_kubernetes(
+        &self,
+        talosctl: &talosctl::Talosctl,
+        to: &str,
+        timeout: Duration,
+    ) -> Result<String, Error> {
+        talosctl
+            .upgrade_k8s(&RunDir::at(self.run_dir.clone()), to, timeout)
+            .await
+    }
+
     /// Removes the containers (with their anonymous volumes), the network, leftover volumes and
     /// the run directory. Safe to call again, or on a cluster that is already gone.
     pub async fn destroy(&self) -> Result<Removed, Error> {

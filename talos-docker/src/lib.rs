@@ -24,6 +24,7 @@ mod errors;
 mod kubeconfig;
 pub mod labels;
 mod preflight;
+pub mod replace;
 mod run;
 pub mod spec;
 pub mod subnet;

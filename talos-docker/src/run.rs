@@ -130,6 +130,11 @@ impl RunDir {
         Ok(dir)
     }
 
+    /// A run directory that already exists (the cluster's own), for later talosctl calls.
+    pub(crate) fn at(path: PathBuf) -> RunDir {
+        RunDir { path }
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }

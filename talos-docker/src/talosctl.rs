@@ -172,6 +172,28 @@ impl Talosctl {
 
     /// One call, bounded by `timeout`; killed if the caller goes away.
     async fn run(&self, dir: &RunDir, call: &Invocation, timeout: Duration) -> Result<(), Error> {
+        self.run_output(dir, call, timeout).await.map(drop)
+    }
+
+    /// `upgrade-k8s --to <to>` on the run's cluster; returns what it printed (its progress, one
+    /// line per component and node), for the transcript.
+    pub async fn upgrade_k8s(
+        &self,
+        dir: &RunDir,
+        to: &str,
+        timeout: Duration,
+    ) -> Result<String, Error> {
+        self.run_output(dir, &Invocation::upgrade_k8s(dir, to), timeout)
+            .await
+    }
+
+    /// [`Self::run`], keeping stdout and stderr (in that order) of a call that succeeded.
+    async fn run_output(
+        &self,
+        dir: &RunDir,
+        call: &Invocation,
+        timeout: Duration,
+    ) -> Result<String, Error> {
         let step = call.step;
         tracing::debug!(talosctl = %self.path.display(), args = ?call.args, "running talosctl {step}");
         let run = Command::new(&self.path)
@@ -200,7 +222,9 @@ impl Talosctl {
             }
         };
         if output.status.success() {
-            return Ok(());
+            let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
+            text.push_str(&String::from_utf8_lossy(&output.stderr));
+            return Ok(text);
         }
         let mut text = tail(&output.stderr);
         if text.is_empty() {
@@ -421,6 +445,18 @@ impl Invocation {
         )
     }
 
+    /// `upgrade-k8s` refuses more than one node (`helpers.FailIfMultiNodes`): it talks to the
+    /// talosconfig's default node, the first control plane that `config node` set.
+    pub fn upgrade_k8s(dir: &RunDir, to: &str) -> Self {
+        Invocation {
+            step: "upgrade-k8s",
+            args: upgrade_k8s_args(&dir.file(TALOSCONFIG), to)
+                .into_iter()
+                .map(OsString::from)
+                .collect(),
+        }
+    }
+
     /// Every call of a provisioning run, in order, with the values it would use: the check of
     /// the argument lists against every talosctl minor starts here.
     pub fn provisioning(
@@ -439,6 +475,18 @@ impl Invocation {
             Invocation::kubeconfig(dir, first_control_plane),
         ]
     }
+}
+
+/// The arguments of `talosctl upgrade-k8s` to Kubernetes `to` (bare, e.g. `1.37.0`), for the
+/// run and for a dry run's listing alike.
+pub fn upgrade_k8s_args(talosconfig: &Path, to: &str) -> Vec<String> {
+    vec![
+        "upgrade-k8s".into(),
+        "--talosconfig".into(),
+        talosconfig.display().to_string(),
+        "--to".into(),
+        to.strip_prefix('v').unwrap_or(to).into(),
+    ]
 }
 
 /// The inputs of `talosctl gen config`.

@@ -13,6 +13,7 @@ pub mod profiles;
 pub mod replay;
 pub mod report;
 pub mod up;
+pub mod upgrade;
 
 use crate::errors::Error;
 use crate::run::Verdict;
@@ -48,6 +49,10 @@ pub enum Command {
     E2e(Box<e2e::E2eArgs>),
     /// Judge a recorded run (`--record DIR`) again with this build's judges; write its JUnit.
     Replay(replay::ReplayArgs),
+    /// The upgrade gate: install A, run the suites, upgrade Cilium, Kubernetes and Talos to B
+    /// with a connection-disruption workload running, run the suites again and judge: exit 1 on
+    /// a regression, 3 when the gate could not be carried out.
+    Upgrade(Box<upgrade::UpgradeArgs>),
     /// Provision a Talos-in-Docker cluster and print how to reach it.
     Up(Box<up::UpArgs>),
     /// Remove a cluster: its containers, volumes, network and run directory.
@@ -71,6 +76,7 @@ pub async fn run(cli: Cli) -> Result<Verdict, Error> {
         Command::Check(args) => check::run(*args).await,
         Command::E2e(args) => e2e::run(*args).await,
         Command::Replay(args) => replay::run(&args),
+        Command::Upgrade(args) => upgrade::run(*args).await,
         Command::Up(args) => up::run(*args).await,
         Command::Down(args) => down::run(args).await,
         Command::Ls(args) => ls::run(args).await,

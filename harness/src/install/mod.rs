@@ -37,6 +37,14 @@ pub struct Step {
     pub duration: Duration,
 }
 
+/// The steps as the transcript shows them, one a line with its time.
+pub fn transcript(steps: &[Step]) -> String {
+    steps
+        .iter()
+        .map(|s| format!("{} ({:.1}s)\n", s.name, s.duration.as_secs_f64()))
+        .collect()
+}
+
 #[derive(Debug, thiserror::Error)]
 #[error("install step '{step}' failed: {message}")]
 pub struct InstallError {
@@ -101,6 +109,29 @@ pub async fn install(
     nodes: usize,
     opts: &InstallOptions,
 ) -> Result<Vec<Step>, InstallError> {
+    let mut done = apply(client, kubeconfig, workdir, cell, opts).await?;
+    match settle(client, cell, overlay, subnet, nodes, opts.timeout).await {
+        Ok(more) => {
+            done.extend(more);
+            Ok(done)
+        }
+        Err(mut e) => {
+            done.extend(e.steps);
+            e.steps = done;
+            Err(e)
+        }
+    }
+}
+
+/// The cell's Gateway API CRDs, namespaces and `helm upgrade --install`: an install, or a move
+/// of an installed Cilium to the cell's version (the upgrade gate).
+pub async fn apply(
+    client: &Client,
+    kubeconfig: &Path,
+    workdir: &Path,
+    cell: &CellPlan,
+    opts: &InstallOptions,
+) -> Result<Vec<Step>, InstallError> {
     let mut steps = Steps { done: Vec::new() };
     if let Some(crds) = &cell.gateway_api {
         let text = steps
@@ -148,7 +179,20 @@ pub async fn install(
         timeout: opts.timeout,
     };
     steps.run("helm upgrade --install", helm.run()).await?;
+    Ok(steps.done)
+}
 
+/// Waits, each within `timeout`, for every workload the cell's values turn on and for every
+/// node to be Ready, then applies the LoadBalancer pool the overlay asks for.
+pub async fn settle(
+    client: &Client,
+    cell: &CellPlan,
+    overlay: &Overlay,
+    subnet: talos_docker::Ipv4Net,
+    nodes: usize,
+    timeout: Duration,
+) -> Result<Vec<Step>, InstallError> {
+    let mut steps = Steps { done: Vec::new() };
     for w in expected_workloads(cell) {
         let what = format!("{:?} {}/{} to be ready", w.kind, w.namespace, w.name);
         let name = w.name.as_str();
@@ -157,7 +201,7 @@ pub async fn install(
                 let api: Api<DaemonSet> = Api::namespaced(client.clone(), &w.namespace);
                 steps
                     .run(&what, async {
-                        wait::object(api, name, &what, daemonset_rolled_out, opts.timeout)
+                        wait::object(api, name, &what, daemonset_rolled_out, timeout)
                             .await
                             .map_err(|e| e.to_string())
                     })
@@ -167,7 +211,7 @@ pub async fn install(
                 let api: Api<Deployment> = Api::namespaced(client.clone(), &w.namespace);
                 steps
                     .run(&what, async {
-                        wait::object(api, name, &what, deployment_available, opts.timeout)
+                        wait::object(api, name, &what, deployment_available, timeout)
                             .await
                             .map_err(|e| e.to_string())
                     })
@@ -177,7 +221,7 @@ pub async fn install(
                 let api: Api<StatefulSet> = Api::namespaced(client.clone(), &w.namespace);
                 steps
                     .run(&what, async {
-                        wait::object(api, name, &what, statefulset_ready, opts.timeout)
+                        wait::object(api, name, &what, statefulset_ready, timeout)
                             .await
                             .map_err(|e| e.to_string())
                     })
@@ -193,7 +237,7 @@ pub async fn install(
                 node_api,
                 &format!("{nodes} nodes to be Ready"),
                 |n| nodes_ready(n, nodes),
-                opts.timeout,
+                timeout,
             )
             .await
             .map_err(|e| e.to_string())
@@ -204,7 +248,7 @@ pub async fn install(
         steps
             .run(
                 "LB IPAM pool and L2 policy",
-                apply_lb_objects(client, cell, overlay, subnet, opts.timeout),
+                apply_lb_objects(client, cell, overlay, subnet, timeout),
             )
             .await?;
     }

@@ -43,6 +43,8 @@ pub enum PhaseName {
     Suites,
     Collect,
     Destroy,
+    /// A step of the upgrade gate.
+    Gate(crate::run::GateStep),
 }
 
 impl PhaseName {
@@ -53,6 +55,7 @@ impl PhaseName {
             PhaseName::Suites => "suites",
             PhaseName::Collect => "collect",
             PhaseName::Destroy => "destroy",
+            PhaseName::Gate(step) => step.as_str(),
         }
     }
 }

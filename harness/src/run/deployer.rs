@@ -22,6 +22,22 @@ pub trait Deployer {
         cluster: &Self::Cluster,
     ) -> impl Future<Output = Result<String, String>>;
 
+    /// A step of the upgrade gate. `Error` means the step could not be carried out; `Failed` is
+    /// a verdict on the cluster. Deployers that do not upgrade are never given gate steps.
+    fn gate(
+        &self,
+        step: super::GateStep,
+        _cell: &CellPlan,
+        _cluster: &Self::Cluster,
+    ) -> impl Future<Output = crate::report::Outcome> {
+        async move {
+            crate::report::Outcome::Error {
+                message: format!("this deployer cannot run the gate step {}", step.as_str()),
+                detail: String::new(),
+            }
+        }
+    }
+
     /// The tester's way in, made once per cell after provisioning.
     fn target(&self, cluster: &Self::Cluster)
     -> impl Future<Output = Result<Self::Target, String>>;

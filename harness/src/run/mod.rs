@@ -39,6 +39,42 @@ pub enum Step {
     Suites {
         label: Option<&'static str>,
     },
+    /// A step of the upgrade gate, carried out by the deployer ([`Deployer::gate`]). An error
+    /// stops the steps after it; a failed verdict (an interrupted connection, a readiness bound
+    /// exceeded) is reported and the run goes on.
+    Gate(GateStep),
+}
+
+/// The upgrade gate's steps between its rounds of suites (see `crate::upgrade`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum GateStep {
+    /// Start the connection-disruption workload and record what the judges compare with.
+    StartDisruption,
+    /// Move Talos, Kubernetes and Cilium to B, in that order.
+    Upgrade,
+    /// Everything Cilium runs, and every node, ready within the bound.
+    Readiness,
+    /// Connections, agent restarts, drops and agent log errors across the upgrade.
+    JudgeDisruption,
+    /// Cilium back to A.
+    Downgrade,
+    DowngradeReadiness,
+    JudgeDisruptionAfterDowngrade,
+}
+
+impl GateStep {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GateStep::StartDisruption => "disruption-start",
+            GateStep::Upgrade => "upgrade",
+            GateStep::Readiness => "readiness",
+            GateStep::JudgeDisruption => "disruption",
+            GateStep::Downgrade => "downgrade",
+            GateStep::DowngradeReadiness => "downgrade-readiness",
+            GateStep::JudgeDisruptionAfterDowngrade => "downgrade-disruption",
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -291,7 +327,7 @@ where
             .iter()
             .filter_map(|s| match s {
                 Step::Suites { label } => Some(*label),
-                Step::Install => None,
+                Step::Install | Step::Gate(_) => None,
             })
             .collect();
         let skip_all = |report: &mut CellReport, reason: &str| {
@@ -359,6 +395,30 @@ where
                             blocked = Some(format!("not run: interrupted by {sig}"));
                         }
                     }
+                }
+                Step::Gate(step) => {
+                    let name = PhaseName::Gate(*step);
+                    if let Some(reason) = &blocked {
+                        let t = Timer::start(self.progress, &cell.id, name);
+                        report.phases.push(t.phase(name, skip(reason.clone())));
+                        continue;
+                    }
+                    let t = Timer::start(self.progress, &cell.id, name);
+                    let run = self.deployer.gate(*step, cell, &cluster);
+                    let outcome = match unless_stopped(interrupt, false, run).await {
+                        Ok(outcome) => outcome,
+                        Err(sig) => skip(format!("interrupted by {sig}")),
+                    };
+                    match &outcome {
+                        Outcome::Error { message, .. } => {
+                            blocked = Some(format!("not run: {} failed: {message}", step.as_str()));
+                        }
+                        Outcome::Skipped { reason } if reason.starts_with("interrupted") => {
+                            blocked = Some(format!("not run: {reason}"));
+                        }
+                        _ => {}
+                    }
+                    report.phases.push(t.phase(name, outcome));
                 }
                 Step::Suites { label } => {
                     if let Some(reason) = &blocked {

@@ -40,6 +40,13 @@ pub struct DockerCluster {
     cluster: Cluster,
 }
 
+impl DockerCluster {
+    /// The cluster itself, for steps beyond install (the upgrade gate's moves).
+    pub fn cluster(&self) -> &Cluster {
+        &self.cluster
+    }
+}
+
 impl TalosDocker {
     pub fn new(
         cells: Vec<String>,
@@ -170,10 +177,7 @@ impl Deployer for TalosDocker {
         )
         .await
         .map_err(|e| e.to_string())?;
-        Ok(steps
-            .iter()
-            .map(|s| format!("{} ({:.1}s)\n", s.name, s.duration.as_secs_f64()))
-            .collect())
+        Ok(install::transcript(&steps))
     }
 
     async fn target(&self, c: &DockerCluster) -> Result<KubeTarget, String> {
