@@ -283,3 +283,46 @@ async fn an_interrupt_mid_replacement_leaves_nothing_after_the_tear_down() {
     cluster.destroy().await.unwrap();
     assert_gone(&engine, &env.run_id, &all_volumes).await;
 }
+
+/// `upgrade-k8s` against a stand-in cluster through the fake talosctl (which accepts what each
+/// talosctl accepts): its progress comes back for the transcript; an unreachable node is a
+/// talosctl failure naming the step, within the bound.
+#[tokio::test]
+async fn kubernetes_is_upgraded_with_talosctl_upgrade_k8s() {
+    let Some(_engine) = engine_or_skip("upgrade_k8s").await else {
+        return;
+    };
+    let env = TestEnv::new("td-k8s");
+    let cluster = stand_in_cluster(&env).await;
+    let version = TalosVersion::parse("v1.11.5").unwrap();
+    let version = &version;
+    let locate = |settings: &[(&str, &str)]| {
+        let path = env.talosctl(settings);
+        async move {
+            talos_docker::talosctl::Talosctl::locate(Some(&path), version, Duration::from_secs(10))
+                .await
+                .unwrap()
+        }
+    };
+    let talosctl = locate(&[]).await;
+    let out = cluster
+        .upgrade_kubernetes(&talosctl, "1.35.0", Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert!(
+        out.contains("updating \"kube-apiserver\" to version \"1.35.0\""),
+        "{out}"
+    );
+    let last = env.talosctl_calls().pop().unwrap();
+    assert!(last.is("upgrade-k8s"), "{:?}", last.refused);
+    assert_eq!(last.value_of("--to"), Some("1.35.0"));
+
+    let unreachable = locate(&[("NODES", "unreachable")]).await;
+    let err = cluster
+        .upgrade_kubernetes(&unreachable, "1.35.0", Duration::from_secs(30))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.starts_with("talosctl upgrade-k8s failed"), "{err}");
+    cluster.destroy().await.unwrap();
+}

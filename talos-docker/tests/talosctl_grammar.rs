@@ -59,6 +59,31 @@ fn strings(call: &Invocation) -> Vec<String> {
     call.to_strings()
 }
 
+/// The upgrade gate's `upgrade-k8s` call is one every supported talosctl accepts, read as meant:
+/// the target version, the run's talosconfig, and no node list (the talosconfig's one node).
+#[test]
+fn upgrade_k8s_is_accepted_by_every_supported_talosctl() {
+    let state = tempfile::tempdir().unwrap();
+    let dir = RunDir::create(state.path(), &RunId::parse("grammar-2").unwrap(), "e2e").unwrap();
+    let call = Invocation::upgrade_k8s(&dir, "v1.37.0");
+    for g in every_table() {
+        let p = g
+            .parse(&strings(&call))
+            .unwrap_or_else(|r| panic!("talosctl {} refuses upgrade-k8s: {r}", g.talosctl));
+        assert_eq!(p.command, "upgrade-k8s");
+        assert_eq!(
+            p.value("to"),
+            Some("1.37.0"),
+            "bare, as talosctl's --to takes it"
+        );
+        assert_eq!(
+            p.value("talosconfig"),
+            Some(dir.file("talosconfig").to_str().unwrap())
+        );
+        assert_eq!(p.value("nodes"), None);
+    }
+}
+
 /// Each supported Talos release, with and without a Kubernetes version, with a patch for every
 /// node type: the calls `Invocation::provisioning` makes (the ones `Cluster::create` runs) are
 /// accepted by every talosctl minor and read by each the way they are meant.

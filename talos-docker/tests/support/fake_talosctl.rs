@@ -87,6 +87,7 @@ fn main() {
         "config node" => run.edit_context(|c, args| c.nodes = args),
         "bootstrap" => run.bootstrap(),
         "kubeconfig" => run.kubeconfig(),
+        "upgrade-k8s" => run.upgrade_k8s(),
         other => run.fail(&format!(
             "fake talosctl: `{other}` is accepted but not simulated"
         )),
@@ -466,6 +467,29 @@ impl Run<'_> {
             self.fail(&format!(
                 "error executing bootstrap: rpc error: code = Unavailable desc = connection error: desc = \"transport: Error while dialing: dial tcp {endpoint}: connect: connection refused\""
             ));
+        }
+    }
+
+    /// `upgrade-k8s` (`cmd/talosctl/cmd/talos/upgrade-k8s.go`): one node only (`client`
+    /// refuses more, as `helpers.FailIfMultiNodes` does), the lowest version detected without `--from`, then the
+    /// progress lines `pkg/cluster/kubernetes/talos_managed.go` logs, for each control plane.
+    fn upgrade_k8s(&self) {
+        let (node, endpoint) = self.client("upgrade-k8s");
+        self.reach_node(&endpoint, "");
+        let to = self.parsed.value("to").unwrap_or("1.37.0").to_string();
+        if self.parsed.value("from").is_none() {
+            let from = setting("K8S_FROM").unwrap_or_else(|| "1.36.3".into());
+            println!("automatically detected the lowest Kubernetes version {from}");
+        }
+        println!("discovered controlplane nodes [\"{node}\"]");
+        for service in [
+            "kube-apiserver",
+            "kube-controller-manager",
+            "kube-scheduler",
+        ] {
+            println!("updating \"{service}\" to version \"{to}\"");
+            println!(" > \"{node}\": starting update");
+            println!(" < \"{node}\": successfully updated");
         }
     }
 

@@ -57,6 +57,11 @@ pub const MODELLED: &[(&str, &str, &str)] = &[
         "cmd/talosctl/cmd/talos/version.go",
         "versionCmd",
     ),
+    (
+        "talosctl upgrade-k8s",
+        "cmd/talosctl/cmd/talos/upgrade-k8s.go",
+        "upgradeK8sCmd",
+    ),
 ];
 
 /// The tag read for each supported minor: the newest one in the mirror the tables were made from.
