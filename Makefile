@@ -4,7 +4,7 @@ E2E_ARGS ?=
 PLAN_ARGS ?=
 TOOLS_ARGS ?=
 
-.PHONY: e2e test lint plan tools bench clean upgrade-gate
+.PHONY: e2e test lint plan tools bench clean upgrade-gate cache cache-stop
 
 # One build for `make test`, `make e2e` and `make plan`: the dev profile with every target, so
 # dependencies get the same features (a dev-dependency's features would otherwise differ) and
@@ -65,3 +65,11 @@ clean:
 lint: lint-workflows
 lint-workflows:
 	.ci/lint-workflows
+
+# Pull-through registries (Debian's docker-registry) for quay.io, ghcr.io, registry.k8s.io and
+# docker.io; prints the --registry-mirror flags for `harness up` / `harness e2e` (E2E_ARGS).
+cache:
+	.ci/registry-cache start
+
+cache-stop:
+	.ci/registry-cache stop

@@ -5,10 +5,12 @@
 #   nightly.sh matrix     the GitHub job matrix: the plan's cells in $SHARDS hash shards
 #   nightly.sh plan       the plan of shard $PARTITION (what `e2e` will run)
 #   nightly.sh e2e        run shard $PARTITION, JUnit in reports/junit-<shard>.xml
+#   nightly.sh images-save  the matrix's Talos images into $IMAGE_CACHE (`harness images save`)
 #
 # Environment: HARNESS (the harness binary), PROFILES, CILIUM_VERSIONS, TALOS_VERSIONS (space-
 # or comma-separated; empty: the matrix file's), MATRIX_FILE (default profiles/matrix/nightly.yaml
-# when present, else the embedded default), SHARDS, PARTITION (hash:K/N), RUN_ID.
+# when present, else the embedded default), SHARDS, PARTITION (hash:K/N), RUN_ID,
+# REGISTRY_MIRRORS (the --registry-mirror flags `make cache` prints), IMAGE_CACHE.
 # Inputs arrive through the environment, never spliced into the script text.
 set -euo pipefail
 
@@ -44,12 +46,18 @@ case "${1:-}" in
     shard=${PARTITION//[:\/]/-}
     # `make tools` puts the pinned talosctl and helm here.
     export PATH="$PWD/.tools/bin:$PATH"
+    read -r -a mirrors <<<"${REGISTRY_MIRRORS:-}"
     exec "$HARNESS" e2e "${select[@]}" --partition "$PARTITION" \
       --junit "reports/junit-$shard.xml" --artifacts reports/artifacts \
-      --run-id "${RUN_ID:-nightly-$shard}"
+      --run-id "${RUN_ID:-nightly-$shard}" "${mirrors[@]}"
+    ;;
+  images-save)
+    # The nodes pull Cilium's and the probes' images through the registry cache; the host's
+    # Docker holds only the Talos node images.
+    exec "$HARNESS" images save "${select[@]}" --only talos --cache-dir "${IMAGE_CACHE:?set IMAGE_CACHE}"
     ;;
   *)
-    echo "usage: nightly.sh matrix|plan|e2e (see the comment at the top)" >&2
+    echo "usage: nightly.sh matrix|plan|e2e|images-save (see the comment at the top)" >&2
     exit 2
     ;;
 esac

@@ -213,6 +213,12 @@ pub enum RunError {
     )]
     Tool(String),
 
+    /// Listing, pulling, saving or loading images failed part-way; what was done stays done.
+    #[error(
+        "{0}; the images and cache entries done before it stay; fix the cause and run the command again"
+    )]
+    Images(String),
+
     #[error("cannot {what}: {source}")]
     Os {
         what: &'static str,

@@ -5,6 +5,8 @@
 
 #[path = "../../talos-docker/tests/common/mod.rs"]
 mod common;
+#[path = "support/registry.rs"]
+mod registry;
 
 use std::io::Read;
 use std::path::Path;
@@ -747,4 +749,72 @@ fn a_failing_cell_leaves_the_other_cells_result_intact() {
     let left = common::leftovers_blocking(&env.run_id);
     assert!(left.is_empty(), "left behind: {}", common::describe(&left));
     assert!(talos_docker::RunDir::scan(&env.state_dir()).is_empty());
+}
+
+/// `--registry-mirror` against a real registry on loopback: a mirror that answers lets the run
+/// go on, and every node's config gets it in the form of the cell's Talos release (v1.11: the
+/// v1alpha1 `.machine.registries.mirrors`), as a patch `talosctl gen config` accepts; one that
+/// does not answer is refused before anything exists.
+#[test]
+fn a_registry_mirror_reaches_the_node_config_and_a_dead_one_is_refused() {
+    if !common::docker_or_skip("a_registry_mirror") {
+        return;
+    }
+    let Some(reg) = registry::LocalRegistry::start_or_skip("a_registry_mirror") else {
+        return;
+    };
+    let env = common::TestEnv::new("he2e-mir");
+    let cwd = tempfile::tempdir().unwrap();
+    let bin = bin_dir(true);
+    // Held at bootstrap, while the patch files talosctl read still exist.
+    let talosctl = env.talosctl(&[("SLEEP_AT", "bootstrap")]);
+    let junit = cwd.path().join("reports/junit.xml");
+    let mut args = standin_args(&env, &talosctl, &junit);
+    args.extend(["--registry-mirror", &format!("quay.io={}", reg.url)].map(String::from));
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut child = e2e_command(cwd.path(), bin.path(), &argv, &[])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_call(&env, " bootstrap", &mut child);
+    let gen_config = env
+        .talosctl_calls()
+        .into_iter()
+        .find(|c| c.is("gen config"))
+        .expect("gen config ran");
+    let patches: Vec<String> = gen_config
+        .argv
+        .windows(2)
+        .filter(|w| w[0] == "--config-patch")
+        .map(|w| std::fs::read_to_string(w[1].trim_start_matches('@')).unwrap())
+        .collect();
+    let mirror = patches
+        .iter()
+        .find(|p| p.contains("registries"))
+        .unwrap_or_else(|| panic!("a mirror patch in {patches:?}"));
+    let doc: serde_json::Value = serde_saphyr::from_str(mirror).unwrap();
+    assert_eq!(
+        doc["machine"]["registries"]["mirrors"]["quay.io"]["endpoints"][0],
+        reg.url.as_str()
+    );
+    kill(child.id(), "INT");
+    let out = wait_exit(child, Duration::from_secs(90));
+    assert_eq!(out.status.code(), Some(130));
+    assert!(common::leftovers_blocking(&env.run_id).is_empty());
+
+    // The same run with the mirror gone: refused, nothing made.
+    drop(reg);
+    let cwd = tempfile::tempdir().unwrap();
+    let junit = cwd.path().join("reports/junit.xml");
+    let mut args = standin_args(&env, &talosctl, &junit);
+    args.extend(["--registry-mirror", "http://127.0.0.1:9"].map(String::from));
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = e2e(cwd.path(), bin.path(), &argv, &[]);
+    refused(
+        &out,
+        "the registry mirror for * does not answer http://127.0.0.1:9/v2/",
+        cwd.path(),
+    );
+    assert!(common::leftovers_blocking(&env.run_id).is_empty());
 }

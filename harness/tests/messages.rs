@@ -126,6 +126,9 @@ fn every_run_error() -> Vec<RunError> {
         RunError::Tool(
             "talosctl-linux-amd64: sha256 0a1b... does not match e3b0... in sha256sum.txt".into(),
         ),
+        RunError::Images(
+            "quay.io/cilium/cilium:v1.18.4 is not in the Docker engine (no such image); `harness images pull` it first".into(),
+        ),
         RunError::Os {
             what: "install the SIGINT/SIGTERM handlers",
             source: std::io::Error::from(std::io::ErrorKind::Unsupported),
@@ -140,6 +143,7 @@ fn every_run_error() -> Vec<RunError> {
             | RunError::Docker { .. }
             | RunError::Cleanup { .. }
             | RunError::Tool(_)
+            | RunError::Images(_)
             | RunError::Os { .. } => {}
         }
     }

@@ -609,3 +609,33 @@ fn rendered_values_read_back_as_the_merged_values() {
         );
     }
 }
+
+/// `--registry-mirror` in each release's form validates against that release's schema, and the
+/// forms are not interchangeable: 1.11 has no RegistryMirrorConfig, 1.12 no machine.registries.
+#[test]
+fn registry_mirrors_validate_in_the_form_of_each_release() {
+    use harness::registry_mirror::{Mirror, documents};
+    let mirrors = [
+        Mirror::parse("http://10.5.0.1:5000").unwrap(),
+        Mirror::parse("quay.io=http://10.5.0.1:5001").unwrap(),
+    ];
+    let table = ReleaseTable::embedded();
+    for minor in talos_minors() {
+        let release = table.talos.iter().find(|t| t.minor.1 == minor).unwrap();
+        let schema = TalosSchema::of(minor);
+        let docs = documents(&mirrors, release);
+        assert!(!docs.is_empty());
+        for doc in &docs {
+            let errors = schema.errors(doc);
+            assert!(errors.is_empty(), "Talos 1.{minor}: {doc}: {errors:?}");
+        }
+    }
+    let v11 = table.talos.iter().find(|t| t.minor.1 == 11).unwrap();
+    let v12 = table.talos.iter().find(|t| t.minor.1 == 12).unwrap();
+    for doc in documents(&mirrors, v12) {
+        assert!(!TalosSchema::of(11).errors(&doc).is_empty(), "{doc}");
+    }
+    for doc in documents(&mirrors, v11) {
+        assert!(!TalosSchema::of(12).errors(&doc).is_empty(), "{doc}");
+    }
+}

@@ -172,6 +172,34 @@ impl NodeSizeArgs {
     }
 }
 
+/// Where the Cilium chart and helm come from (e2e, images).
+#[derive(Args, Debug)]
+pub struct ChartArgs {
+    /// The Helm 3 binary.
+    #[arg(long, default_value = "helm")]
+    pub helm: PathBuf,
+    /// Cilium chart: a directory, .tgz or oci:// reference instead of the Cilium Helm repository.
+    #[arg(long)]
+    pub chart: Option<String>,
+    /// Cilium Helm repository URL (for a mirror).
+    #[arg(
+        long,
+        default_value = "https://helm.cilium.io",
+        conflicts_with = "chart"
+    )]
+    pub chart_repo: String,
+}
+
+impl ChartArgs {
+    pub fn source(&self) -> crate::install::helm::ChartSource {
+        use crate::install::helm::ChartSource;
+        match &self.chart {
+            Some(c) => ChartSource::Chart(c.clone()),
+            None => ChartSource::Repo(self.chart_repo.clone()),
+        }
+    }
+}
+
 /// How many suites run at once inside a cell.
 #[derive(Args, Debug)]
 pub struct SuiteJobsArg {
@@ -225,6 +253,10 @@ pub struct ClusterArgs {
     /// How long pulling an absent image may take.
     #[arg(long, default_value = "15m", value_parser = humantime::parse_duration)]
     pub pull_timeout: Duration,
+    /// Nodes pull through this registry: `URL` for every registry or `REGISTRY=URL` for one
+    /// (e.g. quay.io=http://10.5.0.1:5001); repeatable. `make cache` starts pull-through ones.
+    #[arg(long = "registry-mirror", value_name = "[REGISTRY=]URL", value_parser = parse_mirror)]
+    pub registry_mirrors: Vec<crate::registry_mirror::Mirror>,
     /// Start nodes unprivileged: only for stand-in images on hosts that cannot run privileged
     /// containers (the harness's own tests); Talos does not boot that way.
     #[arg(long, hide = true)]
@@ -348,6 +380,10 @@ impl ReportArgs {
             .clone()
             .map(|dir| crate::recording::Recorder::of_run(dir, command))
     }
+}
+
+fn parse_mirror(s: &str) -> Result<crate::registry_mirror::Mirror, String> {
+    crate::registry_mirror::Mirror::parse(s).map_err(|e| e.to_string())
 }
 
 /// `512`, `512MiB`, `512M`, `2GiB`, `2G` → MiB.

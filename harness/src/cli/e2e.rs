@@ -3,10 +3,9 @@
 //! first Docker object exists; after that a failure is a test result, an interrupt still tears
 //! down and reports, and a final sweep removes whatever carries the run id.
 
-use super::args::{ClusterArgs, JobsArgs, ReportArgs, RunArgs, SelectArgs, StateArgs};
+use super::args::{ChartArgs, ClusterArgs, JobsArgs, ReportArgs, RunArgs, SelectArgs, StateArgs};
 use crate::errors::{Error, InputError, Refused, RunError};
 use crate::install::InstallOptions;
-use crate::install::helm::ChartSource;
 use crate::preflight::{self, Host, Needs};
 use crate::report::{
     self,
@@ -36,19 +35,8 @@ pub struct E2eArgs {
     pub state: StateArgs,
     #[command(flatten)]
     pub report: ReportArgs,
-    /// The Helm 3 binary.
-    #[arg(long, default_value = "helm")]
-    pub helm: PathBuf,
-    /// Cilium chart: a directory, .tgz or oci:// reference instead of the Cilium Helm repository.
-    #[arg(long)]
-    pub chart: Option<String>,
-    /// Cilium Helm repository URL (for a mirror).
-    #[arg(
-        long,
-        default_value = "https://helm.cilium.io",
-        conflicts_with = "chart"
-    )]
-    pub chart_repo: String,
+    #[command(flatten)]
+    pub chart: ChartArgs,
     /// Local Gateway API bundles: DIR/<version>/<channel>-install.yaml (runners without internet).
     #[arg(long)]
     pub gateway_api_dir: Option<PathBuf>,
@@ -87,18 +75,18 @@ pub async fn run(args: E2eArgs) -> Result<Verdict, Error> {
         &mut problems,
         preflight::output_dir("--state-dir", &state_dir),
     );
-    if args.chart.is_none() {
+    if args.chart.chart.is_none() {
         note(
             &mut problems,
-            preflight::http_url("--chart-repo", &args.chart_repo),
+            preflight::http_url("--chart-repo", &args.chart.chart_repo),
         );
     }
     let host = Host::current();
     if let Some(s) = &selection {
         let needs = Needs {
-            helm: &args.helm,
+            helm: &args.chart.helm,
             gateway_api_dir: args.gateway_api_dir.as_deref(),
-            chart: args.chart.as_deref(),
+            chart: args.chart.chart.as_deref(),
         };
         problems.extend(
             preflight::check(&s.plan, &needs, &host)
@@ -106,7 +94,7 @@ pub async fn run(args: E2eArgs) -> Result<Verdict, Error> {
                 .map(Into::into),
         );
     }
-    if let Some(helm) = host.find(&args.helm) {
+    if let Some(helm) = host.find(&args.chart.helm) {
         note(&mut problems, preflight::helm_runs(&helm).await);
     }
 
@@ -117,22 +105,20 @@ pub async fn run(args: E2eArgs) -> Result<Verdict, Error> {
     let deployer = match (&selection, &run_id) {
         (Some(s), Some(id)) => {
             let base = args.cluster.base_spec(id, &state_dir);
-            let deployer = TalosDocker::new(
+            let mut deployer = TalosDocker::new(
                 s.plan.cells.iter().map(|c| c.id.clone()).collect(),
                 base,
                 args.cluster.talos_image_repo.clone(),
                 InstallOptions {
-                    helm: args.helm.clone(),
-                    chart: match &args.chart {
-                        Some(c) => ChartSource::Chart(c.clone()),
-                        None => ChartSource::Repo(args.chart_repo.clone()),
-                    },
+                    helm: args.chart.helm.clone(),
+                    chart: args.chart.source(),
                     gateway_api_dir: args.gateway_api_dir.clone(),
                     timeout: args.install_timeout,
                 },
                 s.overlay.clone(),
                 args.state.state_dir.is_some(),
             );
+            deployer.mirrors = args.cluster.registry_mirrors.clone();
             let mut specs = Vec::new();
             for cell in &s.plan.cells {
                 let checked = deployer.spec(cell);
@@ -147,6 +133,9 @@ pub async fn run(args: E2eArgs) -> Result<Verdict, Error> {
                 }
             }
             problems.extend(preflight::docker_host(&specs, jobs.jobs).await);
+            for m in &args.cluster.registry_mirrors {
+                note(&mut problems, crate::registry_mirror::answers(m).await);
+            }
             Some(deployer)
         }
         _ => None,
@@ -247,6 +236,7 @@ async fn provenance(
     images: &suites::kit::images::Images,
 ) -> Provenance {
     let chart_digest = args
+        .chart
         .chart
         .as_deref()
         .map(std::path::Path::new)

@@ -6,6 +6,7 @@ pub mod check;
 pub mod down;
 pub mod e2e;
 pub mod gc;
+pub mod images;
 pub mod lint;
 pub mod ls;
 pub mod plan;
@@ -61,6 +62,9 @@ pub enum Command {
     Ls(ls::LsArgs),
     /// Remove leftovers of harness runs (all, or by --run-id / --older-than).
     Gc(gc::GcArgs),
+    /// The images a matrix needs: list, pull, and save to / load from a cache directory.
+    #[command(subcommand)]
+    Images(images::ImagesCommand),
     /// Install the pinned helm and talosctl into the project (`make tools`).
     #[command(subcommand)]
     Tools(crate::tools::ToolsCommand),
@@ -81,6 +85,7 @@ pub async fn run(cli: Cli) -> Result<Verdict, Error> {
         Command::Down(args) => down::run(args).await,
         Command::Ls(args) => ls::run(args).await,
         Command::Gc(args) => gc::run(args).await,
+        Command::Images(command) => images::run(command).await,
         // The downloads use a blocking HTTP client, which must not run on the runtime's threads.
         Command::Tools(command) => tokio::task::spawn_blocking(move || crate::tools::run(command))
             .await

@@ -115,6 +115,19 @@ impl UpArgs {
                 spec.patches.push(patch);
             }
         }
+        if let Ok(release) = crate::version::TalosVersion::parse(&self.talos_version)
+            .map_err(|e| e.to_string())
+            .and_then(|v| {
+                crate::releases::ReleaseTable::embedded()
+                    .talos(&v)
+                    .map_err(|e| e.to_string())
+            })
+        {
+            spec.patches.extend(crate::registry_mirror::patch(
+                &self.cluster.registry_mirrors,
+                release,
+            ));
+        }
         spec.keep_on_failure = self.run.keep_on_failure;
         if let Err(e) = spec.validate()
             && !problems.iter().any(|p| p.to_string() == e.to_string())
@@ -154,6 +167,11 @@ pub async fn run(args: UpArgs) -> Result<Verdict, Error> {
         problems.push(e);
     }
     problems.extend(preflight::docker_host(std::slice::from_ref(&spec), 1).await);
+    for m in &args.cluster.registry_mirrors {
+        if let Err(e) = crate::registry_mirror::answers(m).await {
+            problems.push(e);
+        }
+    }
     if !problems.is_empty() {
         return Err(Refused(problems).into());
     }

@@ -77,16 +77,30 @@ impl HelmInstall {
     }
 
     pub async fn run(&self) -> Result<(), String> {
-        run(&self.helm, &self.args(), &self.kubeconfig, self.timeout).await
+        run(&self.helm, &self.args(), &self.kubeconfig, self.timeout)
+            .await
+            .map(drop)
+    }
+
+    /// The manifests `helm template` renders for this install (no cluster is contacted).
+    pub async fn template(&self, cluster: &ClusterApis) -> Result<String, String> {
+        run(
+            &self.helm,
+            &self.template_args(cluster),
+            &self.kubeconfig,
+            self.timeout,
+        )
+        .await
     }
 }
 
+/// Runs helm within `timeout` (plus a margin) and returns its standard output.
 async fn run(
     helm: &Path,
     args: &[String],
     kubeconfig: &Path,
     timeout: Duration,
-) -> Result<(), String> {
+) -> Result<String, String> {
     let mut cmd = tokio::process::Command::new(helm);
     cmd.args(args)
         .env("KUBECONFIG", kubeconfig)
@@ -99,7 +113,7 @@ async fn run(
         .map_err(|_| format!("helm did not finish within {bound:?} and was killed"))?
         .map_err(|e| format!("cannot run {}: {e}", helm.display()))?;
     if out.status.success() {
-        return Ok(());
+        return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
     }
     let stderr = String::from_utf8_lossy(&out.stderr);
     let tail: Vec<&str> = stderr.lines().rev().take(20).collect();

@@ -32,6 +32,8 @@ pub struct TalosDocker {
     pub overlay: Overlay,
     /// Whether `--state-dir` was given, for the clean-up advice.
     pub state_dir_given: bool,
+    /// `--registry-mirror`: added to every node's config in its release's form.
+    pub mirrors: Vec<crate::registry_mirror::Mirror>,
     kept: Mutex<Vec<String>>,
 }
 
@@ -63,6 +65,7 @@ impl TalosDocker {
             install,
             overlay,
             state_dir_given,
+            mirrors: Vec::new(),
             kept: Mutex::new(Vec::new()),
         }
     }
@@ -103,6 +106,10 @@ impl TalosDocker {
         spec.kubernetes_version = Some(cell.cell.kubernetes.to_string());
         spec.image = Some(format!("{}:{}", self.image_repo, cell.cell.talos));
         spec.patches = cell.talos_patch.config_patches();
+        if let Ok(release) = crate::releases::ReleaseTable::embedded().talos(&cell.cell.talos) {
+            spec.patches
+                .extend(crate::registry_mirror::patch(&self.mirrors, release));
+        }
         Ok(spec)
     }
 
