@@ -62,7 +62,7 @@ fn opt_in_spire_profile_plans_on_request() {
         "1.18.4",
     ]);
     assert_eq!(code, 0);
-    assert!(stdout.contains("features    kube-proxy-replacement, wireguard, hubble, hubble-relay, hubble-ui, l2-announcements, l7-proxy, mutual-auth-spire; routing native"), "{stdout}");
+    assert!(stdout.contains("features    kube-proxy-replacement, wireguard, hubble, hubble-relay, hubble-ui, l2-announcements, l7-proxy, mutual-auth-spire, policy-enforcement, host-legacy-routing; routing native"), "{stdout}");
     assert!(stdout.contains("host needs  kernel module wireguard"));
 }
 

@@ -19,6 +19,8 @@ mod dns;
 mod gateway_api;
 #[path = "../../suites/tests/verdicts/lb_ipam.rs"]
 mod lb_ipam;
+#[path = "../../suites/tests/verdicts/network_policy.rs"]
+mod network_policy;
 #[path = "../../suites/tests/verdicts/pod_security.rs"]
 mod pod_security;
 #[path = "../../suites/tests/verdicts/scenario.rs"]

@@ -4,7 +4,7 @@
 //! filters, `suites/CHECKS.md`, the README's checks tables and the nextest trials all read that
 //! one declaration through [`CATALOG`].
 
-use crate::features::{Applicability, RunContext};
+use crate::context::{Applicability, RunContext};
 use crate::kit::check::{RecordedJudge, RunFn};
 use crate::kit::verdict::Verdict;
 use crate::runner::SuiteRunFn;
@@ -20,6 +20,7 @@ pub const CATALOG: &[SuiteDecl] = &[
     crate::gateway_api::SUITE,
     crate::wireguard::SUITE,
     crate::lb_ipam::SUITE,
+    crate::network_policy::SUITE,
 ];
 
 /// A suite's stable name, the first half of `suite::check`. Each suite's folder holds its
@@ -163,7 +164,7 @@ pub fn all_check_names() -> impl Iterator<Item = String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::features::{Features, Routing};
+    use crate::context::{Features, Routing};
     use std::collections::HashSet;
 
     fn ctx(nodes: u32) -> RunContext {
@@ -182,6 +183,8 @@ mod tests {
                 bandwidth_manager: false,
                 bbr: false,
                 mutual_auth_spire: false,
+                policy_enforcement: true,
+                host_legacy_routing: false,
                 routing: Routing::Vxlan,
             },
             nodes,

@@ -23,7 +23,7 @@
 //! ```
 //!
 //! Module map: [`catalog`] is the registry of suites; each suite folder ([`connectivity`],
-//! [`dns`], [`pod_security`], [`gateway_api`], [`wireguard`], [`lb_ipam`]) declares its checks
+//! [`dns`], [`pod_security`], [`gateway_api`], [`wireguard`], [`lb_ipam`], [`network_policy`]) declares its checks
 //! once in its `mod.rs`, next to its rooms: `objects` (what it creates), `observe` (the only
 //! code that talks to the cluster) and `judge` (pure). [`kit`] is the engine every suite shares
 //! (namespaces, workloads, images, exec probes, retries, waits, transcripts); [`runner`] selects,
@@ -31,13 +31,14 @@
 
 pub mod catalog;
 pub mod connectivity;
+pub mod context;
 pub mod dns;
 pub mod docs;
-pub mod features;
 pub mod filter;
 pub mod gateway_api;
 pub mod kit;
 pub mod lb_ipam;
+pub mod network_policy;
 pub mod pod_security;
 pub(crate) mod rules;
 pub mod runner;
@@ -46,7 +47,7 @@ pub mod wireguard;
 pub use catalog::{
     CATALOG, CheckDecl, CheckStatus, NOT_IMPLEMENTED, SuiteDecl, SuiteName, all_check_names, suite,
 };
-pub use features::{Applicability, Features, Routing, RunContext};
+pub use context::{Applicability, Features, Routing, RunContext};
 pub use filter::{CheckFilter, FilterError};
 pub use runner::{
     CheckOutcome, CheckRun, Cleanup, RunOptions, SuiteRun, implemented_checks, run_suite,

@@ -1,7 +1,7 @@
 //! When a suite or a check applies: small rules over the run's [`RunContext`], shared by the
 //! declarations. A rule that does not apply says why, in the words a plan prints.
 
-use crate::features::{Applicability, RunContext};
+use crate::context::{Applicability, RunContext};
 
 pub(crate) fn always(_: &RunContext) -> Applicability {
     Applicability::Applies
@@ -51,6 +51,26 @@ pub(crate) fn l2_announcements(ctx: &RunContext) -> Applicability {
         Applicability::Skipped(
             "l2announcements.enabled is not true: LoadBalancer IPs are not announced to the host"
                 .into(),
+        )
+    }
+}
+
+pub(crate) fn policy_enforcement(ctx: &RunContext) -> Applicability {
+    if ctx.features.policy_enforcement {
+        Applicability::Applies
+    } else {
+        Applicability::Skipped(
+            "policyEnforcementMode is never: Cilium enforces no network policy".into(),
+        )
+    }
+}
+
+pub(crate) fn l7_proxy(ctx: &RunContext) -> Applicability {
+    if ctx.features.l7_proxy {
+        Applicability::Applies
+    } else {
+        Applicability::Skipped(
+            "l7Proxy is false: no Envoy proxy for HTTP rules and no DNS proxy for toFQDNs".into(),
         )
     }
 }

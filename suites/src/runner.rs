@@ -7,7 +7,7 @@
 //! applicable to this cell, or not implemented in this version). Nothing unimplemented passes.
 
 use crate::catalog::{self, CheckDecl, NOT_IMPLEMENTED, SuiteDecl, SuiteName};
-use crate::features::{Applicability, RunContext};
+use crate::context::{Applicability, RunContext};
 use crate::filter::CheckFilter;
 use crate::kit::api_log::{ApiLog, ApiRead};
 use crate::kit::check::{CheckCtx, Env, Judged, RunFn, Timeouts};
@@ -349,6 +349,7 @@ async fn run_impl<S: SuiteImpl>(args: RunArgs<'_>) -> Vec<CheckRun> {
         external_target: ctx.external_target.clone(),
         nodes: ctx.nodes,
         api_log: opts.api_log.clone(),
+        features: ctx.features.clone(),
     };
     let mut namespaces = vec![ns_name.clone()];
     namespaces.extend(S::extra_namespaces(&env));

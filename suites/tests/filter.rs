@@ -12,7 +12,7 @@ fn unknown_suite_lists_known_ones() {
     let err = CheckFilter::new(&["dnss".into()], &[]).err().unwrap();
     assert_eq!(
         err.to_string(),
-        "unknown suite 'dnss'; known suites: connectivity, dns, pod-security, gateway-api, wireguard, lb-ipam"
+        "unknown suite 'dnss'; known suites: connectivity, dns, pod-security, gateway-api, wireguard, lb-ipam, network-policy"
     );
 }
 
@@ -44,4 +44,19 @@ fn suite_restriction_applies() {
     let f = CheckFilter::new(&["wireguard".into()], &[]).unwrap();
     assert!(f.selects(suite("wireguard"), "peer-count"));
     assert!(!f.selects(suite("dns"), "pod-a-record"));
+}
+
+#[test]
+fn the_network_policy_suite_filters_as_the_others_do() {
+    let f = CheckFilter::new(&[], &["network-policy::*".into()]).unwrap();
+    let np = suite("network-policy");
+    assert!(f.selects(np, "l7-http"));
+    assert!(!f.selects(suite("dns"), "pod-a-record"));
+    let f = CheckFilter::new(
+        &[],
+        &["network-policy::*".into(), "!network-policy::l7-*".into()],
+    )
+    .unwrap();
+    assert!(f.selects(np, "deny-wins"));
+    assert!(!f.selects(np, "l7-http"));
 }

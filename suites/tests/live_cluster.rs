@@ -29,6 +29,8 @@ async fn connectivity_dns_and_pod_security_pass_on_a_live_cluster() {
             bandwidth_manager: false,
             bbr: false,
             mutual_auth_spire: false,
+            policy_enforcement: true,
+            host_legacy_routing: false,
             routing: suites::Routing::Vxlan,
         },
         nodes,

@@ -186,6 +186,8 @@ fn ctx(nodes: u32, external_target: Option<&str>) -> RunContext {
             bandwidth_manager: false,
             bbr: false,
             mutual_auth_spire: false,
+            policy_enforcement: true,
+            host_legacy_routing: false,
             routing: Routing::Vxlan,
         },
         nodes,

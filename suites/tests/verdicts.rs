@@ -15,6 +15,8 @@ mod dns;
 mod gateway_api;
 #[path = "verdicts/lb_ipam.rs"]
 mod lb_ipam;
+#[path = "verdicts/network_policy.rs"]
+mod network_policy;
 #[path = "verdicts/pod_security.rs"]
 mod pod_security;
 #[path = "verdicts/wireguard.rs"]
@@ -95,6 +97,14 @@ fn gateway_api_verdicts() {
 #[test]
 fn wireguard_verdicts() {
     insta::assert_snapshot!(render(suites::wireguard::NAME, &wireguard::scenarios()));
+}
+
+#[test]
+fn network_policy_verdicts() {
+    insta::assert_snapshot!(render(
+        suites::network_policy::NAME,
+        &network_policy::scenarios()
+    ));
 }
 
 #[test]

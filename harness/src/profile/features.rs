@@ -32,6 +32,9 @@ pub fn derive(values: &Value) -> Features {
         bandwidth_manager,
         bbr: bandwidth_manager && flag(values, "bandwidthManager.bbr", false),
         mutual_auth_spire: flag(values, "authentication.mutual.spire.enabled", false),
+        // The chart's default mode is `default`; only `never` turns enforcement off.
+        policy_enforcement: text(values, "policyEnforcementMode").as_deref() != Some("never"),
+        host_legacy_routing: flag(values, "bpf.hostLegacyRouting", false),
         routing,
     }
 }
@@ -71,6 +74,14 @@ mod tests {
         assert!(!f.kube_proxy_replacement);
         assert!(f.hubble, "hubble.enabled defaults to true in the chart");
         assert!(f.l7_proxy, "l7Proxy defaults to true in the chart");
+        assert!(
+            f.policy_enforcement,
+            "policyEnforcementMode defaults to default"
+        );
+        assert!(!f.host_legacy_routing);
+        assert!(!derive(&json!({"policyEnforcementMode": "never"})).policy_enforcement);
+        assert!(derive(&json!({"policyEnforcementMode": "always"})).policy_enforcement);
+        assert!(derive(&json!({"bpf": {"hostLegacyRouting": true}})).host_legacy_routing);
         assert_eq!(f.routing, Routing::Vxlan);
     }
 

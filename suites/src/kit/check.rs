@@ -63,6 +63,9 @@ pub struct Env {
     pub nodes: u32,
     /// Where the suite's client keeps the API answers, when the run is recorded.
     pub api_log: Option<crate::kit::ApiLog>,
+    /// What the cluster's values turn on (Hubble, the L7 proxy, ...), for checks that read
+    /// more when a feature is there to read.
+    pub features: crate::context::Features,
 }
 
 impl Env {

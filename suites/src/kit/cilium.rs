@@ -4,9 +4,10 @@
 //! name a known bug only where its version range and mode match.
 
 use crate::kit::errors::KitError;
+use crate::kit::exec::PodRef;
 use k8s_openapi::api::apps::v1::DaemonSet;
-use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::Api;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use kube::api::{Api, ListParams};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -14,6 +15,51 @@ pub const NAMESPACE: &str = "kube-system";
 pub const DAEMONSET: &str = "cilium";
 pub const AGENT_CONTAINER: &str = "cilium-agent";
 pub const CONFIG_MAP: &str = "cilium-config";
+/// The agents' pods, as the chart labels them.
+pub const AGENT_SELECTOR: &str = "k8s-app=cilium";
+
+/// One agent: the node it serves and the container to exec into.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Agent {
+    pub node: String,
+    pub pod: PodRef,
+}
+
+/// The Ready agents, one per node, in node order; an error when there is none.
+pub async fn ready_agents(client: &kube::Client) -> Result<Vec<Agent>, KitError> {
+    let pods = Api::<Pod>::namespaced(client.clone(), NAMESPACE)
+        .list(&ListParams::default().labels(AGENT_SELECTOR))
+        .await
+        .map_err(KitError::api(format!(
+            "list pods {AGENT_SELECTOR} in {NAMESPACE}"
+        )))?;
+    let mut agents: Vec<Agent> = pods
+        .items
+        .iter()
+        .filter(|p| crate::kit::wait::is_ready(p))
+        .filter_map(|p| {
+            Some(Agent {
+                node: p.spec.as_ref()?.node_name.clone()?,
+                pod: PodRef {
+                    namespace: NAMESPACE.into(),
+                    name: p.metadata.name.clone()?,
+                    container: AGENT_CONTAINER.into(),
+                },
+            })
+        })
+        .collect();
+    agents.sort_by(|a, b| a.node.cmp(&b.node));
+    if agents.is_empty() {
+        return Err(KitError::Missing {
+            what: format!("a Ready Cilium agent ({AGENT_SELECTOR} in {NAMESPACE})"),
+            hint: format!(
+                "{} pods matched, none Ready with a node; is Cilium installed and healthy?",
+                pods.items.len()
+            ),
+        });
+    }
+    Ok(agents)
+}
 
 /// A Cilium release, as `major.minor.patch`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]

@@ -165,6 +165,19 @@ pub async fn create(client: &kube::Client, ns: &Namespace) -> Result<Namespace, 
         })
 }
 
+/// A namespace's uid: what a cluster-scoped object names as its owner, so the garbage collector
+/// removes it with the namespace.
+pub async fn uid(client: &kube::Client, name: &str) -> Result<String, KitError> {
+    let ns = Api::<Namespace>::all(client.clone())
+        .get(name)
+        .await
+        .map_err(KitError::api(format!("get namespace {name}")))?;
+    ns.metadata.uid.ok_or_else(|| KitError::Missing {
+        what: format!("the uid of namespace {name}"),
+        hint: "the API server returned the namespace without one, so nothing cluster-scoped could be tied to it for clean-up".into(),
+    })
+}
+
 /// Deletes a namespace; one that is already gone is fine.
 pub async fn delete(client: &kube::Client, name: &str) -> Result<(), KitError> {
     let api: Api<Namespace> = Api::all(client.clone());

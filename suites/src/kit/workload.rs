@@ -159,27 +159,33 @@ pub fn echo_pod(
     image: &ImageRef,
     placement: &Placement,
 ) -> Pod {
-    let mut c = container("echo", image);
+    let c = echo_container("echo", image, HTTP_PORT, HTTP_PORT_NAME);
+    pod(name, run_labels, placement, vec![c])
+}
+
+/// json-mock serving on `port` (named `port_name`), Ready when it answers there.
+pub fn echo_container(name: &str, image: &ImageRef, port: i32, port_name: &str) -> Container {
+    let mut c = container(name, image);
     c.env = Some(vec![EnvVar {
         name: "PORT".into(),
-        value: Some(HTTP_PORT.to_string()),
+        value: Some(port.to_string()),
         ..EnvVar::default()
     }]);
     c.ports = Some(vec![ContainerPort {
-        name: Some(HTTP_PORT_NAME.into()),
-        container_port: HTTP_PORT,
+        name: Some(port_name.into()),
+        container_port: port,
         ..ContainerPort::default()
     }]);
     c.readiness_probe = Some(Probe {
         http_get: Some(HTTPGetAction {
             path: Some("/".into()),
-            port: IntOrString::String(HTTP_PORT_NAME.into()),
+            port: IntOrString::String(port_name.into()),
             ..HTTPGetAction::default()
         }),
         period_seconds: Some(2),
         ..Probe::default()
     });
-    pod(name, run_labels, placement, vec![c])
+    c
 }
 
 /// A NodePort Service in front of one echo pod. A NodePort Service also has a ClusterIP, so one

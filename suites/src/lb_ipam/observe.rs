@@ -8,7 +8,7 @@ use super::objects::*;
 use crate::kit::check::{CheckCtx, Env};
 use crate::kit::errors::KitError;
 use crate::kit::wait;
-use k8s_openapi::api::core::v1::{Namespace, Service};
+use k8s_openapi::api::core::v1::Service;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, PostParams};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -357,14 +357,7 @@ pub(crate) async fn setup(env: &Env, log: &CheckCtx<'_>) -> Result<LbFixture, Ki
         what: "RunOptions::lb_ipam_block".into(),
         detail,
     })?;
-    let ns = Api::<Namespace>::all(env.client.clone())
-        .get(&env.namespace)
-        .await
-        .map_err(KitError::api(format!("get namespace {}", env.namespace)))?;
-    let uid = ns.metadata.uid.ok_or_else(|| KitError::Missing {
-        what: format!("the uid of namespace {}", env.namespace),
-        hint: "the API server returned the namespace without one; the pool could not be tied to it for cleanup".into(),
-    })?;
+    let uid = crate::kit::namespace::uid(&env.client, &env.namespace).await?;
     let labels = env.run_labels();
     let name = env.namespace.clone();
     let mut last_err = None;

@@ -4,16 +4,12 @@
 //! `cilium-agent` container of the pods `k8s-app=cilium` in kube-system), the CiliumNodes, the
 //! endpoints (Ready pods off the host network) and Cilium's configuration.
 
-use super::judge::{
-    AgentReport, CILIUM_NAMESPACE, CILIUM_SELECTOR, Endpoint, Handshakes, NodeKeys, Snapshot,
-    WG_PUB_KEY,
-};
+use super::judge::{AgentReport, Endpoint, Handshakes, NodeKeys, Snapshot, WG_PUB_KEY};
 use super::model::{merge, parse_debuginfo, parse_status};
 use super::objects::client_pod;
 use crate::kit::check::{CheckCtx, Env};
 use crate::kit::cilium;
 use crate::kit::errors::KitError;
-use crate::kit::exec::PodRef;
 use crate::kit::probe::Probe;
 use crate::kit::probe::ping::{self, PingResult};
 use crate::kit::retry::Leg;
@@ -25,7 +21,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams};
 use std::collections::BTreeMap;
 
-pub const AGENT_CONTAINER: &str = "cilium-agent";
+pub use crate::kit::cilium::AGENT_CONTAINER;
 
 /// What a CiliumNode publishes: its key annotation, pod CIDRs and InternalIP addresses.
 pub fn node_keys(list: &[DynamicObject]) -> Vec<NodeKeys> {
@@ -96,12 +92,7 @@ pub fn endpoints(pods: &[Pod]) -> Vec<Endpoint> {
     out
 }
 
-/// The agents, one per node.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Agent {
-    pub node: String,
-    pub pod: PodRef,
-}
+pub use crate::kit::cilium::Agent;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WgFixture {
@@ -280,37 +271,7 @@ pub(crate) async fn setup(
     with_clients: bool,
     log: &CheckCtx<'_>,
 ) -> Result<WgFixture, KitError> {
-    let pods = Api::<Pod>::namespaced(env.client.clone(), CILIUM_NAMESPACE)
-        .list(&ListParams::default().labels(CILIUM_SELECTOR))
-        .await
-        .map_err(KitError::api(format!(
-            "list pods {CILIUM_SELECTOR} in {CILIUM_NAMESPACE}"
-        )))?;
-    let mut agents: Vec<Agent> = pods
-        .items
-        .iter()
-        .filter(|p| wait::is_ready(p))
-        .filter_map(|p| {
-            Some(Agent {
-                node: p.spec.as_ref()?.node_name.clone()?,
-                pod: PodRef {
-                    namespace: CILIUM_NAMESPACE.into(),
-                    name: p.metadata.name.clone()?,
-                    container: AGENT_CONTAINER.into(),
-                },
-            })
-        })
-        .collect();
-    agents.sort_by(|a, b| a.node.cmp(&b.node));
-    if agents.is_empty() {
-        return Err(KitError::Missing {
-            what: format!("a Ready Cilium agent ({CILIUM_SELECTOR} in {CILIUM_NAMESPACE})"),
-            hint: format!(
-                "{} pods matched, none Ready with a node; is Cilium installed and healthy?",
-                pods.items.len()
-            ),
-        });
-    }
+    let agents = cilium::ready_agents(&env.client).await?;
     log.note(format!(
         "agents: {}",
         agents

@@ -479,6 +479,8 @@ pub fn ctx(nodes: u32, external_target: Option<&str>) -> suites::RunContext {
             bandwidth_manager: false,
             bbr: false,
             mutual_auth_spire: false,
+            policy_enforcement: true,
+            host_legacy_routing: false,
             routing: suites::Routing::Vxlan,
         },
         nodes,

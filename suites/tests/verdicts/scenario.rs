@@ -45,5 +45,9 @@ pub fn all() -> Vec<(SuiteName, Vec<Scenario>)> {
         (suites::gateway_api::NAME, crate::gateway_api::scenarios()),
         (suites::wireguard::NAME, crate::wireguard::scenarios()),
         (suites::lb_ipam::NAME, crate::lb_ipam::scenarios()),
+        (
+            suites::network_policy::NAME,
+            crate::network_policy::scenarios(),
+        ),
     ]
 }

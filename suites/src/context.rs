@@ -1,4 +1,5 @@
-//! What a cluster offers, as far as the checks care. The harness derives it from a profile's
+//! What a cluster offers, as far as the checks care (the `features` suite is another thing: it
+//! proves the features a profile turns on). The harness derives it from a profile's
 //! Helm values; for an existing cluster it comes from the user's flags.
 
 use serde::{Deserialize, Serialize};
@@ -40,6 +41,10 @@ pub struct Features {
     pub bandwidth_manager: bool,
     pub bbr: bool,
     pub mutual_auth_spire: bool,
+    /// Whether Cilium enforces network policy at all (`policyEnforcementMode` other than `never`).
+    pub policy_enforcement: bool,
+    /// `bpf.hostLegacyRouting`: traffic goes through the host stack instead of BPF host routing.
+    pub host_legacy_routing: bool,
     pub routing: Routing,
 }
 
@@ -60,6 +65,8 @@ impl Features {
             (self.bandwidth_manager, "bandwidth-manager"),
             (self.bbr, "bbr"),
             (self.mutual_auth_spire, "mutual-auth-spire"),
+            (self.policy_enforcement, "policy-enforcement"),
+            (self.host_legacy_routing, "host-legacy-routing"),
         ];
         flags
             .into_iter()
