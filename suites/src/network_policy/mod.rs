@@ -28,6 +28,8 @@ use crate::runner::SuiteImpl;
 pub const NAME: SuiteName = SuiteName::new("network-policy");
 
 pub const SUITE: SuiteDecl = SuiteDecl {
+    // Its policies select only its own pods (the cluster-wide one by namespace too).
+    runs_alone: None,
     name: NAME,
     applies: crate::rules::policy_enforcement,
     checks: CHECKS,
