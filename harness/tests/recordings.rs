@@ -15,6 +15,8 @@ mod common;
 mod connectivity;
 #[path = "../../suites/tests/verdicts/dns.rs"]
 mod dns;
+#[path = "../../suites/tests/verdicts/features.rs"]
+mod features;
 #[path = "../../suites/tests/verdicts/gateway_api.rs"]
 mod gateway_api;
 #[path = "../../suites/tests/verdicts/lb_ipam.rs"]
@@ -81,6 +83,7 @@ fn specs() -> Vec<Spec> {
     let profile = |suite: SuiteName| match suite.as_str() {
         "gateway-api" => ("talos-gateway-api", 2),
         "wireguard" => ("service-mesh-wireguard", 3),
+        "features" => ("vxlan-wireguard-hostfw", 2),
         _ => ("talos-basic", 2),
     };
     let mut out: Vec<Spec> = scenario::all()

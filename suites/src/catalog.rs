@@ -21,6 +21,7 @@ pub const CATALOG: &[SuiteDecl] = &[
     crate::wireguard::SUITE,
     crate::lb_ipam::SUITE,
     crate::network_policy::SUITE,
+    crate::features::SUITE,
 ];
 
 /// A suite's stable name, the first half of `suite::check`. Each suite's folder holds its

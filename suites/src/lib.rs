@@ -23,7 +23,7 @@
 //! ```
 //!
 //! Module map: [`catalog`] is the registry of suites; each suite folder ([`connectivity`],
-//! [`dns`], [`pod_security`], [`gateway_api`], [`wireguard`], [`lb_ipam`], [`network_policy`]) declares its checks
+//! [`dns`], [`pod_security`], [`gateway_api`], [`wireguard`], [`lb_ipam`], [`network_policy`], [`features`]) declares its checks
 //! once in its `mod.rs`, next to its rooms: `objects` (what it creates), `observe` (the only
 //! code that talks to the cluster) and `judge` (pure). [`kit`] is the engine every suite shares
 //! (namespaces, workloads, images, exec probes, retries, waits, transcripts); [`runner`] selects,
@@ -34,6 +34,7 @@ pub mod connectivity;
 pub mod context;
 pub mod dns;
 pub mod docs;
+pub mod features;
 pub mod filter;
 pub mod gateway_api;
 pub mod kit;

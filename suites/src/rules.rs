@@ -74,3 +74,70 @@ pub(crate) fn l7_proxy(ctx: &RunContext) -> Applicability {
         )
     }
 }
+pub(crate) fn hubble_relay(ctx: &RunContext) -> Applicability {
+    if ctx.features.hubble_relay {
+        Applicability::Applies
+    } else {
+        Applicability::Skipped("hubble.enabled or hubble.relay.enabled is not true".into())
+    }
+}
+
+pub(crate) fn hubble_ui(ctx: &RunContext) -> Applicability {
+    if ctx.features.hubble_ui {
+        Applicability::Applies
+    } else {
+        Applicability::Skipped("hubble.enabled or hubble.ui.enabled is not true".into())
+    }
+}
+
+pub(crate) fn kube_proxy_replacement(ctx: &RunContext) -> Applicability {
+    if ctx.features.kube_proxy_replacement {
+        Applicability::Applies
+    } else {
+        Applicability::Skipped(
+            "kubeProxyReplacement is not true: kube-proxy serves Services".into(),
+        )
+    }
+}
+
+pub(crate) fn bandwidth_manager(ctx: &RunContext) -> Applicability {
+    if ctx.features.bandwidth_manager {
+        Applicability::Applies
+    } else {
+        Applicability::Skipped("bandwidthManager.enabled is not true".into())
+    }
+}
+
+/// BBR for pods needs BPF host routing: with legacy host routing the packet loses its socket
+/// on the way through the host stack before it reaches the FQ qdisc, so pods are not paced by
+/// BBR whatever the agent reports (Cilium's bandwidth manager guide). The Talos-in-Docker
+/// overlay sets `bpf.hostLegacyRouting=true`, so BBR cannot be proved in those cells.
+pub(crate) fn bbr(ctx: &RunContext) -> Applicability {
+    if !ctx.features.bbr {
+        return Applicability::Skipped(
+            "bandwidthManager.bbr is not true (or the bandwidth manager is off)".into(),
+        );
+    }
+    if ctx.features.host_legacy_routing {
+        return Applicability::Skipped(
+            "bpf.hostLegacyRouting=true: BBR for pods needs BPF host routing to keep the socket up to the FQ qdisc, so it cannot be proved here (the Talos-in-Docker overlay sets it for CoreDNS)".into(),
+        );
+    }
+    Applicability::Applies
+}
+
+pub(crate) fn host_firewall(ctx: &RunContext) -> Applicability {
+    if ctx.features.host_firewall {
+        Applicability::Applies
+    } else {
+        Applicability::Skipped("hostFirewall.enabled is not true".into())
+    }
+}
+
+pub(crate) fn mutual_auth_spire(ctx: &RunContext) -> Applicability {
+    if ctx.features.mutual_auth_spire {
+        Applicability::Applies
+    } else {
+        Applicability::Skipped("authentication.mutual.spire.enabled is not true".into())
+    }
+}

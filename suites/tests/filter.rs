@@ -12,7 +12,7 @@ fn unknown_suite_lists_known_ones() {
     let err = CheckFilter::new(&["dnss".into()], &[]).err().unwrap();
     assert_eq!(
         err.to_string(),
-        "unknown suite 'dnss'; known suites: connectivity, dns, pod-security, gateway-api, wireguard, lb-ipam, network-policy"
+        "unknown suite 'dnss'; known suites: connectivity, dns, pod-security, gateway-api, wireguard, lb-ipam, network-policy, features"
     );
 }
 

@@ -6,12 +6,13 @@
 mod common;
 
 use common::{
-    Cluster, Reply, Seen, cluster, ctx, fast_options, fixture, fixture_json, out, status,
+    Cluster, Policies, Seen, agent_pod, api_writes, cluster, ctx, fast_options, fixture,
+    fixture_json, out, policy_api, until_removed,
 };
 use futures::future::BoxFuture;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use suites::kit::hubble;
 use suites::kit::policy::Kind;
@@ -153,7 +154,7 @@ fn flows_are_read_from_jsonpb_lines() {
 }
 
 /// The policies the fake API server holds, by name; the datapath reads them.
-type Active = Arc<Mutex<BTreeMap<String, Value>>>;
+type Active = Policies;
 
 fn pod_ip(name: &str) -> &'static str {
     match name {
@@ -180,10 +181,7 @@ fn np_cluster() -> Cluster {
     for (pod, node) in [("cilium-4xk8f", "w1"), ("cilium-9qz7m", "w2")] {
         c.objects.insert(
             ("pods".into(), "kube-system".into(), pod.into()),
-            json!({"apiVersion": "v1", "kind": "Pod",
-                   "metadata": {"name": pod, "namespace": "kube-system", "labels": {"k8s-app": "cilium"}},
-                   "spec": {"nodeName": node, "containers": [{"name": "cilium-agent"}]},
-                   "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}}),
+            agent_pod(pod, node),
         );
     }
     c
@@ -192,74 +190,8 @@ fn np_cluster() -> Cluster {
 /// Serves the namespaces' uids and the policy APIs; with `refuse`, creating that policy fails.
 fn api(active: Active, refuse: Option<&'static str>) -> (kube::Client, common::Log) {
     cluster(np_cluster(), move |s: &Seen, state: &mut Cluster| {
-        let parts: Vec<&str> = s.path.trim_matches('/').split('/').collect();
-        let plural = |p: &str| {
-            [
-                "networkpolicies",
-                "ciliumnetworkpolicies",
-                "ciliumclusterwidenetworkpolicies",
-            ]
-            .contains(&p)
-        };
-        let mut active = active.lock().unwrap();
-        match (s.method.as_str(), parts.as_slice()) {
-            ("GET", ["api", "v1", "namespaces", name]) => {
-                let mut ns = state.namespaces.get(*name)?.clone();
-                ns["metadata"]["uid"] = json!(UID);
-                Some(Reply::Json(200, ns))
-            }
-            ("POST", ["apis", _, _, "namespaces", _, p] | ["apis", _, _, p]) if plural(p) => {
-                let name = s.body["metadata"]["name"].as_str().unwrap().to_string();
-                if refuse == Some(name.as_str()) {
-                    return Some(Reply::Json(
-                        403,
-                        status(
-                            403,
-                            "Forbidden",
-                            &format!("{p}.cilium.io \"{name}\" is forbidden: the test refuses it"),
-                        ),
-                    ));
-                }
-                active.insert(name, s.body.clone());
-                Some(Reply::Json(201, s.body.clone()))
-            }
-            ("GET", ["apis", _, _, "namespaces", _, p, name] | ["apis", _, _, p, name])
-                if plural(p) =>
-            {
-                let mut o = active.get(*name)?.clone();
-                // What Cilium's operator writes once it has validated the policy.
-                o["status"] = fixture_json("ciliumnetworkpolicy-valid.json")["status"].clone();
-                Some(Reply::Json(200, o))
-            }
-            ("DELETE", ["apis", _, _, "namespaces", _, p, name] | ["apis", _, _, p, name])
-                if plural(p) =>
-            {
-                match active.remove(*name) {
-                    Some(o) => Some(Reply::Json(200, o)),
-                    None => Some(Reply::Json(
-                        404,
-                        status(404, "NotFound", &format!("{p} \"{name}\" not found")),
-                    )),
-                }
-            }
-            _ => None,
-        }
+        policy_api(s, state, &active, UID, refuse)
     })
-}
-
-/// Waits (briefly, the guard's delete runs on the runtime) until no policy is left.
-async fn until_removed(active: &Active) {
-    for _ in 0..100 {
-        if active.lock().unwrap().is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert!(
-        active.lock().unwrap().is_empty(),
-        "left behind: {:?}",
-        active.lock().unwrap().keys()
-    );
 }
 
 fn posted(log: &common::Log, name: &str) -> Value {
@@ -359,15 +291,6 @@ fn all() -> CheckFilter {
     CheckFilter::new(&[], &[]).unwrap()
 }
 
-fn policy_requests(log: &common::Log) -> Vec<String> {
-    log.lock()
-        .unwrap()
-        .iter()
-        .filter(|s| s.path.starts_with("/apis/") && s.method != "GET")
-        .map(|s| format!("{} {}", s.method, s.path))
-        .collect()
-}
-
 #[tokio::test]
 async fn every_check_passes_where_policies_are_enforced_and_each_policy_goes_afterwards() {
     let active: Active = Arc::default();
@@ -404,7 +327,7 @@ async fn every_check_passes_where_policies_are_enforced_and_each_policy_goes_aft
             namespaces: vec![NS.into(), REMOTE.into()]
         }
     );
-    let reqs = policy_requests(&log);
+    let reqs = api_writes(&log);
     let cnp = format!("/apis/cilium.io/v2/namespaces/{NS}/ciliumnetworkpolicies");
     let np = format!("/apis/networking.k8s.io/v1/namespaces/{NS}/networkpolicies");
     let ccnp = "/apis/cilium.io/v2/ciliumclusterwidenetworkpolicies";
@@ -498,7 +421,7 @@ async fn policies_that_do_not_take_effect_fail_their_checks_and_are_removed_all_
         );
     }
     assert!(active.lock().unwrap().is_empty());
-    let deletes = policy_requests(&log)
+    let deletes = api_writes(&log)
         .iter()
         .filter(|r| r.starts_with("DELETE"))
         .count();
@@ -534,7 +457,7 @@ async fn a_check_that_errors_half_way_removes_what_it_applied() {
         "{message}"
     );
     until_removed(&active).await;
-    assert!(policy_requests(&log).contains(&format!(
+    assert!(api_writes(&log).contains(&format!(
         "DELETE /apis/networking.k8s.io/v1/namespaces/{NS}/networkpolicies/deny-all-ingress"
     )));
 }

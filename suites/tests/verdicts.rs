@@ -11,6 +11,8 @@ mod common;
 mod connectivity;
 #[path = "verdicts/dns.rs"]
 mod dns;
+#[path = "verdicts/features.rs"]
+mod features;
 #[path = "verdicts/gateway_api.rs"]
 mod gateway_api;
 #[path = "verdicts/lb_ipam.rs"]
@@ -97,6 +99,11 @@ fn gateway_api_verdicts() {
 #[test]
 fn wireguard_verdicts() {
     insta::assert_snapshot!(render(suites::wireguard::NAME, &wireguard::scenarios()));
+}
+
+#[test]
+fn features_verdicts() {
+    insta::assert_snapshot!(render(suites::features::NAME, &features::scenarios()));
 }
 
 #[test]

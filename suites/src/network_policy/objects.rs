@@ -147,7 +147,9 @@ fn by_name(name: &str) -> Value {
     json!({"matchLabels": {LABEL_NAME: name}})
 }
 
-fn metadata(s: &Scope, name: &str, namespaced: bool) -> Value {
+/// A policy's metadata: the run's labels, and for a cluster-scoped one the suite's namespace as
+/// its owner.
+pub(crate) fn metadata(s: &Scope, name: &str, namespaced: bool) -> Value {
     let mut m = json!({"name": name, "labels": s.labels});
     if namespaced {
         m["namespace"] = json!(s.namespace);

@@ -21,8 +21,8 @@ use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::Api;
 
-/// The body bytes a reply keeps: enough for Envoy's `Access denied` and a line of JSON.
-const BODY_LIMIT: usize = 120;
+/// The body a reply keeps: Envoy's `Access denied`, the head of an HTML page.
+const BODY_LIMIT: usize = 512;
 
 /// The suite's workloads and what the checks need to know of the cluster.
 pub struct NpFixture {
@@ -34,11 +34,15 @@ pub struct NpFixture {
     pub client_remote: PodInfo,
     /// The `kubernetes` Service's ClusterIP and port.
     pub api_server: (String, i32),
-    /// The agents Hubble is asked through; empty when Hubble is off.
-    pub agents: Vec<Agent>,
-    pub hubble: bool,
+    pub flows: FlowSource,
     pub cluster_domain: String,
     pub external_target: Option<String>,
+}
+
+/// Where drops are looked up: Hubble in the agents of the nodes involved, when it is on.
+pub struct FlowSource {
+    pub on: bool,
+    pub agents: Vec<Agent>,
 }
 
 /// `curl` that keeps the body and does not turn a 4xx into an error: the judge needs Envoy's
@@ -96,8 +100,12 @@ pub struct Ask<'a> {
     pub method: &'static str,
     pub insecure: bool,
     pub expect: Expect,
-    /// The destination pod, when it is one: Hubble is asked for flows to it.
-    pub to_pod: Option<&'a PodInfo>,
+    /// The destination pod (`namespace/pod`), when it is one: Hubble is asked for flows to it.
+    pub to_pod: Option<String>,
+    /// The destination's address when known before probing, and its node (whose agent sees an
+    /// ingress drop).
+    pub to_ip: Option<String>,
+    pub to_node: Option<String>,
     pub to_port: u32,
 }
 
@@ -111,31 +119,49 @@ impl<'a> Ask<'a> {
             method: "GET",
             insecure: false,
             expect,
-            to_pod: Some(to),
+            to_pod: Some(format!("{}/{}", to.namespace, to.name)),
+            to_ip: Some(to.ip.clone()),
+            to_node: Some(to.node.clone()),
             to_port: port as u32,
         }
     }
 }
 
-async fn hubble_record(f: &NpFixture, ctx: &CheckCtx<'_>, a: &Ask<'_>) -> Record {
-    if !f.hubble {
+/// Any answer of the API server through the `kubernetes` Service: reaching it is the point.
+pub fn api_server_ask<'a>(from: &'a PodInfo, (ip, port): &(String, i32)) -> Ask<'a> {
+    Ask {
+        from,
+        to: Peer::new("kube-apiserver", Some(format!("{ip}:{port}"))),
+        url: format!("https://{ip}:{port}/version"),
+        method: "GET",
+        insecure: true,
+        expect: Expect::Reached,
+        to_pod: None,
+        to_ip: None,
+        to_node: None,
+        to_port: *port as u32,
+    }
+}
+
+async fn hubble_record(h: &FlowSource, ctx: &CheckCtx<'_>, a: &Ask<'_>) -> Record {
+    if !h.on {
         return Record::Off;
     }
     let mut nodes = vec![a.from.node.clone()];
-    if let Some(p) = a.to_pod
-        && p.node != a.from.node
+    if let Some(n) = &a.to_node
+        && *n != a.from.node
     {
-        nodes.push(p.node.clone());
+        nodes.push(n.clone());
     }
     let query = Query {
         from_pod: Some(format!("{}/{}", a.from.namespace, a.from.name)),
-        to_pod: a.to_pod.map(|p| format!("{}/{}", p.namespace, p.name)),
+        to_pod: a.to_pod.clone(),
         verdict: Some("DROPPED"),
         server: None,
     };
     let mut flows = Vec::new();
     for node in nodes {
-        let Some(agent) = f.agents.iter().find(|a| a.node == node) else {
+        let Some(agent) = h.agents.iter().find(|a| a.node == node) else {
             return Record::Unavailable(format!("no Ready Cilium agent runs on {node}"));
         };
         let probe = Probe {
@@ -166,7 +192,7 @@ async fn hubble_record(f: &NpFixture, ctx: &CheckCtx<'_>, a: &Ask<'_>) -> Record
     Record::Flows(flows)
 }
 
-async fn ask(f: &NpFixture, ctx: &CheckCtx<'_>, a: &Ask<'_>) -> Result<Probed, KitError> {
+async fn ask(h: &FlowSource, ctx: &CheckCtx<'_>, a: &Ask<'_>) -> Result<Probed, KitError> {
     let probe = Probe {
         label: ctx.label("curl", a.from.source(), a.to.clone()),
         pod: a.from.pod_ref(),
@@ -178,7 +204,7 @@ async fn ask(f: &NpFixture, ctx: &CheckCtx<'_>, a: &Ask<'_>) -> Result<Probed, K
         .until_stable(&probe, parse_reply, |r| attempt(expect, r))
         .await?;
     let hubble = if expect == Expect::Dropped {
-        hubble_record(f, ctx, a).await
+        hubble_record(h, ctx, a).await
     } else {
         Record::Off
     };
@@ -187,7 +213,7 @@ async fn ask(f: &NpFixture, ctx: &CheckCtx<'_>, a: &Ask<'_>) -> Result<Probed, K
         what: format!("{} -> {} {} /{path}", a.from.name, a.to, a.method),
         expect,
         from: format!("{}/{}", a.from.namespace, a.from.name),
-        to_ip: a.to_pod.map(|p| p.ip.clone()),
+        to_ip: a.to_ip.clone(),
         to_port: a.to_port,
         started,
         series,
@@ -198,7 +224,7 @@ async fn ask(f: &NpFixture, ctx: &CheckCtx<'_>, a: &Ask<'_>) -> Result<Probed, K
 /// Applies `policies`, runs `asks`, reads the policies' status and removes them. An error on
 /// the way drops the guard, which removes whatever was applied.
 pub async fn step(
-    f: &NpFixture,
+    h: &FlowSource,
     ctx: &CheckCtx<'_>,
     policies: Vec<Policy>,
     asks: Vec<Ask<'_>>,
@@ -210,7 +236,7 @@ pub async fn step(
     }
     let mut probes = Vec::new();
     for a in &asks {
-        probes.push(ask(f, ctx, a).await?);
+        probes.push(ask(h, ctx, a).await?);
     }
     let status = applied.statuses().await?;
     for s in &status {
@@ -237,14 +263,14 @@ pub(crate) async fn default_deny_ingress(
 ) -> Result<PolicyRun, KitError> {
     let port = workload::HTTP_PORT;
     let before = step(
-        f,
+        &f.flows,
         ctx,
         Vec::new(),
         vec![Ask::pod(&f.client_other, &f.server, port, Expect::Allowed)],
     )
     .await?;
     let after = step(
-        f,
+        &f.flows,
         ctx,
         objects::default_deny(&f.scope),
         vec![
@@ -260,7 +286,7 @@ pub(crate) async fn default_deny_ingress(
 
 pub(crate) async fn l4_port(f: &NpFixture, ctx: &CheckCtx<'_>) -> Result<PolicyRun, KitError> {
     let s = step(
-        f,
+        &f.flows,
         ctx,
         vec![objects::l4_port(&f.scope)],
         vec![
@@ -281,7 +307,7 @@ pub(crate) async fn l7_http(f: &NpFixture, ctx: &CheckCtx<'_>) -> Result<PolicyR
         ..Ask::pod(&f.client, &f.server, port, expect)
     };
     let s = step(
-        f,
+        &f.flows,
         ctx,
         vec![objects::l7_http(&f.scope)],
         vec![
@@ -297,7 +323,7 @@ pub(crate) async fn l7_http(f: &NpFixture, ctx: &CheckCtx<'_>) -> Result<PolicyR
 pub(crate) async fn clusterwide(f: &NpFixture, ctx: &CheckCtx<'_>) -> Result<PolicyRun, KitError> {
     let port = workload::HTTP_PORT;
     let s = step(
-        f,
+        &f.flows,
         ctx,
         vec![objects::clusterwide(&f.scope)],
         vec![
@@ -318,26 +344,18 @@ fn external<'a>(f: &'a NpFixture, target: &str, expect: Expect) -> Ask<'a> {
         insecure: false,
         expect,
         to_pod: None,
+        to_ip: None,
+        to_node: None,
         to_port: 443,
     }
 }
 
 pub(crate) async fn entities(f: &NpFixture, ctx: &CheckCtx<'_>) -> Result<PolicyRun, KitError> {
     let port = workload::HTTP_PORT;
-    let (api_ip, api_port) = &f.api_server;
-    let api = Ask {
-        from: &f.client,
-        to: Peer::new("kube-apiserver", Some(format!("{api_ip}:{api_port}"))),
-        url: format!("https://{api_ip}:{api_port}/version"),
-        method: "GET",
-        insecure: true,
-        expect: Expect::Reached,
-        to_pod: None,
-        to_port: *api_port as u32,
-    };
+    let api = api_server_ask(&f.client, &f.api_server);
     let mut steps = vec![
         step(
-            f,
+            &f.flows,
             ctx,
             vec![objects::entity(&f.scope, "kube-apiserver")],
             vec![api, Ask::pod(&f.client, &f.server, port, Expect::Dropped)],
@@ -348,11 +366,19 @@ pub(crate) async fn entities(f: &NpFixture, ctx: &CheckCtx<'_>) -> Result<Policy
     if let Some(t) = &f.external_target {
         cluster.push(external(f, t, Expect::Dropped));
     }
-    steps.push(step(f, ctx, vec![objects::entity(&f.scope, "cluster")], cluster).await?);
+    steps.push(
+        step(
+            &f.flows,
+            ctx,
+            vec![objects::entity(&f.scope, "cluster")],
+            cluster,
+        )
+        .await?,
+    );
     if let Some(t) = &f.external_target {
         steps.push(
             step(
-                f,
+                &f.flows,
                 ctx,
                 vec![objects::entity(&f.scope, "world")],
                 vec![
@@ -392,7 +418,7 @@ pub(crate) async fn fqdn_egress(f: &NpFixture, ctx: &CheckCtx<'_>) -> Result<Pol
         ),
     };
     let s = step(
-        f,
+        &f.flows,
         ctx,
         vec![objects::fqdn(&f.scope, &allowed_name)],
         vec![allowed, by_name(f, SERVER_B, &f.server_b, Expect::Dropped)],
@@ -404,7 +430,7 @@ pub(crate) async fn fqdn_egress(f: &NpFixture, ctx: &CheckCtx<'_>) -> Result<Pol
 pub(crate) async fn deny_wins(f: &NpFixture, ctx: &CheckCtx<'_>) -> Result<PolicyRun, KitError> {
     let port = workload::HTTP_PORT;
     let s = step(
-        f,
+        &f.flows,
         ctx,
         vec![objects::deny_wins(&f.scope)],
         vec![
@@ -416,7 +442,11 @@ pub(crate) async fn deny_wins(f: &NpFixture, ctx: &CheckCtx<'_>) -> Result<Polic
     Ok(PolicyRun { steps: vec![s] })
 }
 
-async fn ready(env: &Env, ns: &str, pods: &[(Pod, &str)]) -> Result<Vec<PodInfo>, KitError> {
+pub(crate) async fn ready(
+    env: &Env,
+    ns: &str,
+    pods: &[(Pod, &str)],
+) -> Result<Vec<PodInfo>, KitError> {
     let api: Api<Pod> = Api::namespaced(env.client.clone(), ns);
     futures::future::try_join_all(pods.iter().map(|(p, c)| {
         let name = p.metadata.name.clone().unwrap_or_default();
@@ -427,6 +457,25 @@ async fn ready(env: &Env, ns: &str, pods: &[(Pod, &str)]) -> Result<Vec<PodInfo>
         }
     }))
     .await
+}
+
+/// The `kubernetes` Service's ClusterIP and port: the API server as pods reach it.
+pub(crate) async fn api_server(client: &kube::Client) -> Result<(String, i32), KitError> {
+    let kubernetes = Api::<Service>::namespaced(client.clone(), "default")
+        .get("kubernetes")
+        .await
+        .map_err(KitError::api("get service default/kubernetes"))?;
+    kubernetes
+        .spec
+        .as_ref()
+        .and_then(|s| {
+            let port = s.ports.as_ref()?.first()?.port;
+            Some((s.cluster_ip.clone()?, port))
+        })
+        .ok_or_else(|| KitError::Missing {
+            what: "the ClusterIP and port of service default/kubernetes".into(),
+            hint: "the API server's own Service has no address; is the cluster healthy?".into(),
+        })
 }
 
 pub(crate) fn remote_namespace(env: &Env) -> String {
@@ -476,21 +525,7 @@ pub(crate) async fn setup(env: &Env, log: &CheckCtx<'_>) -> Result<NpFixture, Ki
                 hint: "it was created and reported Ready, then not found in the Ready list".into(),
             })
     };
-    let kubernetes = Api::<Service>::namespaced(env.client.clone(), "default")
-        .get("kubernetes")
-        .await
-        .map_err(KitError::api("get service default/kubernetes"))?;
-    let api_server = kubernetes
-        .spec
-        .as_ref()
-        .and_then(|s| {
-            let port = s.ports.as_ref()?.first()?.port;
-            Some((s.cluster_ip.clone()?, port))
-        })
-        .ok_or_else(|| KitError::Missing {
-            what: "the ClusterIP and port of service default/kubernetes".into(),
-            hint: "the API server's own Service has no address; is the cluster healthy?".into(),
-        })?;
+    let api_server = api_server(&env.client).await?;
     let hubble = env.features.hubble;
     let agents = if hubble {
         let agents = cilium::ready_agents(&env.client).await?;
@@ -520,8 +555,7 @@ pub(crate) async fn setup(env: &Env, log: &CheckCtx<'_>) -> Result<NpFixture, Ki
         client_other: take(CLIENT_OTHER)?,
         client_remote: take(CLIENT_REMOTE)?,
         api_server,
-        agents,
-        hubble,
+        flows: FlowSource { on: hubble, agents },
         cluster_domain: env.cluster_domain.clone(),
         external_target: env.external_target.clone(),
     })

@@ -501,3 +501,104 @@ pub fn fast_options(run_id: &str) -> suites::RunOptions {
     o.timeouts.check = std::time::Duration::from_secs(10);
     o
 }
+
+/// The policies a fake API server holds, by name; a scripted datapath reads them to decide
+/// what gets through.
+pub type Policies = Arc<Mutex<BTreeMap<String, Value>>>;
+
+/// Answers a namespace's GET with its uid, and the NetworkPolicy, CiliumNetworkPolicy and
+/// CiliumClusterwideNetworkPolicy APIs from `policies` (a read-back carries the `Valid` status
+/// Cilium's operator writes, from `ciliumnetworkpolicy-valid.json`); with `refuse`, creating
+/// that policy fails with 403. `None` for every other request.
+pub fn policy_api(
+    s: &Seen,
+    state: &Cluster,
+    policies: &Policies,
+    uid: &str,
+    refuse: Option<&str>,
+) -> Option<Reply> {
+    let parts: Vec<&str> = s.path.trim_matches('/').split('/').collect();
+    let plural = |p: &str| {
+        [
+            "networkpolicies",
+            "ciliumnetworkpolicies",
+            "ciliumclusterwidenetworkpolicies",
+        ]
+        .contains(&p)
+    };
+    let mut active = policies.lock().unwrap();
+    match (s.method.as_str(), parts.as_slice()) {
+        ("GET", ["api", "v1", "namespaces", name]) => {
+            let mut ns = state.namespaces.get(*name)?.clone();
+            ns["metadata"]["uid"] = json!(uid);
+            Some(Reply::Json(200, ns))
+        }
+        ("POST", ["apis", _, _, "namespaces", _, p] | ["apis", _, _, p]) if plural(p) => {
+            let name = s.body["metadata"]["name"].as_str().unwrap().to_string();
+            if refuse == Some(name.as_str()) {
+                return Some(Reply::Json(
+                    403,
+                    status(
+                        403,
+                        "Forbidden",
+                        &format!("{p} \"{name}\" is forbidden: the test refuses it"),
+                    ),
+                ));
+            }
+            active.insert(name, s.body.clone());
+            Some(Reply::Json(201, s.body.clone()))
+        }
+        ("GET", ["apis", _, _, "namespaces", _, p, name] | ["apis", _, _, p, name])
+            if plural(p) =>
+        {
+            let mut o = active.get(*name)?.clone();
+            o["status"] = fixture_json("ciliumnetworkpolicy-valid.json")["status"].clone();
+            Some(Reply::Json(200, o))
+        }
+        ("DELETE", ["apis", _, _, "namespaces", _, p, name] | ["apis", _, _, p, name])
+            if plural(p) =>
+        {
+            match active.remove(*name) {
+                Some(o) => Some(Reply::Json(200, o)),
+                None => Some(Reply::Json(
+                    404,
+                    status(404, "NotFound", &format!("{p} \"{name}\" not found")),
+                )),
+            }
+        }
+        _ => None,
+    }
+}
+
+/// Waits briefly (a guard's delete runs on the runtime) until no policy is left.
+pub async fn until_removed(policies: &Policies) {
+    for _ in 0..100 {
+        if policies.lock().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(
+        policies.lock().unwrap().is_empty(),
+        "left behind: {:?}",
+        policies.lock().unwrap().keys()
+    );
+}
+
+/// Non-GET requests to `/apis/...`, as `METHOD path`.
+pub fn api_writes(log: &Log) -> Vec<String> {
+    log.lock()
+        .unwrap()
+        .iter()
+        .filter(|s| s.path.starts_with("/apis/") && s.method != "GET")
+        .map(|s| format!("{} {}", s.method, s.path))
+        .collect()
+}
+
+/// A pod of a Ready Cilium agent on `node`, as the chart labels it.
+pub fn agent_pod(name: &str, node: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "Pod",
+           "metadata": {"name": name, "namespace": "kube-system", "labels": {"k8s-app": "cilium"}},
+           "spec": {"nodeName": node, "containers": [{"name": "cilium-agent"}]},
+           "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}})
+}

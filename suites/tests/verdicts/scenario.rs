@@ -49,5 +49,6 @@ pub fn all() -> Vec<(SuiteName, Vec<Scenario>)> {
             suites::network_policy::NAME,
             crate::network_policy::scenarios(),
         ),
+        (suites::features::NAME, crate::features::scenarios()),
     ]
 }
