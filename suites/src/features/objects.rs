@@ -6,7 +6,7 @@
 use crate::kit::check::Env;
 use crate::kit::policy::{Kind, Policy};
 use crate::kit::workload::{self, LABEL_NAME, Placement};
-use crate::network_policy::objects::{Scope, metadata};
+use crate::network_policy::objects::{Scope, cilium_policy};
 use k8s_openapi::api::core::v1::Pod;
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -82,49 +82,35 @@ pub fn host_echo(env: &Env) -> Pod {
 /// A host policy on one node that drops pods' connections to [`HOST_PORT`] and nothing else:
 /// without default deny, so the node keeps every other ingress (the API server, the kubelet).
 pub fn host_firewall(s: &Scope, node: &str) -> Policy {
-    let name = format!("{}-host-port", s.namespace);
-    let kind = Kind::CiliumClusterwideNetworkPolicy;
-    Policy {
-        kind,
-        name: name.clone(),
-        namespace: None,
-        body: json!({
-            "apiVersion": kind.api_version(),
-            "kind": kind.as_str(),
-            "metadata": metadata(s, &name, false),
-            "spec": {
-                "description": "harness: pods may not reach one port of one node",
-                "nodeSelector": {"matchLabels": {"kubernetes.io/hostname": node}},
-                "enableDefaultDeny": {"ingress": false, "egress": false},
-                "ingressDeny": [{
-                    "fromEntities": ["cluster"],
-                    "toPorts": [{"ports": [{"port": HOST_PORT.to_string(), "protocol": "TCP"}]}],
-                }],
-            },
+    cilium_policy(
+        s,
+        Kind::CiliumClusterwideNetworkPolicy,
+        &format!("{}-host-port", s.namespace),
+        "harness: pods may not reach one port of one node",
+        json!({
+            "nodeSelector": {"matchLabels": {"kubernetes.io/hostname": node}},
+            "enableDefaultDeny": {"ingress": false, "egress": false},
+            "ingressDeny": [{
+                "fromEntities": ["cluster"],
+                "toPorts": [{"ports": [{"port": HOST_PORT.to_string(), "protocol": "TCP"}]}],
+            }],
         }),
-    }
+    )
 }
 
 /// The echo server admits the client only once both have proved their SPIFFE identities.
 pub fn mutual_auth(s: &Scope) -> Policy {
-    let name = "require-mutual-auth";
-    let kind = Kind::CiliumNetworkPolicy;
-    Policy {
-        kind,
-        name: name.into(),
-        namespace: Some(s.namespace.clone()),
-        body: json!({
-            "apiVersion": kind.api_version(),
-            "kind": kind.as_str(),
-            "metadata": metadata(s, name, true),
-            "spec": {
-                "description": "harness: the echo server admits the client after mutual authentication",
-                "endpointSelector": {"matchLabels": {LABEL_NAME: ECHO}},
-                "ingress": [{
-                    "fromEndpoints": [{"matchLabels": {LABEL_NAME: CLIENT}}],
-                    "authentication": {"mode": "required"},
-                }],
-            },
+    cilium_policy(
+        s,
+        Kind::CiliumNetworkPolicy,
+        "require-mutual-auth",
+        "harness: the echo server admits the client after mutual authentication",
+        json!({
+            "endpointSelector": {"matchLabels": {LABEL_NAME: ECHO}},
+            "ingress": [{
+                "fromEndpoints": [{"matchLabels": {LABEL_NAME: CLIENT}}],
+                "authentication": {"mode": "required"},
+            }],
         }),
-    }
+    )
 }

@@ -161,20 +161,33 @@ pub(crate) fn metadata(s: &Scope, name: &str, namespaced: bool) -> Value {
     m
 }
 
-fn cnp(s: &Scope, name: &str, description: &str, spec: Value) -> Policy {
+/// A Cilium policy of the run: namespaced in the suite's namespace, or cluster-wide and owned
+/// by it.
+pub(crate) fn cilium_policy(
+    s: &Scope,
+    kind: Kind,
+    name: &str,
+    description: &str,
+    spec: Value,
+) -> Policy {
+    let namespaced = kind != Kind::CiliumClusterwideNetworkPolicy;
     let mut spec = spec;
     spec["description"] = json!(description);
     Policy {
-        kind: Kind::CiliumNetworkPolicy,
+        kind,
         name: name.into(),
-        namespace: Some(s.namespace.clone()),
+        namespace: namespaced.then(|| s.namespace.clone()),
         body: json!({
-            "apiVersion": Kind::CiliumNetworkPolicy.api_version(),
-            "kind": Kind::CiliumNetworkPolicy.as_str(),
-            "metadata": metadata(s, name, true),
+            "apiVersion": kind.api_version(),
+            "kind": kind.as_str(),
+            "metadata": metadata(s, name, namespaced),
             "spec": spec,
         }),
     }
+}
+
+fn cnp(s: &Scope, name: &str, description: &str, spec: Value) -> Policy {
+    cilium_policy(s, Kind::CiliumNetworkPolicy, name, description, spec)
 }
 
 fn tcp(port: i32) -> Value {
@@ -271,25 +284,18 @@ pub fn l7_http(s: &Scope) -> Policy {
 
 /// A cluster-wide policy on the server that lets in the client of the other namespace only.
 pub fn clusterwide(s: &Scope) -> Policy {
-    let name = format!("{}-clusterwide", s.namespace);
-    let kind = Kind::CiliumClusterwideNetworkPolicy;
-    Policy {
-        kind,
-        name: name.clone(),
-        namespace: None,
-        body: json!({
-            "apiVersion": kind.api_version(),
-            "kind": kind.as_str(),
-            "metadata": metadata(s, &name, false),
-            "spec": {
-                "description": "harness: the server admits only the client of the other namespace",
-                "endpointSelector": {"matchLabels": {LABEL_NAME: SERVER, POD_NAMESPACE: s.namespace}},
-                "ingress": [{"fromEndpoints": [
-                    {"matchLabels": {LABEL_NAME: CLIENT_REMOTE, POD_NAMESPACE: s.remote_namespace}}
-                ]}],
-            },
+    cilium_policy(
+        s,
+        Kind::CiliumClusterwideNetworkPolicy,
+        &format!("{}-clusterwide", s.namespace),
+        "harness: the server admits only the client of the other namespace",
+        json!({
+            "endpointSelector": {"matchLabels": {LABEL_NAME: SERVER, POD_NAMESPACE: s.namespace}},
+            "ingress": [{"fromEndpoints": [
+                {"matchLabels": {LABEL_NAME: CLIENT_REMOTE, POD_NAMESPACE: s.remote_namespace}}
+            ]}],
         }),
-    }
+    )
 }
 
 fn kube_dns_rule(with_proxy: bool) -> Value {
