@@ -110,7 +110,10 @@ fn log_call(argv: &[String], command: Option<&str>, refused: Option<&str>) {
         .append(true)
         .open(&path)
         .unwrap_or_else(|e| panic!("fake talosctl: cannot open its log {path}: {e}"));
-    writeln!(file, "{line}").expect("fake talosctl: write its log");
+    // One write per line: runs of concurrent cells append to the same log, and `writeln!` would
+    // write the JSON and its newline separately, letting another process's line land between them.
+    file.write_all(format!("{line}\n").as_bytes())
+        .expect("fake talosctl: write its log");
 }
 
 /// talosctl's `Execute`: the error, then for argument, flag and command errors a blank line and
