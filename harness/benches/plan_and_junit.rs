@@ -24,6 +24,7 @@ fn plan_default_matrix() -> String {
         filter: CheckFilter::new(&[], &[]).unwrap(),
         nodes: 2,
         external_target: Some("one.one.one.one".into()),
+        outside: Some(harness::plan::talos_in_docker_outside()),
     };
     let p = plan(&cells, excluded, &catalog, &Overlay::embedded(), &opts).unwrap();
     // Every profile on the newest releases, plus seed 000's pinned Cilium.

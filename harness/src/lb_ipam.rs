@@ -53,6 +53,30 @@ pub struct L2AnnouncementPolicy {
     pub spec: L2PolicySpec,
 }
 
+/// Prefix length of the block the lb-ipam suite announces over L2 (l2-reachable-from-host).
+pub const SUITE_L2_PREFIX: u8 = 29;
+
+/// The block of the cluster's docker subnet the lb-ipam suite's announced pool uses: the /29
+/// just below the harness pool, so it is on the bridge (the outside client reaches it over L2),
+/// apart from the harness pool (no PoolConflict) and far from the node addresses, which Docker
+/// hands out from the bottom of the subnet.
+pub fn suite_l2_block(
+    overlay: &Overlay,
+    subnet: talos_docker::Ipv4Net,
+) -> Result<talos_docker::Ipv4Net, InputError> {
+    let pool = overlay.pool_block(subnet)?;
+    let below = u32::from(pool.network())
+        .checked_sub(1 << (32 - SUITE_L2_PREFIX))
+        .map(std::net::Ipv4Addr::from)
+        .filter(|a| subnet.contains(*a))
+        .ok_or_else(|| {
+            InputError::Unsupported(format!(
+                "no /{SUITE_L2_PREFIX} below the LB pool {pool} fits in the docker subnet {subnet}"
+            ))
+        })?;
+    Ok(talos_docker::Ipv4Net::new(below, SUITE_L2_PREFIX).expect("a block boundary"))
+}
+
 /// The harness's pool and policy for a cluster on `subnet`.
 pub fn objects(
     overlay: &Overlay,
@@ -98,6 +122,15 @@ pub fn objects(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_suites_l2_block_sits_just_below_the_harness_pool() {
+        let o = Overlay::embedded();
+        let subnet = "10.5.3.0/24".parse().unwrap();
+        let block = suite_l2_block(&o, subnet).unwrap();
+        assert_eq!(block.to_string(), "10.5.3.232/29");
+        assert!(!block.overlaps(&o.pool_block(subnet).unwrap()));
+    }
 
     #[test]
     fn l2_policy_field_is_spelled_as_the_crd_spells_it() {

@@ -339,8 +339,13 @@ pub fn http_url(flag: &str, given: &str) -> Result<(), InputError> {
 
 /// What Talos-in-Docker clusters of these specs need from the host, all checked: a talosctl of
 /// each Talos minor, a Docker engine that answers, CPUs and memory for `at_once` clusters at a
-/// time, and every node image (pulled now, within its bound, if absent).
-pub async fn docker_host(specs: &[talos_docker::ClusterSpec], at_once: usize) -> Vec<InputError> {
+/// time, and every node image (pulled now, within its bound, if absent). `extra_images`: other
+/// images the run starts containers from (the outside client's), made present the same way.
+pub async fn docker_host(
+    specs: &[talos_docker::ClusterSpec],
+    at_once: usize,
+    extra_images: &[String],
+) -> Vec<InputError> {
     use talos_docker::PreflightError;
     use talos_docker::docker::Engine;
     use talos_docker::talosctl::Talosctl;
@@ -422,6 +427,11 @@ pub async fn docker_host(specs: &[talos_docker::ClusterSpec], at_once: usize) ->
         }
         images.push(image.clone());
         if let Err(e) = engine.ensure_image(&image, &spec.timeouts).await {
+            problems.push(e.into());
+        }
+    }
+    for image in extra_images {
+        if let Err(e) = engine.ensure_image(image, &first.timeouts).await {
             problems.push(e.into());
         }
     }

@@ -94,12 +94,14 @@ fn main() {
             filter: CheckFilter::new(&[], &[]).expect("no filter"),
             nodes: workers,
             external_target: external.clone(),
+            outside: None,
         };
         let planned = plan_cell(cell, &catalog, &overlay, &opts).expect("embedded profiles plan");
         let ctx = RunContext {
             features: planned.features.clone(),
             nodes: workers,
             external_target: external.clone(),
+            outside: None,
         };
         for suite in &planned.suites {
             for check in &suite.checks {

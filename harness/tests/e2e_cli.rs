@@ -42,11 +42,23 @@ fn e2e_command(cwd: &Path, bin: &Path, args: &[&str], env: &[(&str, &str)]) -> C
         .current_dir(cwd)
         .env("PATH", path)
         .env_remove("HARNESS_IMAGE_REGISTRY")
-        .env_remove("HARNESS_STATE_DIR");
+        .env_remove("HARNESS_STATE_DIR")
+        // The outside client starts from the probe client image, which cannot be pulled here;
+        // the stand-in (busybox: sh, sleep) takes its place.
+        .env("HARNESS_IMAGE_CLIENT", common::standin("v1.11.5"));
     for (k, v) in env {
         c.env(k, v);
     }
     c
+}
+
+/// A run in the background, its stderr kept for when it ends early.
+fn spawn_e2e(cwd: &Path, bin: &Path, args: &[&str]) -> Child {
+    e2e_command(cwd, bin, args, &[])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
 }
 
 fn e2e(cwd: &Path, bin: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
@@ -229,8 +241,12 @@ fn a_cluster_that_never_answers_fails_the_run_with_a_report_and_leaves_nothing()
     assert_eq!(props["talos.image.digest"], "unknown");
     assert_eq!(props["chart.version"], "1.18.4");
     assert_eq!(props["chart.digest"], "unknown");
-    assert_eq!(props["image.client"], "quay.io/cilium/alpine-curl:v1.10.0");
-    assert!(props["image.client.digest"].starts_with("sha256:"));
+    // The probe client image as overridden (the pinned one is checked in junit_report.rs).
+    assert_eq!(
+        props["image.client"],
+        format!("docker.io/{}", common::standin("v1.11.5"))
+    );
+    assert_eq!(props["image.client.digest"], "unknown");
     assert!(!props["harness.commit"].is_empty());
     assert!(!props.contains_key("artifacts"), "nothing was collected");
     #[cfg(unix)]
@@ -393,8 +409,15 @@ fn every_bad_input_is_refused_at_once_and_nothing_is_created() {
 }
 
 fn wait_for_call(env: &common::TestEnv, call: &str, child: &mut Child) {
-    let deadline = Instant::now() + Duration::from_secs(90);
-    while !env.talosctl_calls().iter().any(|c| c.is(call.trim())) {
+    wait_for(child, &format!("`{call}`"), Duration::from_secs(90), || {
+        env.talosctl_calls().iter().any(|c| c.is(call.trim()))
+    });
+}
+
+/// Polls `done` until it holds; fails if the run exits first (with its stderr) or `within` passes.
+fn wait_for(child: &mut Child, what: &str, within: Duration, done: impl Fn() -> bool) {
+    let deadline = Instant::now() + within;
+    while !done() {
         if let Some(status) = child.try_wait().unwrap() {
             let mut err = String::new();
             child
@@ -403,9 +426,13 @@ fn wait_for_call(env: &common::TestEnv, call: &str, child: &mut Child) {
                 .unwrap()
                 .read_to_string(&mut err)
                 .unwrap();
-            panic!("e2e exited ({status}) before `{call}`: {err}");
+            panic!("e2e exited ({status}) before {what}: {err}");
         }
-        assert!(Instant::now() < deadline, "no `{call}` within 90s");
+        assert!(
+            Instant::now() < deadline,
+            "no {what} within {}s",
+            within.as_secs()
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -459,11 +486,7 @@ fn interrupted_at(step: &str, sig: &str, status: i32, name: &str) {
     let junit = cwd.path().join("reports/junit.xml");
     let args = standin_args(&env, &talosctl, &junit);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let mut child = e2e_command(cwd.path(), bin.path(), &args, &[])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_e2e(cwd.path(), bin.path(), &args);
     wait_for_call(&env, &format!(" {}", step.replace('-', " ")), &mut child);
     let mid = common::leftovers_blocking(&env.run_id);
     assert_eq!(
@@ -817,4 +840,189 @@ fn a_registry_mirror_reaches_the_node_config_and_a_dead_one_is_refused() {
         cwd.path(),
     );
     assert!(common::leftovers_blocking(&env.run_id).is_empty());
+}
+
+/// A helm for the install phase: it marks that the install reached it (the outside client must
+/// exist by then) and holds until the test releases it, then fails as a broken install does.
+fn holding_helm(bin: &Path, mark: &Path, release: &Path) {
+    let helm = bin.join("helm");
+    std::fs::write(
+        &helm,
+        format!(
+            "#!/bin/sh\nif [ \"$*\" = 'version --short' ]; then echo 'v3.19.0+g3d8990f'; exit 0; fi\n\
+             echo \"$*\" > '{mark}'\nwhile [ ! -e '{release}' ]; do sleep 0.1; done\n\
+             echo 'Error: INSTALLATION FAILED: the test said so' >&2\nexit 1\n",
+            mark = mark.display(),
+            release = release.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&helm, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+}
+
+/// e2e on stand-in nodes that skips the API-server wait, so it reaches the install (held by
+/// [`holding_helm`]) with the outside client started; returns once helm runs, with the outside
+/// client as Docker shows it then.
+struct AtInstall {
+    env: common::TestEnv,
+    /// Holds the report and helm's files until the test ends.
+    _dirs: (tempfile::TempDir, tempfile::TempDir),
+    release: std::path::PathBuf,
+    junit: std::path::PathBuf,
+}
+
+fn run_to_install(prefix: &str) -> Option<(AtInstall, Child)> {
+    if !common::docker_or_skip("e2e_outside_client") {
+        return None;
+    }
+    let env = common::TestEnv::new(prefix);
+    let cwd = tempfile::tempdir().unwrap();
+    let bin = bin_dir(false);
+    let mark = cwd.path().join("helm-ran");
+    let release = cwd.path().join("helm-release");
+    holding_helm(bin.path(), &mark, &release);
+    let talosctl = env.talosctl(&[]);
+    let junit = cwd.path().join("reports/junit.xml");
+    let mut args = standin_args(&env, &talosctl, &junit);
+    args.push("--no-api-wait".into());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut child = spawn_e2e(cwd.path(), bin.path(), &args);
+    wait_for(&mut child, "the install", Duration::from_secs(120), || {
+        mark.exists()
+    });
+    Some((
+        AtInstall {
+            env,
+            _dirs: (cwd, bin),
+            release,
+            junit,
+        },
+        child,
+    ))
+}
+
+/// The run's outside client as Docker shows it: (name, its labels, the networks it is on).
+fn outside_client(run_id: &str) -> Vec<(String, String, String)> {
+    let out = Command::new("docker")
+        .args([
+            "ps",
+            "--filter",
+            &format!("label=io.harness.run-id={run_id}"),
+            "--filter",
+            "label=io.harness.role=outside-client",
+            "--format",
+            "{{.Names}}\t{{.Labels}}\t{{.Networks}}",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            let mut f = l.split('\t').map(String::from);
+            (
+                f.next().unwrap_or_default(),
+                f.next().unwrap_or_default(),
+                f.next().unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+/// The outside client exists while the install runs: one container, on the cluster network,
+/// labelled with the run and the cluster; returns the cluster (network) name.
+fn assert_outside_client_up(run: &AtInstall) -> String {
+    let found = outside_client(&run.env.run_id);
+    assert_eq!(found.len(), 1, "{found:?}");
+    let (name, labels, network) = &found[0];
+    assert!(name.ends_with("-outside"), "{name}");
+    let cluster = name.trim_end_matches("-outside").to_string();
+    assert_eq!(network, &cluster, "on the cluster's network only");
+    for l in [
+        format!("io.harness.cluster={cluster}"),
+        "talos.owned=true".to_string(),
+        format!("talos.cluster.name={cluster}"),
+    ] {
+        assert!(labels.contains(&l), "{l} in {labels}");
+    }
+    assert!(!labels.contains("talos.type="), "not a node: {labels}");
+    cluster
+}
+
+#[test]
+fn a_failed_install_removes_the_outside_client_with_the_cluster() {
+    let Some((run, child)) = run_to_install("he2e-outf") else {
+        return;
+    };
+    assert_outside_client_up(&run);
+    std::fs::write(&run.release, "").unwrap();
+    let out = wait_exit(child, Duration::from_secs(120));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "a failed phase: {stderr}");
+    let report = std::fs::read_to_string(&run.junit).unwrap();
+    assert!(
+        report.contains("the test said so"),
+        "the report says the install failed as helm said: {report}"
+    );
+    let left = common::leftovers_blocking(&run.env.run_id);
+    assert!(left.is_empty(), "left behind: {}", common::describe(&left));
+}
+
+fn interrupted_with_the_outside_client_up(sig: &str, status: i32) {
+    let Some((run, child)) = run_to_install("he2e-outs") else {
+        return;
+    };
+    assert_outside_client_up(&run);
+    kill(child.id(), sig);
+    let out = wait_exit(child, Duration::from_secs(120));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(status), "{stderr}");
+    let left = common::leftovers_blocking(&run.env.run_id);
+    assert!(left.is_empty(), "left behind: {}", common::describe(&left));
+    interrupted_report(&run.junit);
+}
+
+#[test]
+fn sigint_with_the_outside_client_up_removes_it_and_exits_130() {
+    interrupted_with_the_outside_client_up("INT", 130);
+}
+
+#[test]
+fn sigterm_with_the_outside_client_up_removes_it_and_exits_143() {
+    interrupted_with_the_outside_client_up("TERM", 143);
+}
+
+#[test]
+fn after_a_sigkill_gc_finds_and_removes_the_outside_client() {
+    let Some((run, child)) = run_to_install("he2e-outk") else {
+        return;
+    };
+    assert_outside_client_up(&run);
+    kill(child.id(), "KILL");
+    let _ = wait_exit(child, Duration::from_secs(30));
+    // Killed: nothing was cleaned up, and the outside client is still there for gc to find.
+    assert_eq!(outside_client(&run.env.run_id).len(), 1);
+    let gc = Command::new(env!("CARGO_BIN_EXE_harness"))
+        .args([
+            "gc",
+            "--run-id",
+            &run.env.run_id,
+            "--state-dir",
+            run.env.state_dir().to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&gc.stdout);
+    assert!(
+        gc.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&gc.stderr)
+    );
+    // One control plane, one worker and the outside client.
+    assert!(
+        stdout.contains("removed 3 container(s)"),
+        "gc removed the outside client with the nodes: {stdout}"
+    );
+    let left = common::leftovers_blocking(&run.env.run_id);
+    assert!(left.is_empty(), "left behind: {}", common::describe(&left));
 }

@@ -38,6 +38,7 @@ fn one_cell_plan(checks: &[&str]) -> Plan {
         filter: CheckFilter::new(&[], &checks).unwrap(),
         nodes: 2,
         external_target: None,
+        outside: Some(harness::plan::talos_in_docker_outside()),
     };
     let p = plan(&cells, excluded, &catalog, &Overlay::embedded(), &opts).unwrap();
     assert_eq!(p.cells.len(), 1);
@@ -147,6 +148,7 @@ impl Deployer for FakeDocker {
             client: self.client.clone(),
             nodes: 2,
             config: None,
+            outside: None,
         })
     }
     async fn tear_down(&self, _: ()) -> Result<String, String> {
@@ -311,7 +313,7 @@ async fn existing_tear_down_reports_what_it_deleted() {
     let cluster = deployer.provision(&cell).await.unwrap();
     assert_eq!(cluster.nodes, 2, "both fake nodes take pods");
     let said = deployer.tear_down(cluster).await.unwrap();
-    assert_eq!(said, "deleted namespaces: harness-dns-r1");
+    assert_eq!(said, "removed: namespace harness-dns-r1");
     assert!(api.get("someone-elses").await.is_ok());
 }
 

@@ -47,6 +47,7 @@ fn plan_cells(cilium: &str) -> Result<Vec<CellPlan>, harness::errors::InputError
         filter: CheckFilter::new(&[], &[]).unwrap(),
         nodes: 2,
         external_target: None,
+        outside: Some(harness::plan::talos_in_docker_outside()),
     };
     Ok(plan(&cells, excluded, &catalog, &Overlay::embedded(), &opts)?.cells)
 }

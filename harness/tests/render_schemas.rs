@@ -152,6 +152,7 @@ fn all_profiles_plan(talos: &[&str], cilium: &[&str]) -> (Plan, Overlay) {
         filter: CheckFilter::new(&[], &[]).unwrap(),
         nodes: 2,
         external_target: None,
+        outside: Some(harness::plan::talos_in_docker_outside()),
     };
     (
         plan(&cells, excluded, &catalog, &overlay, &opts).unwrap(),
@@ -287,6 +288,7 @@ fn host_dns_forwarding_validates_in_every_form() {
         filter: CheckFilter::new(&[], &[]).unwrap(),
         nodes: 2,
         external_target: None,
+        outside: Some(harness::plan::talos_in_docker_outside()),
     };
     let plan = plan(&cells, excluded, &catalog, &overlay, &opts).unwrap();
     for cell in &plan.cells {
@@ -521,6 +523,7 @@ fn a_pin_the_table_knows_to_be_broken_is_refused_with_the_reason() {
         filter: CheckFilter::new(&[], &[]).unwrap(),
         nodes: 2,
         external_target: None,
+        outside: Some(harness::plan::talos_in_docker_outside()),
     };
     let err = plan(&cells, excluded, &catalog, &Overlay::embedded(), &opts)
         .unwrap_err()

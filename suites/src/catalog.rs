@@ -74,6 +74,8 @@ pub struct CheckDecl {
     /// The upstream behaviour the judge relies on, and the versions and modes it holds for.
     pub assumes: &'static str,
     pub applies: fn(&RunContext) -> Applicability,
+    /// Whether it probes from the run's outside client, which the harness then starts.
+    pub outside: bool,
     /// Observe, then judge; `None` for a check declared for later.
     pub(crate) run: Option<RunFn>,
     /// The judge alone, on an observation as JSON; `None` for a check declared for later.
@@ -190,6 +192,7 @@ mod tests {
             },
             nodes,
             external_target: None,
+            outside: None,
         }
     }
 

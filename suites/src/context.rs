@@ -85,6 +85,58 @@ pub struct RunContext {
     pub nodes: u32,
     /// Host name probed by egress checks; `None` when the run has no egress (CI without internet).
     pub external_target: Option<String>,
+    /// The client outside the cluster that north-south checks probe from; `None` when the run
+    /// has none (`harness check --outside-client none`).
+    pub outside: Option<OutsideClient>,
+}
+
+/// Where a run's outside probes come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OutsideOrigin {
+    /// A container on the cluster's docker network that is not a node.
+    DockerNetwork,
+    /// The machine the harness runs on.
+    Host,
+}
+
+impl OutsideOrigin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutsideOrigin::DockerNetwork => "docker-network",
+            OutsideOrigin::Host => "host",
+        }
+    }
+}
+
+/// A run's client outside the cluster, and what it can reach over L2.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub struct OutsideClient {
+    pub origin: OutsideOrigin,
+    /// The block of the client's L2 segment the lb-ipam suite announces a pool from; `None`
+    /// when no such block is known (an existing cluster without `--lb-l2-block`).
+    pub l2_block: Option<L2Block>,
+}
+
+/// A block of LoadBalancer addresses on the outside client's L2 segment.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum L2Block {
+    /// Taken from the cluster's docker subnet once the cluster exists (a plan of `e2e`).
+    DockerSubnet,
+    /// This CIDR.
+    Cidr(String),
+}
+
+impl OutsideClient {
+    /// The block as a CIDR, once it is known.
+    pub fn l2_cidr(&self) -> Option<&str> {
+        match &self.l2_block {
+            Some(L2Block::Cidr(c)) => Some(c),
+            _ => None,
+        }
+    }
 }
 
 /// Whether a check runs in a cell, and if not, why.

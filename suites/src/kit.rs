@@ -1,5 +1,5 @@
 //! The probe kit every suite shares: test namespaces, placed workloads, pinned images, probes run
-//! by exec with bounded retries, bounded watch-based waits, and the transcript that records it
+//! by exec (in pods, or on a client outside the cluster) with bounded retries, bounded watch-based waits, and the transcript that records it
 //! all for the report.
 
 pub mod api_log;
@@ -12,6 +12,7 @@ pub mod hubble;
 pub mod images;
 pub mod namespace;
 pub mod policy;
+pub mod outside;
 pub mod probe;
 pub mod retry;
 pub mod talos;
@@ -27,6 +28,8 @@ pub use errors::KitError;
 pub use exec::{ExecOutput, Executor, KubeExecutor, PodRef};
 pub use images::{ImageRef, Images};
 pub use namespace::{KeepNamespaces, PsaLabels, PsaLevel, RunId};
+pub use outside::{HostExec, OutsideExec};
+pub use probe::{Origin, Probe};
 pub use retry::{Leg, RetryPolicy, Series, Try};
 pub use transcript::{Peer, ProbeLabel, Transcript};
 pub use verdict::Verdict;

@@ -48,9 +48,11 @@ pub mod wireguard;
 pub use catalog::{
     CATALOG, CheckDecl, CheckStatus, NOT_IMPLEMENTED, SuiteDecl, SuiteName, all_check_names, suite,
 };
-pub use context::{Applicability, Features, Routing, RunContext};
+pub use context::{
+    Applicability, Features, L2Block, OutsideClient, OutsideOrigin, Routing, RunContext,
+};
 pub use filter::{CheckFilter, FilterError};
 pub use runner::{
     CheckOutcome, CheckRun, Cleanup, RunOptions, SuiteRun, implemented_checks, run_suite,
-    run_suite_with,
+    run_suite_from, run_suite_with,
 };

@@ -126,6 +126,50 @@ pub(crate) fn bbr(ctx: &RunContext) -> Applicability {
     Applicability::Applies
 }
 
+pub(crate) fn outside_client(ctx: &RunContext) -> Applicability {
+    match ctx.outside {
+        Some(_) => Applicability::Applies,
+        None => Applicability::Skipped(
+            "no outside client (--outside-client none): the run probes only from pods".into(),
+        ),
+    }
+}
+
+/// An L2-announced LoadBalancer address is reachable from the outside client: announcements
+/// on, an outside client, and a block of its L2 segment for the suite's pool.
+pub(crate) fn l2_from_outside(ctx: &RunContext) -> Applicability {
+    if let skipped @ Applicability::Skipped(_) = l2_announcements(ctx) {
+        return skipped;
+    }
+    let Some(outside) = &ctx.outside else {
+        return outside_client(ctx);
+    };
+    match &outside.l2_block {
+        Some(_) => Applicability::Applies,
+        None => Applicability::Skipped(format!(
+            "no LB pool reachable from the outside client ({}): name a free block of its L2 segment with --lb-l2-block",
+            outside.origin.as_str()
+        )),
+    }
+}
+
+/// The Gateway's external address is reachable from the outside client: in this harness's
+/// clusters the Gateway's LoadBalancer address comes from a pool announced over L2.
+pub(crate) fn gateway_from_outside(ctx: &RunContext) -> Applicability {
+    if let skipped @ Applicability::Skipped(_) = gateway_api(ctx) {
+        return skipped;
+    }
+    if ctx.outside.is_none() {
+        return outside_client(ctx);
+    }
+    if !ctx.features.l2_announcements {
+        return Applicability::Skipped(
+            "no Gateway address reachable from outside: l2announcements.enabled is not true, so the Gateway's LoadBalancer address is not announced on the outside client's network".into(),
+        );
+    }
+    Applicability::Applies
+}
+
 pub(crate) fn host_firewall(ctx: &RunContext) -> Applicability {
     if ctx.features.host_firewall {
         Applicability::Applies

@@ -15,6 +15,7 @@ use crate::kit::errors::KitError;
 use crate::kit::exec::{Executor, KubeExecutor};
 use crate::kit::images::Images;
 use crate::kit::namespace::{self, KeepNamespaces, PsaLabels, RunId};
+use crate::kit::outside::OutsideExec;
 use crate::kit::retry::RetryPolicy;
 use crate::kit::transcript::Transcript;
 use crate::kit::verdict::Verdict;
@@ -183,6 +184,7 @@ pub(crate) trait SuiteImpl: 'static {
 pub(crate) struct RunArgs<'a> {
     client: &'a kube::Client,
     exec: Arc<dyn Executor>,
+    outside: Option<Arc<dyn OutsideExec>>,
     decl: &'static SuiteDecl,
     ctx: &'a RunContext,
     opts: &'a RunOptions,
@@ -230,6 +232,20 @@ pub async fn run_suite_with(
     filter: &CheckFilter,
     opts: &RunOptions,
 ) -> SuiteRun {
+    run_suite_from(client, exec, None, suite, ctx, filter, opts).await
+}
+
+/// [`run_suite_with`] with the run's outside client, the origin of the north-south probes
+/// (`ctx.outside` says what it is; `outside` runs its commands).
+pub async fn run_suite_from(
+    client: &kube::Client,
+    exec: Arc<dyn Executor>,
+    outside: Option<Arc<dyn OutsideExec>>,
+    suite: SuiteName,
+    ctx: &RunContext,
+    filter: &CheckFilter,
+    opts: &RunOptions,
+) -> SuiteRun {
     let decl = catalog::suite(suite);
     let mut slots: Vec<(&'static CheckDecl, Option<CheckRun>)> = Vec::new();
     for c in decl.checks.iter().filter(|c| filter.selects(decl, c.name)) {
@@ -261,6 +277,7 @@ pub async fn run_suite_with(
                 run_fn(RunArgs {
                     client,
                     exec,
+                    outside,
                     decl,
                     ctx,
                     opts,
@@ -309,6 +326,7 @@ async fn run_impl<S: SuiteImpl>(args: RunArgs<'_>) -> Vec<CheckRun> {
     let RunArgs {
         client,
         exec,
+        outside,
         decl,
         ctx,
         opts,
@@ -350,6 +368,12 @@ async fn run_impl<S: SuiteImpl>(args: RunArgs<'_>) -> Vec<CheckRun> {
         nodes: ctx.nodes,
         api_log: opts.api_log.clone(),
         features: ctx.features.clone(),
+        outside: if ctx.outside.is_some() { outside } else { None },
+        lb_l2_block: ctx
+            .outside
+            .as_ref()
+            .and_then(|o| o.l2_cidr())
+            .map(String::from),
     };
     let mut namespaces = vec![ns_name.clone()];
     namespaces.extend(S::extra_namespaces(&env));

@@ -4,12 +4,15 @@
 
 mod common;
 
-use common::{Cluster, Reply, ScriptedExec, Seen, cluster, ctx, fast_options, fixture_json, out};
+use common::{
+    Cluster, Reply, ScriptedExec, ScriptedOutside, Seen, cluster, ctx, ctx_outside, fast_options,
+    fixture_json, out,
+};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use suites::kit::{ExecOutput, KitError, PodRef};
-use suites::{CheckFilter, CheckOutcome, Cleanup, run_suite_with};
+use suites::{CheckFilter, CheckOutcome, Cleanup, run_suite_from, run_suite_with};
 
 const NS: &str = "harness-gateway-api-r1";
 const GW_PATH: &str = "/apis/gateway.networking.k8s.io/v1";
@@ -360,16 +363,53 @@ fn outcome<'a>(run: &'a suites::SuiteRun, check: &str) -> &'a CheckOutcome {
 async fn gateway_api_passes_against_a_conforming_cilium_gateway() {
     let (client, log) = cluster(gateway_cluster(), gateway_hook(Cilium::default()));
     let exec = gateway_exec("172.18.0.240", false);
-    let run = run_suite_with(
+    let outside = ScriptedOutside::like(exec.clone(), NS);
+    let run = run_suite_from(
         &client,
         exec.clone(),
+        Some(outside.clone()),
         suites::gateway_api::NAME,
-        &ctx(2, None),
+        &ctx_outside(2, None),
         &all(),
         &fast_options("r1"),
     )
     .await;
-    assert_eq!(run.checks.len(), 10);
+    assert_eq!(run.checks.len(), 13);
+    // North-south: the same requests, from the outside client to the external address, each
+    // reported as its own check.
+    for check in [
+        "path-prefix-routing-from-outside",
+        "hostname-match-from-outside",
+        "weighted-backends-from-outside",
+    ] {
+        let c = run.checks.iter().find(|c| c.check == check).unwrap();
+        let t = c.transcript.render();
+        assert!(
+            t.starts_with(
+                "# requests go to 172.18.0.240:80, the Gateway harness-gw status.addresses[0]\n"
+            ),
+            "{check}: {t}"
+        );
+        assert!(
+            t.contains(&format!(
+                "gateway-api/{check}:curl: outside h1-outside (10.5.0.9) -> harness-gw "
+            )),
+            "{check}: {t}"
+        );
+        assert!(!t.contains("harness-gateway-api-r1/client"), "{check}: {t}");
+    }
+    let outside_calls = outside.calls.lock().unwrap();
+    assert!(
+        outside_calls
+            .iter()
+            .any(|a| a.last().unwrap() == "http://172.18.0.240:80/v2example")
+    );
+    assert!(
+        outside_calls
+            .iter()
+            .any(|a| a.join(" ").contains("Host: foo.wildcard.io"))
+    );
+    drop(outside_calls);
     for c in &run.checks {
         assert!(
             matches!(c.outcome, CheckOutcome::Passed { .. }),
@@ -564,20 +604,38 @@ async fn a_pending_load_balancer_fails_programmed_and_traffic_goes_to_the_gatewa
         &[
             "gateway-api::gateway-programmed".into(),
             "gateway-api::path-prefix-routing".into(),
+            "gateway-api::path-prefix-routing-from-outside".into(),
         ],
     )
     .unwrap();
-    let run = run_suite_with(
+    let exec = gateway_exec("10.96.40.2", false);
+    let outside = ScriptedOutside::like(exec.clone(), NS);
+    let run = run_suite_from(
         &client,
-        gateway_exec("10.96.40.2", false),
+        exec,
+        Some(outside.clone()),
         suites::gateway_api::NAME,
-        &ctx(2, None),
+        &ctx_outside(2, None),
         &filter,
         &fast_options("r1"),
     )
     .await;
     let names: Vec<&str> = run.checks.iter().map(|c| c.check).collect();
-    assert_eq!(names, ["gateway-programmed", "path-prefix-routing"]);
+    assert_eq!(
+        names,
+        [
+            "gateway-programmed",
+            "path-prefix-routing",
+            "path-prefix-routing-from-outside"
+        ]
+    );
+    // From outside there is no ClusterIP to fall back on: the check says what is missing and
+    // sends nothing.
+    let CheckOutcome::Error { message } = outcome(&run, "path-prefix-routing-from-outside") else {
+        panic!("{:?}", run.checks[2].outcome)
+    };
+    assert!(message.starts_with("an external address of Gateway harness-gateway-api-r1/harness-gw is missing: its status.addresses is empty (the LoadBalancer address of Service cilium-gateway-harness-gw is pending"), "{message}");
+    assert!(outside.calls.lock().unwrap().is_empty());
     let CheckOutcome::Failed { message } = outcome(&run, "gateway-programmed") else {
         panic!("{:?}", run.checks[0].outcome)
     };
@@ -698,7 +756,7 @@ async fn without_gateway_api_in_the_values_the_suite_is_skipped_and_touches_noth
         &fast_options("r1"),
     )
     .await;
-    assert_eq!(run.checks.len(), 10);
+    assert_eq!(run.checks.len(), 13);
     for ch in &run.checks {
         assert_eq!(
             ch.outcome,

@@ -4,7 +4,10 @@
 
 mod common;
 
-use common::{Cluster, Reply, Seen, cluster, ctx, fast_options, fixture_json, status};
+use common::{
+    Cluster, Reply, ScriptedOutside, Seen, cluster, ctx, ctx_outside, fast_options, fixture,
+    fixture_json, fixture_out, out, status,
+};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -12,11 +15,12 @@ use suites::kit::KeepNamespaces;
 use suites::kit::{Executor, Verdict};
 use suites::lb_ipam::blocks::{block_size, in_block, parse_block, requested_ip};
 use suites::lb_ipam::judge::{self, Allocation, Exhaustion, PoolState, SvcState};
+use suites::lb_ipam::l2::lease_seen;
 use suites::lb_ipam::objects::pool_object;
 use suites::lb_ipam::observe::{
     overlapping_blocks, pool_allocates, pool_conditions, selects, svc_state,
 };
-use suites::{CheckFilter, CheckOutcome, Cleanup, NOT_IMPLEMENTED, run_suite_with};
+use suites::{CheckFilter, CheckOutcome, Cleanup, run_suite_from, run_suite_with};
 
 const NS: &str = "harness-lb-ipam-r1";
 const BLOCK: &str = "172.31.250.0/29";
@@ -355,6 +359,11 @@ fn the_pool_object_is_valid_for_the_crd_schemas() {
 #[derive(Default)]
 struct Ipam {
     pool: Option<Value>,
+    /// The L2 pool (its name ends in `-l2`), listed but never counted: its Service asks for its
+    /// address by annotation.
+    l2_pool: Option<Value>,
+    /// What `GET /apis/coordination.k8s.io/v1/leases` lists.
+    leases: Vec<Value>,
     /// ip -> (sharing key, services)
     used: BTreeMap<String, (Option<String>, Vec<String>)>,
     pool_version_served: Vec<&'static str>,
@@ -397,6 +406,7 @@ impl Ipam {
             .iter()
             .cloned()
             .chain(self.pool.is_some().then(|| self.pool_with_status()))
+            .chain(self.l2_pool.clone())
             .collect();
         json!({"apiVersion": "cilium.io/v2", "kind": "CiliumLoadBalancerIPPoolList",
                "metadata": {"resourceVersion": "11"}, "items": items})
@@ -440,6 +450,16 @@ impl Ipam {
         svc["status"]["conditions"] = json!([cond]);
     }
 
+    /// Keeps a pool the suite created: the L2 one by its name, else the suite's own.
+    fn store(&mut self, pool: &Value) {
+        let name = pool["metadata"]["name"].as_str().unwrap();
+        if name.ends_with("-l2") {
+            self.l2_pool = Some(pool.clone());
+        } else {
+            self.pool = Some(pool.clone());
+        }
+    }
+
     fn release(&mut self, name: &str) {
         for (_, names) in self.used.values_mut() {
             names.retain(|n| n != name);
@@ -449,87 +469,108 @@ impl Ipam {
 }
 
 fn lb_cluster(ipam: Arc<std::sync::Mutex<Ipam>>) -> (kube::Client, common::Log) {
-    cluster(
-        Cluster::new(&[("w1", "10.5.0.3")]),
-        move |s: &Seen, state: &mut Cluster| {
-            let mut ipam = ipam.lock().unwrap();
-            let parts: Vec<&str> = s.path.trim_matches('/').split('/').collect();
-            match (s.method.as_str(), parts.as_slice()) {
-                ("GET", ["api", "v1", "namespaces", name]) => {
-                    let mut ns = state.namespaces.get(*name)?.clone();
-                    ns["metadata"]["uid"] = json!("0b7c0f8e-1d6a-4c55-8f3e-2a9d8c1e7b42");
-                    Some(Reply::Json(200, ns))
-                }
-                ("POST", ["apis", "cilium.io", version, "ciliumloadbalancerippools"]) => {
-                    if !ipam.pool_version_served.contains(version) {
-                        return Some(Reply::Json(
+    lb_cluster_with(Cluster::new(&[("w1", "10.5.0.3")]), ipam)
+}
+
+fn lb_cluster_with(
+    state: Cluster,
+    ipam: Arc<std::sync::Mutex<Ipam>>,
+) -> (kube::Client, common::Log) {
+    cluster(state, move |s: &Seen, state: &mut Cluster| {
+        let mut ipam = ipam.lock().unwrap();
+        let parts: Vec<&str> = s.path.trim_matches('/').split('/').collect();
+        match (s.method.as_str(), parts.as_slice()) {
+            ("GET", ["api", "v1", "namespaces", name]) => {
+                let mut ns = state.namespaces.get(*name)?.clone();
+                ns["metadata"]["uid"] = json!("0b7c0f8e-1d6a-4c55-8f3e-2a9d8c1e7b42");
+                Some(Reply::Json(200, ns))
+            }
+            ("POST", ["apis", "cilium.io", version, "ciliumloadbalancerippools"]) => {
+                if !ipam.pool_version_served.contains(version) {
+                    return Some(Reply::Json(
+                        404,
+                        status(
                             404,
-                            status(
-                                404,
-                                "NotFound",
-                                "the server could not find the requested resource",
-                            ),
-                        ));
-                    }
-                    ipam.pool = Some(s.body.clone());
-                    Some(Reply::Json(201, s.body.clone()))
+                            "NotFound",
+                            "the server could not find the requested resource",
+                        ),
+                    ));
                 }
-                ("GET", ["apis", "cilium.io", version, "ciliumloadbalancerippools"])
-                    if !s.is_watch() =>
+                ipam.store(&s.body);
+                Some(Reply::Json(201, s.body.clone()))
+            }
+            ("GET", ["apis", "cilium.io", version, "ciliumloadbalancerippools"])
+                if !s.is_watch() =>
+            {
+                if !ipam.pool_version_served.contains(version) {
+                    return Some(Reply::Json(
+                        404,
+                        status(
+                            404,
+                            "NotFound",
+                            "the server could not find the requested resource",
+                        ),
+                    ));
+                }
+                Some(Reply::Json(200, ipam.list()))
+            }
+            ("DELETE", ["apis", "cilium.io", _, "ciliumloadbalancerippools", name])
+                if name.ends_with("-l2") =>
+            {
+                ipam.l2_pool
+                    .take()
+                    .map(|p| Reply::Json(200, p))
+                    .or_else(|| {
+                        Some(Reply::Json(
+                            404,
+                            status(404, "NotFound", "ciliumloadbalancerippools not found"),
+                        ))
+                    })
+            }
+            ("GET", ["apis", "coordination.k8s.io", "v1", "leases"]) => Some(Reply::Json(
+                200,
+                json!({"apiVersion": "coordination.k8s.io/v1", "kind": "LeaseList",
+                           "metadata": {"resourceVersion": "4013"}, "items": ipam.leases}),
+            )),
+            ("DELETE", ["apis", "cilium.io", _, "ciliumloadbalancerippools", name]) => {
+                match ipam.pool.take() {
+                    Some(p) if p["metadata"]["name"] == *name => Some(Reply::Json(200, p)),
+                    other => {
+                        ipam.pool = other;
+                        Some(Reply::Json(
+                            404,
+                            status(404, "NotFound", "ciliumloadbalancerippools not found"),
+                        ))
+                    }
+                }
+            }
+            ("POST", ["api", "v1", "namespaces", ns, "services"]) => {
+                let mut svc = s.body.clone();
+                svc["metadata"]["namespace"] = json!(ns);
+                svc["metadata"]["resourceVersion"] = json!("3");
+                if !ipam
+                    .ignored
+                    .contains(&svc["metadata"]["name"].as_str().unwrap())
                 {
-                    if !ipam.pool_version_served.contains(version) {
-                        return Some(Reply::Json(
-                            404,
-                            status(
-                                404,
-                                "NotFound",
-                                "the server could not find the requested resource",
-                            ),
-                        ));
-                    }
-                    Some(Reply::Json(200, ipam.list()))
+                    ipam.allocate(&mut svc);
                 }
-                ("DELETE", ["apis", "cilium.io", _, "ciliumloadbalancerippools", name]) => {
-                    match ipam.pool.take() {
-                        Some(p) if p["metadata"]["name"] == *name => Some(Reply::Json(200, p)),
-                        other => {
-                            ipam.pool = other;
-                            Some(Reply::Json(
-                                404,
-                                status(404, "NotFound", "ciliumloadbalancerippools not found"),
-                            ))
-                        }
-                    }
-                }
-                ("POST", ["api", "v1", "namespaces", ns, "services"]) => {
-                    let mut svc = s.body.clone();
-                    svc["metadata"]["namespace"] = json!(ns);
-                    svc["metadata"]["resourceVersion"] = json!("3");
-                    if !ipam
-                        .ignored
-                        .contains(&svc["metadata"]["name"].as_str().unwrap())
-                    {
-                        ipam.allocate(&mut svc);
-                    }
-                    let name = svc["metadata"]["name"].as_str().unwrap().to_string();
+                let name = svc["metadata"]["name"].as_str().unwrap().to_string();
+                state
+                    .objects
+                    .insert(("services".into(), ns.to_string(), name), svc.clone());
+                Some(Reply::Json(201, svc))
+            }
+            ("DELETE", ["api", "v1", "namespaces", ns, "services", name]) => {
+                ipam.release(name);
+                let svc =
                     state
                         .objects
-                        .insert(("services".into(), ns.to_string(), name), svc.clone());
-                    Some(Reply::Json(201, svc))
-                }
-                ("DELETE", ["api", "v1", "namespaces", ns, "services", name]) => {
-                    ipam.release(name);
-                    let svc = state.objects.remove(&(
-                        "services".into(),
-                        ns.to_string(),
-                        name.to_string(),
-                    ))?;
-                    Some(Reply::Json(200, svc))
-                }
-                _ => None,
+                        .remove(&("services".into(), ns.to_string(), name.to_string()))?;
+                Some(Reply::Json(200, svc))
             }
-        },
-    )
+            _ => None,
+        }
+    })
 }
 
 fn no_exec() -> Arc<dyn Executor> {
@@ -566,7 +607,8 @@ async fn the_suite_creates_its_pool_and_services_and_passes() {
         (
             "l2-reachable-from-host",
             &CheckOutcome::Skipped {
-                reason: NOT_IMPLEMENTED.into()
+                reason: "no outside client (--outside-client none): the run probes only from pods"
+                    .into()
             }
         )
     );
@@ -953,7 +995,7 @@ async fn a_silent_operator_times_out_naming_the_service_and_its_conditions() {
                     Some(Reply::Json(200, ns))
                 }
                 ("POST", ["apis", "cilium.io", "v2", "ciliumloadbalancerippools"]) => {
-                    ipam.pool = Some(s.body.clone());
+                    ipam.store(&s.body);
                     Some(Reply::Json(201, s.body.clone()))
                 }
                 ("GET", ["apis", "cilium.io", "v2", "ciliumloadbalancerippools"])
@@ -983,5 +1025,307 @@ async fn a_silent_operator_times_out_naming_the_service_and_its_conditions() {
         &format!(
             "timed out after 0.50s waiting for LB IPAM to answer service {NS}/lb-basic (cilium.io/IPAMRequestSatisfied); last seen: ingress []; no conditions"
         )
+    );
+}
+
+const L2_BLOCK: &str = "10.5.0.232/29";
+
+fn l2_svc() -> SvcState {
+    svc("service-lb-l2-satisfied.json")
+}
+
+fn lease() -> judge::LeaseSeen {
+    lease_seen(&serde_json::from_value(fixture_json("lease-cilium-l2announce-lb-l2.json")).unwrap())
+}
+
+fn nodes() -> Vec<suites::kit::topology::NodeInfo> {
+    [("w1", "10.5.0.3"), ("w2", "10.5.0.4")]
+        .iter()
+        .map(|(n, ip)| suites::kit::topology::NodeInfo {
+            name: n.to_string(),
+            internal_ip: ip.to_string(),
+        })
+        .collect()
+}
+
+fn curl_series(file: &str, code: i32) -> suites::kit::Series<suites::kit::probe::curl::CurlResult> {
+    let r = suites::kit::probe::curl::CurlResult::parse(&fixture_out(file, code).unwrap());
+    suites::kit::Series {
+        required: 3,
+        deadline: std::time::Duration::from_secs(60),
+        elapsed: std::time::Duration::from_secs(2),
+        tries: vec![suites::kit::Try::Observed(r); 3],
+    }
+}
+
+fn reach(http: &str, code: i32, neigh: &str, lease: Option<judge::LeaseSeen>) -> judge::L2Reach {
+    judge::L2Reach {
+        block: L2_BLOCK.into(),
+        service: l2_svc(),
+        http: Some(curl_series(http, code)),
+        lease_name: "cilium-l2announce-harness-lb-ipam-r1-lb-l2".into(),
+        lease,
+        neighbours: Ok(suites::kit::probe::neigh::parse(&fixture(neigh))),
+        nodes: nodes(),
+    }
+}
+
+#[test]
+fn the_lease_fixture_is_a_lease_held_by_the_announcing_node() {
+    let l = lease();
+    assert_eq!(l.name, "cilium-l2announce-harness-lb-ipam-r1-lb-l2");
+    assert_eq!(l.namespace, "kube-system");
+    assert_eq!(l.holder.as_deref(), Some("w1"));
+    assert_eq!(l.renew_time.as_deref(), Some("2026-11-22T04:21:32.301877Z"));
+    assert_eq!(suites::lb_ipam::objects::l2_lease_name(NS, "lb-l2"), l.name);
+}
+
+#[test]
+fn l2_reach_passes_naming_the_holder_and_the_mac_that_answered() {
+    let v = judge::l2_reach(&reach(
+        "curl-ok-200.txt",
+        0,
+        "ip-neigh-l2-answered.txt",
+        Some(lease()),
+    ));
+    assert!(v.is_pass(), "{v:?}");
+    assert!(
+        v.message().starts_with(
+            "10.5.0.239 (service lb-l2) answers from outside the cluster over L2: HTTP 200"
+        ),
+        "{}",
+        v.message()
+    );
+    assert!(v.message().contains("announced by node w1 (Lease kube-system/cilium-l2announce-harness-lb-ipam-r1-lb-l2, renewed 2026-11-22T04:21:32.301877Z)"), "{}", v.message());
+    assert!(
+        v.message()
+            .ends_with("ARP for 10.5.0.239 answered by 02:42:0a:05:00:03 (node w1)"),
+        "{}",
+        v.message()
+    );
+}
+
+#[test]
+fn l2_reach_failures_name_the_lease_the_arp_answer_and_the_service_status() {
+    // Nobody announces: no lease, ARP unanswered.
+    let m = fail(judge::l2_reach(&reach(
+        "curl-timeout-28.txt",
+        28,
+        "ip-neigh-l2-failed.txt",
+        None,
+    )));
+    assert!(m.starts_with("10.5.0.239 (service lb-l2) does not answer from outside the cluster: timeout (curl exit 28)"), "{m}");
+    assert!(m.contains("; no Lease cilium-l2announce-harness-lb-ipam-r1-lb-l2 exists; ARP for 10.5.0.239 not answered (neighbour state FAILED); service status: ingress [10.5.0.239]; cilium.io/IPAMRequestSatisfied=True (satisfied: ); no agent holds the announcement lease"), "{m}");
+    // The holder never answered ARP.
+    let m = fail(judge::l2_reach(&reach(
+        "curl-timeout-28.txt",
+        28,
+        "ip-neigh-l2-failed.txt",
+        Some(lease()),
+    )));
+    assert!(m.contains("announced by node w1"), "{m}");
+    assert!(m.ends_with("the lease holder w1 did not answer ARP: check that the policy's interfaces match the node's interface on the outside client's network, and `cilium-dbg statedb l2-announce` on w1"), "{m}");
+    // ARP answered by another node than the lease holder: a stale announcement.
+    let mut moved = lease();
+    moved.holder = Some("w2".into());
+    let m = fail(judge::l2_reach(&reach(
+        "curl-refused-7.txt",
+        7,
+        "ip-neigh-l2-answered.txt",
+        Some(moved),
+    )));
+    assert!(
+        m.contains("ARP for 10.5.0.239 answered by 02:42:0a:05:00:03 (node w1)"),
+        "{m}"
+    );
+    assert!(m.ends_with("ARP was answered by node w1, but the lease is held by w2: a stale announcement; check the agent on w1"), "{m}");
+    // No address from the L2 block: allocation is the broken layer, and nothing was sent.
+    let mut pending = reach("curl-ok-200.txt", 0, "ip-neigh-l2-answered.txt", None);
+    pending.service = svc("service-lb-out-of-ips.json");
+    pending.http = None;
+    assert!(fail(judge::l2_reach(&pending)).starts_with("service lb-fill-8 got no LoadBalancer address from the L2 block 10.5.0.232/29: LB IPAM refused it"));
+    let mut elsewhere = reach("curl-ok-200.txt", 0, "ip-neigh-l2-answered.txt", None);
+    elsewhere.block = "10.5.1.232/29".into();
+    assert!(fail(judge::l2_reach(&elsewhere)).contains("outside the L2 block 10.5.1.232/29"));
+}
+
+/// The L2 check's cluster: the lb-ipam fake with the echo pod placed on w1 and, when
+/// `announced`, the Lease Cilium's announcer would hold.
+fn l2_cluster(announced: bool) -> (kube::Client, common::Log, Arc<std::sync::Mutex<Ipam>>) {
+    let ipam = Arc::new(std::sync::Mutex::new(Ipam {
+        pool_version_served: vec!["v2"],
+        leases: if announced {
+            vec![fixture_json("lease-cilium-l2announce-lb-l2.json")]
+        } else {
+            vec![]
+        },
+        ..Ipam::default()
+    }));
+    let (client, log) = l2_fake(ipam.clone());
+    (client, log, ipam)
+}
+
+fn l2_fake(ipam: Arc<std::sync::Mutex<Ipam>>) -> (kube::Client, common::Log) {
+    let mut c = Cluster::new(&[("w1", "10.5.0.3"), ("w2", "10.5.0.4")]);
+    c.place("lb-l2-echo", "w1", "10.244.1.30", true);
+    let (client, log) = lb_cluster_with(c, ipam);
+    (client, log)
+}
+
+/// The outside client on the docker network: curl to the L2 address answers (or times out),
+/// ping reaches the nodes, and the ARP table is the fixture's.
+fn outside_on_l2(answers: bool) -> Arc<ScriptedOutside> {
+    ScriptedOutside::new(move |argv| match argv[0].as_str() {
+        "curl" if answers => out(0, "200 10.5.0.239:80", ""),
+        "curl" => fixture_out("curl-timeout-28.txt", 28),
+        "ping" => fixture_out("ping-ok.txt", 0),
+        "ip" => out(
+            0,
+            &fixture(if answers {
+                "ip-neigh-l2-answered.txt"
+            } else {
+                "ip-neigh-l2-failed.txt"
+            }),
+            "",
+        ),
+        other => panic!("unexpected command {other}"),
+    })
+}
+
+/// l2-reachable-from-host alone, with this outside client and the L2 block.
+async fn run_l2(client: &kube::Client, outside: Arc<ScriptedOutside>) -> suites::SuiteRun {
+    run_suite_from(
+        client,
+        no_exec(),
+        Some(outside),
+        suites::lb_ipam::NAME,
+        &ctx_outside(2, Some(L2_BLOCK)),
+        &CheckFilter::new(&[], &["lb-ipam::l2-reachable-from-host".into()]).unwrap(),
+        &fast_options("r1"),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn l2_reachable_from_host_creates_its_pool_service_and_echo_and_passes_from_outside() {
+    let (client, log, ipam) = l2_cluster(true);
+    let outside = outside_on_l2(true);
+    let run = run_l2(&client, outside.clone()).await;
+    let c = &run.checks[0];
+    let CheckOutcome::Passed { evidence } = &c.outcome else {
+        panic!(
+            "{:?}\n{}\n{}",
+            c.outcome,
+            c.transcript.render(),
+            run.setup.render()
+        )
+    };
+    assert!(evidence.contains("announced by node w1"), "{evidence}");
+    assert!(
+        evidence.ends_with("ARP for 10.5.0.239 answered by 02:42:0a:05:00:03 (node w1)"),
+        "{evidence}"
+    );
+    let t = c.transcript.render();
+    assert!(t.contains("lb-ipam/l2-reachable-from-host:curl: outside h1-outside (10.5.0.9) -> lb-l2 (10.5.0.239:80)\n"), "{t}");
+    assert!(
+        t.contains(
+            "lb-ipam/l2-reachable-from-host:neigh: outside h1-outside (10.5.0.9) -> its ARP table\n"
+        ),
+        "{t}"
+    );
+    let calls: Vec<String> = outside
+        .calls
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|a| a.join(" "))
+        .collect();
+    assert!(
+        calls.contains(&"ping -c 1 -W 1 10.5.0.4".to_string()),
+        "{calls:?}"
+    );
+    assert_eq!(calls.last().unwrap(), "ip -4 neigh show");
+
+    let seen = log.lock().unwrap();
+    let l2_pool = seen
+        .iter()
+        .find(|s| {
+            s.is("POST", "/apis/cilium.io/v2/ciliumloadbalancerippools")
+                && s.body["metadata"]["name"] == format!("{NS}-l2")
+        })
+        .unwrap();
+    assert_eq!(l2_pool.body["spec"]["blocks"], json!([{"cidr": L2_BLOCK}]));
+    assert_eq!(
+        l2_pool.body["spec"]["serviceSelector"]["matchLabels"]["io.harness.lb-ipam/l2"],
+        "announced"
+    );
+    let errors: Vec<String> = validator("ciliumloadbalancerippool_v2.json")
+        .iter_errors(&l2_pool.body)
+        .map(|e| e.to_string())
+        .collect();
+    assert!(errors.is_empty(), "{errors:?}");
+    let svc = seen
+        .iter()
+        .find(|s| s.is("POST", &format!("/api/v1/namespaces/{NS}/services")))
+        .unwrap();
+    assert_eq!(svc.body["metadata"]["name"], "lb-l2");
+    assert_eq!(
+        svc.body["metadata"]["annotations"]["lbipam.cilium.io/ips"],
+        "10.5.0.239"
+    );
+    assert_eq!(
+        svc.body["spec"]["selector"]["app.kubernetes.io/name"],
+        "lb-l2-echo"
+    );
+    assert_eq!(svc.body["spec"]["ports"][0]["targetPort"], "http");
+    assert!(
+        seen.iter()
+            .any(|s| s.is("POST", &format!("/api/v1/namespaces/{NS}/pods"))
+                && s.body["metadata"]["name"] == "lb-l2-echo")
+    );
+    // Both pools are deleted by name when the suite ends.
+    assert!(seen.iter().any(|s| s.is(
+        "DELETE",
+        &format!("/apis/cilium.io/v2/ciliumloadbalancerippools/{NS}-l2")
+    )));
+    assert!(ipam.lock().unwrap().l2_pool.is_none());
+    assert!(ipam.lock().unwrap().pool.is_none());
+}
+
+#[tokio::test]
+async fn l2_reachable_from_host_fails_naming_the_missing_lease_and_the_unanswered_arp() {
+    let (client, _log, _) = l2_cluster(false);
+    let run = run_l2(&client, outside_on_l2(false)).await;
+    let CheckOutcome::Failed { message } = &run.checks[0].outcome else {
+        panic!("{:?}", run.checks[0].outcome)
+    };
+    assert!(message.starts_with("10.5.0.239 (service lb-l2) does not answer from outside the cluster: timeout (curl exit 28)"), "{message}");
+    assert!(message.contains("no Lease cilium-l2announce-harness-lb-ipam-r1-lb-l2 exists; ARP for 10.5.0.239 not answered (neighbour state FAILED); service status: ingress [10.5.0.239]"), "{message}");
+}
+
+#[tokio::test]
+async fn an_l2_block_overlapping_another_pool_stops_setup_before_the_l2_pool_exists() {
+    let ipam = Arc::new(std::sync::Mutex::new(Ipam {
+        pool_version_served: vec!["v2"],
+        others: vec![pool_object(
+            "harness-docker-subnet",
+            "cilium.io/v2",
+            "10.5.0.224/27",
+            &BTreeMap::new(),
+            None,
+        )],
+        ..Ipam::default()
+    }));
+    let (client, log) = l2_fake(ipam);
+    let run = run_l2(&client, outside_on_l2(true)).await;
+    let CheckOutcome::Error { message } = &run.checks[0].outcome else {
+        panic!("{:?}", run.checks[0].outcome)
+    };
+    assert!(message.contains("10.5.0.232/29 overlaps the existing CiliumLoadBalancerIPPool harness-docker-subnet (10.5.0.224/27); name a free block of the outside client's segment with --lb-l2-block"), "{message}");
+    let seen = log.lock().unwrap();
+    assert!(
+        !seen
+            .iter()
+            .any(|s| s.method == "POST" && s.body["metadata"]["name"] == format!("{NS}-l2"))
     );
 }

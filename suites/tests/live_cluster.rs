@@ -35,6 +35,7 @@ async fn connectivity_dns_and_pod_security_pass_on_a_live_cluster() {
         },
         nodes,
         external_target: std::env::var("HARNESS_EXTERNAL_TARGET").ok(),
+        outside: None,
     };
     let run_id = format!("live-{}", std::process::id());
     let opts = RunOptions::from_env(&run_id).expect("image overrides");

@@ -4,13 +4,13 @@
 mod common;
 
 use common::{
-    Cluster, Reply, ScriptedExec, cluster, ctx, fast_options, fixture, fixture_json, fixture_out,
-    out, serve, status,
+    Cluster, Reply, ScriptedExec, ScriptedOutside, cluster, ctx, ctx_outside, fast_options,
+    fixture, fixture_json, fixture_out, out, serve, status,
 };
 use serde_json::json;
 use std::sync::Arc;
 use suites::kit::KeepNamespaces;
-use suites::{CheckFilter, CheckOutcome, Cleanup, NOT_IMPLEMENTED, run_suite_with};
+use suites::{CheckFilter, CheckOutcome, Cleanup, RunContext, run_suite_from, run_suite_with};
 
 fn all() -> CheckFilter {
     CheckFilter::new(&[], &[]).unwrap()
@@ -59,11 +59,16 @@ fn datapath(dropped: &'static [&'static str]) -> Arc<ScriptedExec> {
 async fn connectivity_passes_on_a_two_node_cluster_that_answers() {
     let (client, log) = cluster(connectivity_cluster(), |_, _| None);
     let exec = datapath(&[]);
-    let run = run_suite_with(
+    let outside = ScriptedOutside::like(exec.clone(), "outside");
+    let run = run_suite_from(
         &client,
         exec.clone(),
+        Some(outside.clone()),
         suites::connectivity::NAME,
-        &ctx(2, Some("one.one.one.one")),
+        &RunContext {
+            external_target: Some("one.one.one.one".into()),
+            ..ctx_outside(2, None)
+        },
         &all(),
         &fast_options("r1"),
     )
@@ -76,8 +81,43 @@ async fn connectivity_passes_on_a_two_node_cluster_that_answers() {
             run.setup.render()
         );
     }
-    assert_eq!(run.checks.len(), 11);
+    assert_eq!(run.checks.len(), 12);
     assert_eq!(run.checks[0].name(), "connectivity::pod-to-pod-same-node");
+    // NodePort from outside: the same-node echo's NodePort on every node, from the outside
+    // client only (never by exec in a pod).
+    let from_outside: Vec<String> = outside
+        .calls
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|argv| argv.last().unwrap().clone())
+        .collect();
+    assert_eq!(
+        from_outside,
+        [
+            "http://10.5.0.3:30081/",
+            "http://10.5.0.3:30081/",
+            "http://10.5.0.3:30081/",
+            "http://10.5.0.4:30081/",
+            "http://10.5.0.4:30081/",
+            "http://10.5.0.4:30081/",
+        ]
+    );
+    let nodeport = run
+        .checks
+        .iter()
+        .find(|c| c.check == "nodeport-from-outside")
+        .unwrap();
+    let t = nodeport.transcript.render();
+    assert!(
+        t.starts_with("connectivity/nodeport-from-outside:curl: outside h1-outside (10.5.0.9) -> echo-same-node nodeport on w1 (10.5.0.3:30081)\n  #1 "),
+        "{t}"
+    );
+    assert!(
+        matches!(&nodeport.outcome, CheckOutcome::Passed { evidence } if evidence.contains("outside h1-outside -> echo-same-node nodeport on w2 (10.5.0.4:30081)")),
+        "{:?}",
+        nodeport.outcome
+    );
     assert_eq!(run.namespace.as_deref(), Some("harness-connectivity-r1"));
     assert_eq!(
         run.cleanup,
@@ -238,6 +278,7 @@ async fn a_single_node_cluster_skips_cross_node_checks_and_deploys_no_other_node
             "pod-to-pod-other-node",
             "pod-to-service-other-node",
             "pod-to-nodeport-remote",
+            "nodeport-from-outside",
             "pod-to-world",
             "pod-to-pod-no-frag"
         ]
@@ -336,32 +377,51 @@ async fn a_refused_namespace_is_an_error_for_every_check_and_nothing_is_left() {
 }
 
 #[tokio::test]
-async fn suites_not_in_this_version_are_skipped_never_passed_and_touch_nothing() {
+async fn north_south_checks_without_an_outside_client_are_skipped_saying_why_and_touch_nothing() {
     let (client, log) = serve(|s| panic!("no request expected, got {} {}", s.method, s.path));
     let exec = datapath(&[]);
-    // The one check this version leaves undone; its suite's other checks are implemented.
-    let only_l2 = CheckFilter::new(&[], &["lb-ipam::l2-reachable-from-host".into()]).unwrap();
-    for (suite, filter) in [(suites::lb_ipam::NAME, only_l2)] {
+    let north_south = CheckFilter::new(
+        &[],
+        &[
+            "connectivity::nodeport-from-outside".into(),
+            "gateway-api::*-from-outside".into(),
+            "lb-ipam::l2-reachable-from-host".into(),
+        ],
+    )
+    .unwrap();
+    let none = "no outside client (--outside-client none): the run probes only from pods";
+    let no_block = "no LB pool reachable from the outside client (host): name a free block of its L2 segment with --lb-l2-block";
+    let host_without_block = RunContext {
+        outside: Some(suites::OutsideClient {
+            origin: suites::OutsideOrigin::Host,
+            l2_block: None,
+        }),
+        ..ctx(3, None)
+    };
+    let cases = [
+        (suites::connectivity::NAME, ctx(3, None), vec![none]),
+        (suites::gateway_api::NAME, ctx(3, None), vec![none; 3]),
+        (suites::lb_ipam::NAME, ctx(3, None), vec![none]),
+        (suites::lb_ipam::NAME, host_without_block, vec![no_block]),
+    ];
+    for (suite, context, reasons) in cases {
         let run = run_suite_with(
             &client,
             exec.clone(),
             suite,
-            &ctx(3, Some("one.one.one.one")),
-            &filter,
+            &context,
+            &north_south,
             &fast_options("r1"),
         )
         .await;
-        assert!(!run.checks.is_empty());
-        for c in &run.checks {
-            assert_eq!(
-                c.outcome,
-                CheckOutcome::Skipped {
-                    reason: NOT_IMPLEMENTED.into()
-                },
-                "{}",
-                c.name()
-            );
-        }
+        let got: Vec<CheckOutcome> = run.checks.iter().map(|c| c.outcome.clone()).collect();
+        let want: Vec<CheckOutcome> = reasons
+            .iter()
+            .map(|r| CheckOutcome::Skipped {
+                reason: r.to_string(),
+            })
+            .collect();
+        assert_eq!(got, want, "{suite}");
         assert_eq!(run.cleanup, Cleanup::NothingCreated);
     }
     assert!(log.lock().unwrap().is_empty());

@@ -364,6 +364,28 @@ impl Cluster {
         self.kube_api_port
     }
 
+    /// Starts a client outside the cluster on its network ([`crate::outside`]), labelled as the
+    /// cluster's, so [`Cluster::destroy`] and `gc` remove it with the nodes.
+    pub async fn start_outside_client(
+        &self,
+        image: &str,
+        timeout: Duration,
+    ) -> Result<crate::outside::OutsideClient, Error> {
+        let labels = labels::with_run_dir(
+            labels::object(self.run_id.as_str(), &self.name, unix_now()),
+            &self.run_dir,
+        );
+        crate::outside::OutsideClient::start(
+            &self.engine,
+            &crate::outside::container_name(&self.name),
+            image,
+            &self.name,
+            labels,
+            timeout,
+        )
+        .await
+    }
+
     pub fn engine(&self) -> &Engine {
         &self.engine
     }

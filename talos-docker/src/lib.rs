@@ -23,6 +23,7 @@ pub mod docker;
 mod errors;
 mod kubeconfig;
 pub mod labels;
+pub mod outside;
 mod preflight;
 pub mod replace;
 mod run;
@@ -33,6 +34,7 @@ pub mod wait;
 
 pub use cluster::{Cluster, Node};
 pub use errors::{Error, PreflightError};
+pub use outside::OutsideClient;
 pub use run::{RunDir, RunDirInfo, RunId, default_state_dir};
 pub use spec::{
     ClusterSpec, ConfigPatch, NodeRole, PatchSource, PatchTarget, TalosVersion, Timeouts,

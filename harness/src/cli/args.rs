@@ -78,7 +78,12 @@ fn read(path: &Path) -> Result<String, InputError> {
 
 impl SelectArgs {
     /// `nodes`: schedulable nodes per cluster, which decides the cross-node checks.
-    pub fn options(&self, nodes: u32) -> Result<PlanOptions, InputError> {
+    /// `outside`: the client north-south checks probe from, if the run has one.
+    pub fn options(
+        &self,
+        nodes: u32,
+        outside: Option<suites::OutsideClient>,
+    ) -> Result<PlanOptions, InputError> {
         let values_files = self
             .values
             .iter()
@@ -90,6 +95,7 @@ impl SelectArgs {
             filter: CheckFilter::new(&self.suites, &self.checks)?,
             nodes,
             external_target,
+            outside,
         })
     }
 
@@ -102,20 +108,22 @@ impl SelectArgs {
         crate::preflight::external_target(&self.external_target)
     }
 
-    /// The plan for the Talos-in-Docker clusters the harness builds.
+    /// The plan for the Talos-in-Docker clusters the harness builds (with their outside client).
     pub fn select(&self, nodes: u32) -> Result<Selection, InputError> {
-        self.select_on(nodes, None)
+        self.select_on(nodes, None, Some(crate::plan::talos_in_docker_outside()))
     }
 
     /// The plan for cells on `cluster` (`None`: the Talos-in-Docker cluster the harness builds),
-    /// whose facts the values are linted against.
+    /// whose facts the values are linted against; `outside`: the client north-south checks
+    /// probe from, if the run has one.
     pub fn select_on(
         &self,
         nodes: u32,
         cluster: Option<&crate::cluster::ClusterDescription>,
+        outside: Option<suites::OutsideClient>,
     ) -> Result<Selection, InputError> {
         let catalog = Catalog::with_dir(self.catalog.profiles_dir.as_deref())?;
-        let options = self.options(nodes)?;
+        let options = self.options(nodes, outside)?;
         let spec = MatrixSpec::load(
             self.matrix.as_deref(),
             AxisFlags {
@@ -261,6 +269,10 @@ pub struct ClusterArgs {
     /// containers (the harness's own tests); Talos does not boot that way.
     #[arg(long, hide = true)]
     pub unprivileged: bool,
+    /// Do not wait for the API server after bootstrap: only for stand-in nodes, which run none
+    /// (the harness's own tests, which then reach the install and the outside client).
+    #[arg(long, hide = true)]
+    pub no_api_wait: bool,
 }
 
 impl ClusterArgs {
@@ -419,5 +431,79 @@ mod tests {
                 .contains("unknown unit")
         );
         assert!(parse_memory_mib("lots").unwrap_err().contains("2GiB"));
+    }
+}
+
+/// Where a `check` run's north-south probes come from.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutsideClientArg {
+    /// A container of the probe client image on the cluster's docker network (--docker-network).
+    DockerNetwork,
+    /// The machine the harness runs on (needs curl and ip).
+    Host,
+    /// None: the north-south checks are skipped, saying so.
+    None,
+}
+
+/// The client outside the cluster for `check` (an `e2e` run always has one).
+#[derive(Args, Debug)]
+pub struct OutsideArgs {
+    /// Where north-south checks (NodePort from outside, an L2-announced LoadBalancer IP, the
+    /// Gateway's external address) probe from.
+    #[arg(long, value_enum, default_value = "none")]
+    pub outside_client: OutsideClientArg,
+    /// The cluster's docker network, for `--outside-client docker-network` (a `harness up`
+    /// cluster's network is named like the cluster).
+    #[arg(long, value_name = "NAME")]
+    pub docker_network: Option<String>,
+    /// A free block of the outside client's L2 segment (e.g. 192.168.1.248/29) for the
+    /// lb-ipam suite's announced pool (lb-ipam::l2-reachable-from-host).
+    #[arg(long, value_name = "CIDR")]
+    pub lb_l2_block: Option<String>,
+}
+
+impl OutsideArgs {
+    /// What the plan knows of the outside client, and every problem with the flags.
+    pub fn client(&self) -> Result<Option<suites::OutsideClient>, Vec<InputError>> {
+        let mut problems = Vec::new();
+        let origin = match self.outside_client {
+            OutsideClientArg::DockerNetwork => Some(suites::OutsideOrigin::DockerNetwork),
+            OutsideClientArg::Host => Some(suites::OutsideOrigin::Host),
+            OutsideClientArg::None => None,
+        };
+        match (&self.docker_network, self.outside_client) {
+            (None, OutsideClientArg::DockerNetwork) => problems.push(InputError::problem(
+                "--outside-client docker-network needs the cluster's docker network",
+                "name it with --docker-network (see `docker network ls`; a `harness up` cluster's network is named like the cluster)",
+            )),
+            (Some(n), OutsideClientArg::Host | OutsideClientArg::None) => {
+                problems.push(InputError::problem(
+                    format!("--docker-network {n} is used only with --outside-client docker-network"),
+                    "add --outside-client docker-network, or drop --docker-network",
+                ))
+            }
+            _ => {}
+        }
+        if let Some(block) = &self.lb_l2_block {
+            if let Err(why) = suites::lb_ipam::blocks::parse_block(block) {
+                problems.push(InputError::problem(
+                    format!("--lb-l2-block: {why}"),
+                    "name a free IPv4 block of the outside client's L2 segment, /24 to /32, e.g. 192.168.1.248/29",
+                ));
+            }
+            if origin.is_none() {
+                problems.push(InputError::problem(
+                    "--lb-l2-block is probed from an outside client, and --outside-client is none",
+                    "add --outside-client docker-network or host, or drop --lb-l2-block",
+                ));
+            }
+        }
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        Ok(origin.map(|origin| suites::OutsideClient {
+            origin,
+            l2_block: self.lb_l2_block.clone().map(suites::L2Block::Cidr),
+        }))
     }
 }

@@ -3,10 +3,12 @@
 //! `harness up`). The suites never know how a cluster was made; only the features derived from
 //! the profile's values matter. Tear-down removes the run's test namespaces, nothing else.
 
-use super::args::{ReportArgs, RunArgs, SelectArgs, SuiteJobsArg};
+use super::args::{OutsideArgs, ReportArgs, RunArgs, SelectArgs, SuiteJobsArg};
 use crate::cluster::{ClusterDescription, Origin};
 use crate::errors::{Error, InputError, Refused, RunError};
-use crate::run::existing::Existing;
+use crate::preflight;
+use crate::run::existing::{Existing, OutsidePlan};
+use crate::run::outside::Outside;
 use crate::run::kube::{CONNECT_TIMEOUT, KubeAccess, default_kubeconfig};
 use crate::run::signals;
 use crate::run::tester::KubeTester;
@@ -24,6 +26,8 @@ pub struct CheckArgs {
     pub report: ReportArgs,
     #[command(flatten)]
     pub suite_jobs: SuiteJobsArg,
+    #[command(flatten)]
+    pub outside: OutsideArgs,
     /// The cluster's kubeconfig, read only; a `:`-separated list is merged like kubectl does
     /// [default: $KUBECONFIG, else ~/.kube/config].
     #[arg(long, env = "KUBECONFIG")]
@@ -79,6 +83,13 @@ fn note<T>(problems: &mut Vec<InputError>, r: Result<T, impl Into<InputError>>) 
 pub async fn run(args: CheckArgs) -> Result<Verdict, Error> {
     let mut problems = Vec::new();
     let mut config = None;
+    let outside = match args.outside.client() {
+        Ok(o) => o,
+        Err(p) => {
+            problems.extend(p);
+            None
+        }
+    };
     let client = match args.kubeconfig.clone().or_else(default_kubeconfig) {
         None => {
             problems.push(InputError::problem(
@@ -127,6 +138,7 @@ pub async fn run(args: CheckArgs) -> Result<Verdict, Error> {
                     .as_ref()
                     .unwrap_or(&ClusterDescription::given(&Default::default())),
             ),
+            outside.clone(),
         ),
     );
     if let Some(s) = &selection
@@ -143,6 +155,10 @@ pub async fn run(args: CheckArgs) -> Result<Verdict, Error> {
     note(&mut problems, args.select.check_external_target());
     let (run_id, suite_options) = args.run.run_id_and_suite_options(&mut problems);
     problems.extend(args.report.check());
+    let outside_plan = match (&outside, &suite_options) {
+        (Some(o), Some(opts)) => outside_plan(&args.outside, o, opts, &mut problems).await,
+        _ => None,
+    };
     let (Some(selection), Some(run_id), Some(mut suite_options), Some((client, server)), true) = (
         selection,
         run_id,
@@ -160,6 +176,7 @@ pub async fn run(args: CheckArgs) -> Result<Verdict, Error> {
     if let Some(config) = config {
         deployer = deployer.with_config(config);
     }
+    deployer.outside = outside_plan;
     let tester = KubeTester {
         filter: selection.options.filter,
         options: suite_options,
@@ -222,4 +239,63 @@ pub async fn run(args: CheckArgs) -> Result<Verdict, Error> {
     }
     // Tear-down was the sweep: nothing of this run lives outside its namespaces.
     super::finish(outcome.verdict, report_error, Ok(()), &cleanup)
+}
+
+/// How the outside client will run, with its problems found before anything is created: the
+/// host needs curl and ip; a docker network must exist and the probe client image be present.
+async fn outside_plan(
+    args: &OutsideArgs,
+    client: &suites::OutsideClient,
+    opts: &suites::RunOptions,
+    problems: &mut Vec<InputError>,
+) -> Option<OutsidePlan> {
+    match client.origin {
+        suites::OutsideOrigin::Host => {
+            let host = preflight::Host::current();
+            for tool in ["curl", "ip"] {
+                if host.find(std::path::Path::new(tool)).is_none() {
+                    problems.push(InputError::problem(
+                        format!("--outside-client host probes with {tool}, which is not on PATH"),
+                        format!("install {tool} (Debian: curl, iproute2), or use --outside-client docker-network"),
+                    ));
+                }
+            }
+            Some(OutsidePlan::Host(Outside {
+                client: client.clone(),
+                exec: std::sync::Arc::new(suites::kit::HostExec::new()),
+            }))
+        }
+        suites::OutsideOrigin::DockerNetwork => {
+            let network = args.docker_network.clone()?;
+            let timeouts = talos_docker::Timeouts::default();
+            let engine = match talos_docker::docker::Engine::connect(timeouts.docker).await {
+                Ok(e) => e,
+                Err(e) => {
+                    problems.push(e.into());
+                    return None;
+                }
+            };
+            match engine.networks().await {
+                Ok(nets) if nets.iter().any(|n| n.name == network || n.id == network) => {}
+                Ok(nets) => problems.push(InputError::problem(
+                    format!("--docker-network {network}: the Docker engine has no such network (it has {})", nets.iter().map(|n| n.name.as_str()).collect::<Vec<_>>().join(", ")),
+                    "name the network the cluster's nodes are on (`docker network ls`)",
+                )),
+                Err(e) => problems.push(InputError::problem(
+                    format!("cannot list the Docker networks: {e}"),
+                    "check the engine with `docker network ls`",
+                )),
+            }
+            let image = opts.images.client.to_string();
+            if let Err(e) = engine.ensure_image(&image, &timeouts).await {
+                problems.push(e.into());
+            }
+            Some(OutsidePlan::Docker {
+                engine,
+                network,
+                image,
+                client: client.clone(),
+            })
+        }
+    }
 }

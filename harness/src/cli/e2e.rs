@@ -11,6 +11,7 @@ use crate::report::{
     self,
     provenance::{CellProvenance, ImagePin, Provenance},
 };
+use crate::run::outside;
 use crate::run::signals::{self, Stop};
 use crate::run::sweep::Sweep;
 use crate::run::talos_docker::TalosDocker;
@@ -132,7 +133,17 @@ pub async fn run(args: E2eArgs) -> Result<Verdict, Error> {
                     specs.push(spec);
                 }
             }
-            problems.extend(preflight::docker_host(&specs, jobs.jobs).await);
+            if let Some(o) = &suite_options {
+                deployer.outside_image = o.images.client.to_string();
+            }
+            deployer.api_wait = !args.cluster.no_api_wait;
+            // The outside client starts from the probe client image, when a cell needs one.
+            let outside_images: Vec<String> = if s.plan.cells.iter().any(outside::needed) {
+                vec![deployer.outside_image.clone()]
+            } else {
+                Vec::new()
+            };
+            problems.extend(preflight::docker_host(&specs, jobs.jobs, &outside_images).await);
             for m in &args.cluster.registry_mirrors {
                 note(&mut problems, crate::registry_mirror::answers(m).await);
             }

@@ -166,7 +166,7 @@ pub async fn run(args: UpArgs) -> Result<Verdict, Error> {
     if let Err(e) = preflight::output_dir("--state-dir", &args.state.dir()) {
         problems.push(e);
     }
-    problems.extend(preflight::docker_host(std::slice::from_ref(&spec), 1).await);
+    problems.extend(preflight::docker_host(std::slice::from_ref(&spec), 1, &[]).await);
     for m in &args.cluster.registry_mirrors {
         if let Err(e) = crate::registry_mirror::answers(m).await {
             problems.push(e);

@@ -49,6 +49,18 @@ pub struct PlanOptions {
     /// Schedulable nodes per cluster: the workers, since Talos taints control planes.
     pub nodes: u32,
     pub external_target: Option<String>,
+    /// The client outside the cluster north-south checks probe from; a Talos-in-Docker run
+    /// always has one ([`talos_in_docker_outside`]).
+    pub outside: Option<suites::OutsideClient>,
+}
+
+/// A Talos-in-Docker run's outside client: a container on the cluster's docker network, with
+/// the lb-ipam suite's announced block taken from that network's subnet.
+pub fn talos_in_docker_outside() -> suites::OutsideClient {
+    suites::OutsideClient {
+        origin: suites::OutsideOrigin::DockerNetwork,
+        l2_block: Some(suites::L2Block::DockerSubnet),
+    }
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -427,6 +439,7 @@ pub fn plan_cell_on(
         features: features.clone(),
         nodes: opts.nodes,
         external_target: opts.external_target.clone(),
+        outside: opts.outside.clone(),
     };
     Ok(CellPlan {
         id: cell.id(),
@@ -513,6 +526,7 @@ pub(crate) fn for_tests(profiles: &[&str], checks: &[&str]) -> Plan {
         filter: CheckFilter::new(&[], &checks).unwrap(),
         nodes: 2,
         external_target: None,
+        outside: Some(talos_in_docker_outside()),
     };
     plan(&cells, excluded, &catalog, &Overlay::embedded(), &opts).unwrap()
 }
@@ -530,6 +544,7 @@ mod tests {
             filter: CheckFilter::new(&[], &[]).unwrap(),
             nodes: 2,
             external_target: None,
+            outside: Some(talos_in_docker_outside()),
         };
         plan(&cells, excluded, &catalog, &Overlay::embedded(), &opts).unwrap()
     }

@@ -1,14 +1,16 @@
 //! The deployer for a cluster that already exists (a homelab, an Omni cluster, one from
 //! `harness up`): provisioning connects and counts the nodes that take ordinary pods, and
 //! tear-down removes only what this run created there (its labelled test namespaces, and with
-//! them everything in them).
+//! them everything in them, and the outside client container it started).
 
 use super::Deployer;
+use super::outside::{self, DockerOutside, Outside};
 use super::tester::KubeTarget;
 use crate::plan::CellPlan;
 use k8s_openapi::api::core::v1::{Namespace, Node};
 use kube::api::{DeleteParams, ListParams};
 use kube::{Api, Client};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Bound on each API request the deployer itself makes.
@@ -19,7 +21,27 @@ pub struct Existing {
     run_id: String,
     /// What the client was made from, so a recorded run can give each suite its own client.
     config: Option<kube::Config>,
+    /// The outside client the user chose (`--outside-client`), if any.
+    pub outside: Option<OutsidePlan>,
+    /// The container started for `docker-network`, removed at tear-down.
+    started: Mutex<Option<talos_docker::OutsideClient>>,
 }
+
+/// How `check` probes from outside the cluster.
+pub enum OutsidePlan {
+    /// From this machine: nothing to start.
+    Host(Outside),
+    /// From a container started on the cluster's docker network when a check needs it.
+    Docker {
+        engine: talos_docker::docker::Engine,
+        network: String,
+        image: String,
+        client: suites::OutsideClient,
+    },
+}
+
+/// Bound on starting the outside client container (its image is present: checked up front).
+const OUTSIDE_START: Duration = Duration::from_secs(60);
 
 impl Existing {
     /// `client` has been proven against the API server (see [`super::kube::KubeAccess::connect`]).
@@ -28,6 +50,51 @@ impl Existing {
             client,
             run_id: run_id.into(),
             config: None,
+            outside: None,
+            started: Mutex::new(None),
+        }
+    }
+
+    /// The outside client container's name for this run.
+    pub fn outside_container(&self) -> String {
+        format!("harness-outside-{}", self.run_id)
+    }
+
+    async fn start_outside(&self, cell: &CellPlan) -> Result<Option<Outside>, String> {
+        if !outside::needed(cell) {
+            return Ok(None);
+        }
+        match &self.outside {
+            None => Ok(None),
+            Some(OutsidePlan::Host(o)) => Ok(Some(o.clone())),
+            Some(OutsidePlan::Docker {
+                engine,
+                network,
+                image,
+                client,
+            }) => {
+                let created = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                // The run's labels: `harness gc --run-id` finds it if this process is killed.
+                let labels = talos_docker::labels::object(&self.run_id, network, created);
+                let started = talos_docker::OutsideClient::start(
+                    engine,
+                    &self.outside_container(),
+                    image,
+                    network,
+                    labels,
+                    OUTSIDE_START,
+                )
+                .await
+                .map_err(|e| format!("cannot start the outside client: {e}"))?;
+                let exec = Arc::new(DockerOutside(started.clone()));
+                *self.started.lock().expect("not poisoned") = Some(started);
+                Ok(Some(Outside {
+                    client: client.clone(),
+                    exec,
+                }))
+            }
         }
     }
 
@@ -65,7 +132,7 @@ impl Deployer for Existing {
     type Cluster = KubeTarget;
     type Target = KubeTarget;
 
-    async fn provision(&self, _: &CellPlan) -> Result<KubeTarget, String> {
+    async fn provision(&self, cell: &CellPlan) -> Result<KubeTarget, String> {
         let api: Api<Node> = Api::all(self.client.clone());
         let nodes = tokio::time::timeout(REQUEST_TIMEOUT, api.list(&ListParams::default()))
             .await
@@ -80,6 +147,7 @@ impl Deployer for Existing {
             client: self.client.clone(),
             nodes: schedulable(&nodes.items),
             config: self.config.clone(),
+            outside: self.start_outside(cell).await?,
         })
     }
 
@@ -92,6 +160,15 @@ impl Deployer for Existing {
     }
 
     async fn tear_down(&self, cluster: KubeTarget) -> Result<String, String> {
+        let started = self.started.lock().expect("not poisoned").take();
+        let mut failures = Vec::new();
+        let mut removed = Vec::new();
+        if let Some(c) = started {
+            match c.remove().await {
+                Ok(()) => removed.push(format!("container {}", c.name())),
+                Err(e) => failures.push(e.to_string()),
+            }
+        }
         let api: Api<Namespace> = Api::all(cluster.client);
         let selector = self.selector();
         let list = tokio::time::timeout(
@@ -101,8 +178,6 @@ impl Deployer for Existing {
         .await
         .map_err(|_| format!("listing this run's namespaces ({selector}) timed out"))?
         .map_err(|e| format!("cannot list this run's namespaces ({selector}): {e}"))?;
-        let mut removed = Vec::new();
-        let mut failures = Vec::new();
         for ns in list.items {
             let name = ns.metadata.name.unwrap_or_default();
             let delete = tokio::time::timeout(
@@ -111,14 +186,14 @@ impl Deployer for Existing {
             )
             .await;
             match delete {
-                Ok(Ok(_)) => removed.push(name),
+                Ok(Ok(_)) => removed.push(format!("namespace {name}")),
                 Ok(Err(kube::Error::Api(s))) if s.code == 404 => {}
                 Ok(Err(e)) => failures.push(format!("{name}: {e}")),
                 Err(_) => failures.push(format!("{name}: the delete timed out")),
             }
         }
         if failures.is_empty() {
-            Ok(format!("deleted namespaces: {}", removed.join(", ")))
+            Ok(format!("removed: {}", removed.join(", ")))
         } else {
             Err(format!(
                 "cannot delete every namespace of this run ({}); remove them with `{}`",
@@ -129,14 +204,26 @@ impl Deployer for Existing {
     }
 
     fn keep(&self, _: &KubeTarget) -> String {
-        format!(
+        let mut s = format!(
             "this run's namespaces stay: `kubectl get namespaces -l {0}`; remove them with `kubectl delete namespaces -l {0}`",
             self.selector()
-        )
+        );
+        if self.started.lock().expect("not poisoned").is_some() {
+            s.push_str(&format!(
+                "; the outside client {} stays too: `harness gc --run-id {}`",
+                self.outside_container(),
+                self.run_id
+            ));
+        }
+        s
     }
 
     fn leftovers(&self) -> String {
-        format!("kubectl delete namespaces -l {}", self.selector())
+        let mut s = format!("kubectl delete namespaces -l {}", self.selector());
+        if matches!(self.outside, Some(OutsidePlan::Docker { .. })) {
+            s.push_str(&format!(" && harness gc --run-id {}", self.run_id));
+        }
+        s
     }
 }
 

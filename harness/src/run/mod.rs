@@ -8,6 +8,7 @@
 pub mod deployer;
 pub mod existing;
 pub mod kube;
+pub mod outside;
 pub mod progress;
 pub mod signals;
 pub mod sweep;

@@ -4,12 +4,27 @@
 
 use super::Deployer;
 use super::kube::KubeAccess;
+use super::outside::{self, DockerOutside, Outside};
 use super::tester::KubeTarget;
 use crate::install::{self, InstallOptions};
 use crate::plan::CellPlan;
 use crate::profile::overlay::Overlay;
-use std::sync::Mutex;
-use talos_docker::{ApiServerReadiness, Cluster, ClusterSpec, Error, PreflightError, RunId};
+use std::sync::{Arc, Mutex};
+use talos_docker::{
+    ApiServerReadiness, Cluster, ClusterSpec, Error, PreflightError, Readiness, RunId,
+};
+
+/// Provisioning that ends once the nodes are bootstrapped (stand-in nodes run no API server).
+struct NoApiWait;
+
+impl Readiness for NoApiWait {
+    fn wait<'a>(
+        &'a self,
+        _: &'a talos_docker::ReadinessTarget,
+    ) -> futures::future::BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async { Ok(()) })
+    }
+}
 
 /// Eight hex digits naming a run: FNV-1a of the whole run id, so every character counts.
 pub fn run_tag(run_id: &RunId) -> String {
@@ -34,12 +49,21 @@ pub struct TalosDocker {
     pub state_dir_given: bool,
     /// `--registry-mirror`: added to every node's config in its release's form.
     pub mirrors: Vec<crate::registry_mirror::Mirror>,
+    /// The image of the client outside the cluster (the pinned probe client).
+    pub outside_image: String,
+    /// Whether provisioning waits for the API server to list the nodes; off only for stand-in
+    /// nodes in the harness's own tests (`--no-api-wait`, hidden).
+    pub api_wait: bool,
     kept: Mutex<Vec<String>>,
 }
 
-/// A provisioned cluster.
+/// Bound on starting the outside client (the image is present: preflight made sure).
+const OUTSIDE_START: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// A provisioned cluster, with its outside client when a planned check needs one.
 pub struct DockerCluster {
     cluster: Cluster,
+    outside: Option<Outside>,
 }
 
 impl DockerCluster {
@@ -66,6 +90,8 @@ impl TalosDocker {
             overlay,
             state_dir_given,
             mirrors: Vec::new(),
+            outside_image: suites::kit::Images::pinned().client.to_string(),
+            api_wait: true,
             kept: Mutex::new(Vec::new()),
         }
     }
@@ -111,6 +137,26 @@ impl TalosDocker {
                 .extend(crate::registry_mirror::patch(&self.mirrors, release));
         }
         Ok(spec)
+    }
+
+    /// The outside client on the cluster's network, and the block of that network the lb-ipam
+    /// suite announces its pool from.
+    async fn start_outside(&self, cluster: &Cluster) -> Result<Outside, String> {
+        let subnet = cluster.subnet().ok_or("the cluster has no subnet")?;
+        let block =
+            crate::lb_ipam::suite_l2_block(&self.overlay, subnet).map_err(|e| e.to_string())?;
+        let client = cluster
+            .start_outside_client(&self.outside_image, OUTSIDE_START)
+            .await
+            .map_err(|e| format!("cannot start the outside client: {e}"))?;
+        tracing::info!(container = client.name(), ip = %client.ip(), "started the outside client");
+        Ok(Outside {
+            client: suites::OutsideClient {
+                origin: suites::OutsideOrigin::DockerNetwork,
+                l2_block: Some(suites::L2Block::Cidr(block.to_string())),
+            },
+            exec: Arc::new(DockerOutside(client)),
+        })
     }
 
     fn cell_index(&self, cell: &CellPlan) -> usize {
@@ -163,10 +209,34 @@ impl Deployer for TalosDocker {
 
     async fn provision(&self, cell: &CellPlan) -> Result<DockerCluster, String> {
         let spec = self.spec(cell).map_err(|e| e.to_string())?;
-        let cluster = Cluster::create(spec, &ApiServerReadiness)
+        let readiness: &dyn Readiness = if self.api_wait {
+            &ApiServerReadiness
+        } else {
+            &NoApiWait
+        };
+        let cluster = Cluster::create(spec, readiness)
             .await
             .map_err(|e| explain(e, &self.base.run_id, &self.gc_command()))?;
-        Ok(DockerCluster { cluster })
+        if !outside::needed(cell) {
+            return Ok(DockerCluster {
+                cluster,
+                outside: None,
+            });
+        }
+        match self.start_outside(&cluster).await {
+            Ok(outside) => Ok(DockerCluster {
+                cluster,
+                outside: Some(outside),
+            }),
+            Err(e) => {
+                // The engine tears down only what provisioning handed over.
+                let removed = match cluster.destroy().await {
+                    Ok(r) => format!("removed {r}"),
+                    Err(d) => format!("{d}; remove the rest with `{}`", self.gc_command()),
+                };
+                Err(format!("{e}; the cluster was torn down: {removed}"))
+            }
+        }
     }
 
     async fn install(&self, cell: &CellPlan, c: &DockerCluster) -> Result<String, String> {
@@ -198,6 +268,7 @@ impl Deployer for TalosDocker {
             // Talos taints its control planes, so the workers take the probes.
             nodes: self.base.workers,
             config: Some(config),
+            outside: c.outside.clone(),
         })
     }
 

@@ -9,6 +9,8 @@ use kube::api::ListParams;
 use kube::{Api, Client};
 use std::fmt::Write as _;
 use std::path::PathBuf;
+use std::sync::Arc;
+use suites::kit::KubeExecutor;
 use suites::{CheckFilter, CheckOutcome, RunContext, SuiteRun};
 
 /// A cluster as the tester sees it.
@@ -20,6 +22,8 @@ pub struct KubeTarget {
     /// What `client` was made from; a recorded run makes each suite its own client from it,
     /// so the API answers are kept per suite and check.
     pub config: Option<kube::Config>,
+    /// The client outside the cluster that north-south checks probe from, if the run has one.
+    pub outside: Option<super::outside::Outside>,
 }
 
 pub struct KubeTester {
@@ -104,13 +108,24 @@ impl Tester for KubeTester {
             features: cell.features.clone(),
             nodes: target.nodes,
             external_target: self.external_target.clone(),
+            outside: target.outside.as_ref().map(|o| o.client.clone()),
         };
         let (client, api_log) = suite_client(self, target);
         let options = suites::RunOptions {
             api_log,
             ..self.options.clone()
         };
-        let run = suites::run_suite(&client, suite.suite, &ctx, &self.filter, &options).await;
+        let pods = Arc::new(KubeExecutor::new(client.clone(), options.timeouts.exec));
+        let run = suites::run_suite_from(
+            &client,
+            pods,
+            target.outside.as_ref().map(|o| o.exec.clone()),
+            suite.suite,
+            &ctx,
+            &self.filter,
+            &options,
+        )
+        .await;
         suite_report(run, ctx)
     }
 

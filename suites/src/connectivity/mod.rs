@@ -5,7 +5,8 @@
 //! client's node by podAffinity; with two or more nodes, `client-other-node` and
 //! `echo-other-node` kept off it by podAntiAffinity. Each echo pod has a NodePort Service of its
 //! own name (which also has a ClusterIP). Checks verify the placement they rely on before judging
-//! traffic ([`judge`]); every probe runs by exec in a pod ([`observe`]).
+//! traffic ([`judge`]); every probe runs by exec in a pod ([`observe`]), except
+//! nodeport-from-outside, which curls each node's NodePort from the run's outside client.
 
 pub mod judge;
 pub mod objects;
@@ -14,7 +15,7 @@ pub mod observe;
 use crate::catalog::{CheckDecl, SuiteDecl, SuiteName};
 use crate::kit::check::{CheckCtx, Env, check};
 use crate::kit::errors::KitError;
-use crate::rules::{egress, two_nodes};
+use crate::rules::{egress, outside_client, two_nodes};
 use crate::runner::SuiteImpl;
 
 pub const NAME: SuiteName = SuiteName::new("connectivity");
@@ -92,6 +93,16 @@ const CHECKS: &[CheckDecl] = &[
         assumes: "as pod-to-nodeport-local; through the other node's IP both a local backend there and one back on the client's node must answer (SNAT or DSR both qualify)",
         applies: two_nodes,
         observe: observe::pod_to_nodeport_remote,
+        judge: judge::http,
+    },
+    check! {
+        name: "nodeport-from-outside",
+        proves: "a NodePort answers on every node's IP from a client outside the cluster",
+        anchor: "Kubernetes Service type NodePort; cilium connectivity test: pod-to-remote-nodeport, from outside the cluster",
+        assumes: "every node forwards its NodePorts (Cilium's kube-proxy replacement or kube-proxy) on its InternalIP to a ready backend on any node, for clients on the nodes' network as for pods",
+        applies: outside_client,
+        outside: true,
+        observe: observe::nodeport_from_outside,
         judge: judge::http,
     },
     check! {

@@ -6,9 +6,9 @@ use super::judge::{NoFrag, Placed, PlacementFact};
 use super::objects::{CLIENT, CLIENT_OTHER_NODE, ECHO_OTHER_NODE, ECHO_SAME_NODE, HOST_NETNS};
 use crate::kit::check::{CheckCtx, Env};
 use crate::kit::errors::KitError;
-use crate::kit::probe::Probe;
 use crate::kit::probe::curl::{self, CurlResult};
 use crate::kit::probe::ping::{self, IPV4_ICMP_OVERHEAD, PingResult};
+use crate::kit::probe::{Origin, Probe};
 use crate::kit::retry::Leg;
 use crate::kit::topology::{self, NodeInfo, PodInfo, ServiceInfo};
 use crate::kit::transcript::Peer;
@@ -55,7 +55,7 @@ async fn http(
 ) -> Result<Leg<CurlResult>, KitError> {
     let probe = Probe {
         label: ctx.label("curl", from.source(), to.clone()),
-        pod: from.pod_ref(),
+        origin: from.pod_ref().into(),
         argv: curl::argv(&url),
     };
     let series = ctx
@@ -76,7 +76,7 @@ async fn icmp(
 ) -> Result<Leg<PingResult>, KitError> {
     let probe = Probe {
         label: ctx.label("ping", from.source(), to.clone()),
-        pod: from.pod_ref(),
+        origin: from.pod_ref().into(),
         argv: ping::argv(ip, payload),
     };
     let series = ctx
@@ -220,6 +220,46 @@ pub(crate) async fn pod_to_nodeport_remote(
     })
 }
 
+/// The same-node echo's NodePort on every node's InternalIP, from the outside client: the node
+/// that receives the request is, for all but one node, not where the backend runs.
+pub(crate) async fn nodeport_from_outside(
+    t: &Topology,
+    ctx: &CheckCtx<'_>,
+) -> Result<Placed<CurlResult>, KitError> {
+    let port = node_port(&t.svc_same)?;
+    let from = ctx.outside_peer()?;
+    if t.nodes.is_empty() {
+        return Err(KitError::Missing {
+            what: "a node with an InternalIP".into(),
+            hint: "no Node object lists an InternalIP address to send the NodePort requests to"
+                .into(),
+        });
+    }
+    let mut legs = Vec::new();
+    for n in &t.nodes {
+        let to = Peer::new(
+            format!("{} nodeport on {}", t.svc_same.name, n.name),
+            Some(format!("{}:{port}", n.internal_ip)),
+        );
+        let probe = Probe {
+            label: ctx.label("curl", from.clone(), to.clone()),
+            origin: Origin::Outside,
+            argv: curl::argv(&format!("http://{}:{port}/", n.internal_ip)),
+        };
+        let series = ctx
+            .until_stable(&probe, CurlResult::parse, curl::judge)
+            .await?;
+        legs.push(Leg {
+            what: format!("{} -> {to}", from.name),
+            series,
+        });
+    }
+    Ok(Placed {
+        placement: Vec::new(),
+        legs,
+    })
+}
+
 pub(crate) async fn pod_to_host(
     t: &Topology,
     ctx: &CheckCtx<'_>,
@@ -314,7 +354,7 @@ pub(crate) async fn pod_to_pod_no_frag(
     let o = t.other()?;
     let probe = Probe {
         label: ctx.label("read-mtu", t.client.source(), Peer::new("eth0", None)),
-        pod: t.client.pod_ref(),
+        origin: t.client.pod_ref().into(),
         argv: vec!["cat".into(), "/sys/class/net/eth0/mtu".into()],
     };
     let out = ctx.run(&probe).await?;

@@ -64,7 +64,7 @@ async fn resolv_conf(ctx: &CheckCtx<'_>, pod: &PodInfo) -> Result<ResolvConf, Ki
                 pod.source(),
                 Peer::new("/etc/resolv.conf", None),
             ),
-            pod: pod.pod_ref(),
+            origin: pod.pod_ref().into(),
             argv: vec!["cat".into(), "/etc/resolv.conf".into()],
         })
         .await?;
@@ -85,7 +85,7 @@ async fn lookup(
             from.source(),
             Peer::new(name, None),
         ),
-        pod: from.pod_ref(),
+        origin: from.pod_ref().into(),
         argv: dig::argv(name, rtype, search),
     };
     let series = ctx

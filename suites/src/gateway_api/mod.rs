@@ -10,17 +10,21 @@
 //! from the client pod with curl ([`observe`], [`http`]) to the Gateway's address
 //! (status.addresses[0], or the ClusterIP of the Service `cilium-gateway-harness-gw` Cilium
 //! creates while the LoadBalancer address is pending) with a `Host` header; a request passes
-//! after 3 consecutive good answers within the deadline ([`judge`]).
+//! after 3 consecutive good answers within the deadline ([`judge`]). The `*-from-outside` checks
+//! send the same requests from the run's outside client to the Gateway's external address
+//! (status.addresses only), reported apart so in-cluster and north-south results read apart.
 
 pub mod http;
 pub mod judge;
 pub mod objects;
 pub mod observe;
+pub mod traffic;
 pub mod types;
 
 use crate::catalog::{CheckDecl, SuiteDecl, SuiteName};
 use crate::kit::check::{CheckCtx, Env, check};
 use crate::kit::errors::KitError;
+use crate::rules::gateway_from_outside;
 use crate::runner::SuiteImpl;
 
 pub const NAME: SuiteName = SuiteName::new("gateway-api");
@@ -63,7 +67,7 @@ const CHECKS: &[CheckDecl] = &[
         proves: "PathPrefix matches whole segments (/v2 vs /v2example)",
         anchor: "Gateway API conformance: HTTPRouteMatching",
         assumes: "Gateway API: PathPrefix matches by path element, and the longest matching prefix wins",
-        observe: observe::path_prefix_routing,
+        observe: traffic::path_prefix_routing,
         judge: judge::routed,
     },
     check! {
@@ -71,7 +75,7 @@ const CHECKS: &[CheckDecl] = &[
         proves: "an Exact path match routes only that path",
         anchor: "Gateway API conformance: HTTPRouteExactPathMatching",
         assumes: "Gateway API: an Exact match routes only its own path, and a request no rule matches gets 404 from the Gateway",
-        observe: observe::exact_path,
+        observe: traffic::exact_path,
         judge: judge::routed,
     },
     check! {
@@ -79,7 +83,7 @@ const CHECKS: &[CheckDecl] = &[
         proves: "a header match routes by header value",
         anchor: "Gateway API conformance: HTTPRouteHeaderMatching",
         assumes: "Gateway API: a header match is exact on the value and case-insensitive on the name",
-        observe: observe::header_match,
+        observe: traffic::header_match,
         judge: judge::routed,
     },
     check! {
@@ -87,7 +91,7 @@ const CHECKS: &[CheckDecl] = &[
         proves: "exact and wildcard hostnames route; others get 404",
         anchor: "Gateway API conformance: HTTPRouteHostnameIntersection",
         assumes: "Gateway API: a wildcard hostname matches one or more labels below its suffix but not the suffix itself, a port in the Host header is ignored, and unclaimed hostnames get 404",
-        observe: observe::hostname_match,
+        observe: traffic::hostname_match,
         judge: judge::routed,
     },
     check! {
@@ -95,7 +99,37 @@ const CHECKS: &[CheckDecl] = &[
         proves: "backend weights split traffic within tolerance",
         anchor: "Gateway API conformance: HTTPRouteWeight",
         assumes: "Gateway API: requests are split in proportion to backendRef weights and a weight of 0 gets none; 200 requests put a 70/30 split within 10 points well beyond three standard deviations",
-        observe: observe::weighted_backends,
+        observe: traffic::weighted_backends,
+        judge: judge::weighted,
+    },
+    check! {
+        name: "path-prefix-routing-from-outside",
+        proves: "path-prefix-routing, north-south: from a client outside the cluster to the Gateway's external address",
+        anchor: "Gateway API conformance: HTTPRouteMatching, from outside the cluster",
+        assumes: "as path-prefix-routing; the Gateway's status.addresses holds a LoadBalancer address reachable from the outside client (announced over L2 from the Talos-in-Docker overlay's pool)",
+        applies: gateway_from_outside,
+        outside: true,
+        observe: traffic::path_prefix_routing_from_outside,
+        judge: judge::routed,
+    },
+    check! {
+        name: "hostname-match-from-outside",
+        proves: "hostname-match, north-south: Host headers route from outside the cluster",
+        anchor: "Gateway API conformance: HTTPRouteHostnameIntersection, from outside the cluster",
+        assumes: "as hostname-match; the Gateway's external address is reachable from the outside client",
+        applies: gateway_from_outside,
+        outside: true,
+        observe: traffic::hostname_match_from_outside,
+        judge: judge::routed,
+    },
+    check! {
+        name: "weighted-backends-from-outside",
+        proves: "weighted-backends, north-south: weights split traffic that arrives from outside the cluster",
+        anchor: "Gateway API conformance: HTTPRouteWeight, from outside the cluster",
+        assumes: "as weighted-backends; the Gateway's external address is reachable from the outside client, which has curl and sh",
+        applies: gateway_from_outside,
+        outside: true,
+        observe: traffic::weighted_backends_from_outside,
         judge: judge::weighted,
     },
     check! {
@@ -103,7 +137,7 @@ const CHECKS: &[CheckDecl] = &[
         proves: "a RequestRedirect filter answers 301/302 with Location",
         anchor: "Gateway API conformance: HTTPRouteRedirectHostAndStatus",
         assumes: "Gateway API: a RequestRedirect answers from the Gateway with its statusCode (302 when unset) and a Location on the new hostname that keeps the path",
-        observe: observe::redirect,
+        observe: traffic::redirect,
         judge: judge::routed,
     },
     check! {
@@ -111,7 +145,7 @@ const CHECKS: &[CheckDecl] = &[
         proves: "a RequestHeaderModifier filter sets, adds and removes headers",
         anchor: "Gateway API conformance: HTTPRouteRequestHeaderModifier",
         assumes: "Gateway API: set overwrites a header, add appends a value, remove deletes it, before the backend sees the request (echo-basic reports the headers it received)",
-        observe: observe::request_header_modifier,
+        observe: traffic::request_header_modifier,
         judge: judge::routed,
     },
 ];

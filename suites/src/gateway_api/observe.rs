@@ -1,21 +1,17 @@
 //! Everything the gateway-api suite says to the cluster: setup applies the objects of
 //! [`super::objects`]; the status checks wait (bounded, by watch) for Cilium's controller and
-//! read the objects back as plain snapshots; the traffic checks run curl in the client pod
-//! against the Gateway's address.
+//! read the objects back as plain snapshots. The traffic checks are in [`super::traffic`].
 
-use super::http::{self, Expect, HttpReply, Request, judge_reply};
 use super::judge::{
-    self, ClassSeen, ClassState, Cond, Exchange, GatewaySeen, GatewayState, ListenerState,
-    ParentState, RouteState, Routed, RoutesSeen, ServiceSeen, Target, Weighted,
+    self, ClassSeen, ClassState, Cond, GatewaySeen, GatewayState, ListenerState, ParentState,
+    RouteState, RoutesSeen, ServiceSeen, Target,
 };
 use super::objects::*;
 use super::types::{Gateway, GatewayClass, HTTPRoute};
 use crate::kit::check::{CheckCtx, Env};
 use crate::kit::cilium;
 use crate::kit::errors::KitError;
-use crate::kit::probe::Probe;
 use crate::kit::topology::PodInfo;
-use crate::kit::transcript::Peer;
 use crate::kit::wait;
 use crate::kit::workload::{self, Placement};
 use k8s_openapi::api::core::v1::{Pod, Service};
@@ -26,8 +22,10 @@ use std::time::Duration;
 pub struct GatewayFixture {
     pub namespace: String,
     pub client: PodInfo,
-    /// Resolved once by the first traffic check that needs it.
-    target: tokio::sync::OnceCell<Target>,
+    /// Resolved once by the first traffic check that needs it ([`super::traffic`]).
+    pub(crate) target: tokio::sync::OnceCell<Target>,
+    /// The Gateway's external address (status.addresses only), for the north-south checks.
+    pub(crate) external: tokio::sync::OnceCell<Target>,
 }
 
 pub fn cond(c: &Condition) -> Cond {
@@ -107,305 +105,6 @@ pub fn service_seen(s: &Service) -> ServiceSeen {
             .map(|cs| cs.iter().map(cond).collect())
             .unwrap_or_default(),
     }
-}
-
-async fn resolve_target(env: &Env) -> Result<Target, KitError> {
-    let ns = &env.namespace;
-    let api: Api<Gateway> = Api::namespaced(env.client.clone(), ns);
-    let what = format!("Gateway {ns}/{GATEWAY} to have an address");
-    let found = wait::until(
-        api.clone(),
-        GATEWAY,
-        &what,
-        env.timeouts.controller,
-        |g: &Gateway| g.status.as_ref().is_some_and(|s| !s.addresses.is_empty()),
-        |g: Option<&Gateway>| judge::describe_gateway(g.map(gateway_state).as_ref()),
-    )
-    .await;
-    let gw = match found {
-        Ok(g) => Some(g),
-        Err(_) => api
-            .get_opt(GATEWAY)
-            .await
-            .map_err(KitError::api(format!("get gateway {ns}/{GATEWAY}")))?,
-    };
-    if let Some(a) = gw
-        .as_ref()
-        .and_then(|g| g.status.as_ref())
-        .and_then(|s| s.addresses.first())
-    {
-        return Ok(Target {
-            addr: a.value.clone(),
-            via: format!("Gateway {GATEWAY} status.addresses[0]"),
-        });
-    }
-    let svc_name = gateway_service(GATEWAY);
-    let svc = Api::<Service>::namespaced(env.client.clone(), ns)
-        .get_opt(&svc_name)
-        .await
-        .map_err(KitError::api(format!("get service {ns}/{svc_name}")))?;
-    match svc
-        .and_then(|s| s.spec)
-        .and_then(|s| s.cluster_ip)
-        .filter(|ip| !ip.is_empty() && ip != "None")
-    {
-        Some(ip) => Ok(Target {
-            addr: ip,
-            via: format!(
-                "ClusterIP of Service {svc_name} (Gateway status.addresses is empty: the LoadBalancer address is pending)"
-            ),
-        }),
-        None => Err(KitError::Missing {
-            what: format!("an address for Gateway {ns}/{GATEWAY}"),
-            hint: format!(
-                "status.addresses is empty and Service {svc_name} has no ClusterIP: Cilium has not programmed the Gateway (see gateway-api::gateway-programmed)"
-            ),
-        }),
-    }
-}
-
-async fn target(f: &GatewayFixture, ctx: &CheckCtx<'_>) -> Result<Target, KitError> {
-    let t = f
-        .target
-        .get_or_try_init(|| resolve_target(ctx.env))
-        .await?
-        .clone();
-    ctx.note(format!(
-        "requests go to {}:{LISTENER_PORT}, the {}",
-        t.addr, t.via
-    ));
-    Ok(t)
-}
-
-async fn exchange(
-    f: &GatewayFixture,
-    ctx: &CheckCtx<'_>,
-    t: &Target,
-    request: Request,
-    expect: Expect,
-) -> Result<Exchange, KitError> {
-    let probe = Probe {
-        label: ctx.label(
-            "curl",
-            f.client.source(),
-            Peer::new(
-                format!("{GATEWAY} {}", request.describe()),
-                Some(format!("{}:{LISTENER_PORT}", t.addr)),
-            ),
-        ),
-        pod: f.client.pod_ref(),
-        argv: request.argv(&t.addr, LISTENER_PORT),
-    };
-    let series = ctx
-        .until_stable(&probe, HttpReply::parse, |r| judge_reply(r, &expect))
-        .await?;
-    Ok(Exchange {
-        request,
-        expect,
-        series,
-    })
-}
-
-async fn routed(
-    f: &GatewayFixture,
-    ctx: &CheckCtx<'_>,
-    hint: &str,
-    cases: Vec<(Request, Expect)>,
-) -> Result<Routed, KitError> {
-    let t = target(f, ctx).await?;
-    let mut exchanges = Vec::new();
-    for (request, expect) in cases {
-        exchanges.push(exchange(f, ctx, &t, request, expect).await?);
-    }
-    Ok(Routed {
-        target: t,
-        hint: hint.into(),
-        exchanges,
-    })
-}
-
-fn backend(n: usize) -> Expect {
-    Expect::Backend(BACKENDS[n].to_string())
-}
-
-pub(crate) async fn path_prefix_routing(
-    f: &GatewayFixture,
-    ctx: &CheckCtx<'_>,
-) -> Result<Routed, KitError> {
-    let r = |p: &str| Request::new(HOST_PREFIX, p);
-    routed(f, ctx,
-        "PathPrefix matches whole path segments: /v2 matches /v2 and /v2/..., never /v2example (Gateway API HTTPRouteMatching); compare the route with what Cilium translated (`kubectl get ciliumenvoyconfig -n <ns> -o yaml`)",
-        vec![
-            (r("/"), backend(0)),
-            (r("/v2"), backend(1)),
-            (r("/v2/example"), backend(1)),
-            (r("/v2example"), backend(0)),
-        ],
-    )
-    .await
-}
-
-pub(crate) async fn exact_path(f: &GatewayFixture, ctx: &CheckCtx<'_>) -> Result<Routed, KitError> {
-    let r = |p: &str| Request::new(HOST_EXACT, p);
-    routed(f, ctx,
-        "an Exact match routes only its own path; every other path on the host must be 404 (Gateway API HTTPRouteExactPathMatching)",
-        vec![
-            (r("/one"), backend(0)),
-            (r("/two"), backend(1)),
-            (r("/"), Expect::Status(404)),
-            (r("/one/example"), Expect::Status(404)),
-            (r("/two/"), Expect::Status(404)),
-        ],
-    )
-    .await
-}
-
-pub(crate) async fn header_match(
-    f: &GatewayFixture,
-    ctx: &CheckCtx<'_>,
-) -> Result<Routed, KitError> {
-    let r = || Request::new(HOST_HEADER, "/");
-    routed(f, ctx,
-        "a header match routes by the header's exact value and nothing else matches without it (Gateway API HTTPRouteHeaderMatching)",
-        vec![
-            (r().header("version", "one"), backend(0)),
-            (r().header("version", "two"), backend(1)),
-            (r(), Expect::Status(404)),
-        ],
-    )
-    .await
-}
-
-pub(crate) async fn hostname_match(
-    f: &GatewayFixture,
-    ctx: &CheckCtx<'_>,
-) -> Result<Routed, KitError> {
-    let r = |h: &str| Request::new(h, "/");
-    routed(f, ctx,
-        "hostnames: an exact name matches itself (a port in Host is ignored), *.wildcard.io matches any name below wildcard.io but not wildcard.io itself, and a name no route claims gets 404 (Gateway API HTTPRouteHostnameIntersection)",
-        vec![
-            (r(HOST_SPECIFIC), backend(0)),
-            (r(&format!("{HOST_SPECIFIC}:1234")), backend(0)),
-            (r("foo.wildcard.io"), backend(1)),
-            (r("bar.foo.wildcard.io"), backend(1)),
-            (r("wildcard.io"), Expect::Status(404)),
-            (r("non.matching.com"), Expect::Status(404)),
-        ],
-    )
-    .await
-}
-
-pub(crate) async fn redirect(f: &GatewayFixture, ctx: &CheckCtx<'_>) -> Result<Routed, KitError> {
-    let r = |p: &str| Request::new(HOST_REDIRECT, p);
-    let to = |status: u16, path: &str| Expect::Redirect {
-        status,
-        host: REDIRECT_TO.into(),
-        path: path.into(),
-    };
-    routed(f, ctx,
-        "a RequestRedirect filter answers itself with the configured status (302 by default) and a Location on the new hostname with the path kept (Gateway API HTTPRouteRedirectHostAndStatus)",
-        vec![
-            (r("/hostname-redirect"), to(302, "/hostname-redirect")),
-            (r("/status-code-301"), to(301, "/status-code-301")),
-        ],
-    )
-    .await
-}
-
-pub(crate) async fn request_header_modifier(
-    f: &GatewayFixture,
-    ctx: &CheckCtx<'_>,
-) -> Result<Routed, KitError> {
-    let request = Request::new(HOST_HEADERS, "/")
-        .header("X-Header-Set", "some-other-value")
-        .header("X-Header-Add", "header-val-1")
-        .header("X-Header-Remove", "val");
-    let expect = Expect::Headers {
-        backend: BACKENDS[0].into(),
-        exact: vec![
-            ("X-Header-Set".into(), vec!["set-overwrites-values".into()]),
-            (
-                "X-Header-Add".into(),
-                vec!["header-val-1".into(), "add-appends-values".into()],
-            ),
-        ],
-        absent: vec!["X-Header-Remove".into()],
-    };
-    routed(f, ctx,
-        "a RequestHeaderModifier filter overwrites set headers, appends added ones and removes the listed ones before the backend sees the request (Gateway API HTTPRouteRequestHeaderModifier)",
-        vec![(request, expect)],
-    )
-    .await
-}
-
-pub(crate) async fn weighted_backends(
-    f: &GatewayFixture,
-    ctx: &CheckCtx<'_>,
-) -> Result<Weighted, KitError> {
-    let t = target(f, ctx).await?;
-    let weights: Vec<(String, u32)> = WEIGHTS.iter().map(|(p, w)| (p.to_string(), *w)).collect();
-    let warm = Expect::AnyBackend(
-        weights
-            .iter()
-            .filter(|(_, w)| *w > 0)
-            .map(|(p, _)| p.clone())
-            .collect(),
-    );
-    let warmup = exchange(f, ctx, &t, Request::new(HOST_WEIGHTS, "/"), warm).await?;
-    let mut samples = Vec::new();
-    let mut stopped = None;
-    if judge::exchange(&warmup).is_pass() {
-        let per = WEIGHT_REQUESTS / WEIGHT_BATCHES;
-        // Each request may take curl's whole --max-time; the exec bound covers them all.
-        let bound = http::batch_bound(per, ctx.env.timeouts.exec);
-        let probe = Probe {
-            label: ctx.label(
-                &format!("curl-x{per}"),
-                f.client.source(),
-                Peer::new(
-                    format!("{GATEWAY} GET {HOST_WEIGHTS}/"),
-                    Some(format!("{}:{LISTENER_PORT}", t.addr)),
-                ),
-            ),
-            pod: f.client.pod_ref(),
-            argv: http::batch_argv(&t.addr, LISTENER_PORT, HOST_WEIGHTS, "/", per),
-        };
-        for b in 1..=WEIGHT_BATCHES {
-            match ctx.run_within(&probe, bound).await {
-                Ok(out) => {
-                    let got = http::parse_batch(&out);
-                    let short = got.len() < per as usize || got.iter().any(|s| s.exit_code != 0);
-                    samples.extend(got);
-                    if short {
-                        stopped = Some(format!(
-                            "batch {b} of {WEIGHT_BATCHES} ended early (a request curl could not complete ends its batch)"
-                        ));
-                        break;
-                    }
-                }
-                Err(e) => {
-                    stopped = Some(format!("batch {b} of {WEIGHT_BATCHES}: {e}"));
-                    break;
-                }
-            }
-        }
-        ctx.note(format!(
-            "{} of {WEIGHT_REQUESTS} weighted requests sent in batches of {per}{}",
-            samples.len(),
-            stopped
-                .as_deref()
-                .map(|w| format!("; stopped at {w}"))
-                .unwrap_or_default()
-        ));
-    }
-    Ok(Weighted {
-        target: t,
-        warmup,
-        requested: WEIGHT_REQUESTS,
-        weights,
-        samples,
-        stopped,
-    })
 }
 
 pub(crate) async fn gatewayclass_accepted(
@@ -595,5 +294,6 @@ pub(crate) async fn setup(env: &Env, log: &CheckCtx<'_>) -> Result<GatewayFixtur
         namespace: ns.clone(),
         client: PodInfo::from_pod(&ready[0], "client")?,
         target: tokio::sync::OnceCell::new(),
+        external: tokio::sync::OnceCell::new(),
     })
 }

@@ -8,7 +8,8 @@ use crate::catalog::SuiteName;
 use crate::kit::errors::KitError;
 use crate::kit::exec::{ExecOutput, Executor};
 use crate::kit::images::Images;
-use crate::kit::probe::Probe;
+use crate::kit::outside::OutsideExec;
+use crate::kit::probe::{Origin, Probe};
 use crate::kit::retry::{RetryPolicy, Series, until_stable};
 use crate::kit::transcript::{Attempt, Ended, Peer, ProbeLabel, Transcript};
 use crate::kit::verdict::Verdict;
@@ -66,6 +67,11 @@ pub struct Env {
     /// What the cluster's values turn on (Hubble, the L7 proxy, ...), for checks that read
     /// more when a feature is there to read.
     pub features: crate::context::Features,
+    /// The run's client outside the cluster, when it has one ([`crate::RunContext::outside`]).
+    pub outside: Option<Arc<dyn OutsideExec>>,
+    /// A block of LoadBalancer addresses on the outside client's L2 segment, for the
+    /// lb-ipam suite's announced pool ([`crate::OutsideClient::l2_block`]).
+    pub lb_l2_block: Option<String>,
 }
 
 impl Env {
@@ -100,6 +106,15 @@ impl<'a> CheckCtx<'a> {
         }
     }
 
+    /// The outside client as a probe source, or why the run has none.
+    pub fn outside_peer(&self) -> Result<Peer, KitError> {
+        self.env
+            .outside
+            .as_ref()
+            .map(|o| o.peer())
+            .ok_or_else(no_outside_client)
+    }
+
     pub fn note(&self, text: impl Into<String>) {
         if let Ok(mut t) = self.transcript.lock() {
             t.note(text);
@@ -124,9 +139,16 @@ impl<'a> CheckCtx<'a> {
     ) -> Result<ExecOutput, KitError> {
         let started = Timestamp::now();
         let clock = tokio::time::Instant::now();
-        let result = match bound {
-            Some(b) => self.env.exec.exec_within(&probe.pod, &probe.argv, b).await,
-            None => self.env.exec.exec(&probe.pod, &probe.argv).await,
+        let result = match (&probe.origin, bound) {
+            (Origin::Pod(pod), Some(b)) => self.env.exec.exec_within(pod, &probe.argv, b).await,
+            (Origin::Pod(pod), None) => self.env.exec.exec(pod, &probe.argv).await,
+            (Origin::Outside, bound) => match &self.env.outside {
+                Some(o) => {
+                    let b = bound.map_or(self.env.timeouts.exec, |b| b.max(self.env.timeouts.exec));
+                    o.exec(&probe.argv, b).await
+                }
+                None => Err(no_outside_client()),
+            },
         };
         let ended = match &result {
             Ok(o) => Ended::Exited {
@@ -166,6 +188,13 @@ impl<'a> CheckCtx<'a> {
 
     pub fn into_transcript(self) -> Transcript {
         self.transcript.into_inner().unwrap_or_default()
+    }
+}
+
+fn no_outside_client() -> KitError {
+    KitError::Missing {
+        what: "the run's outside client".into(),
+        hint: "this check probes from outside the cluster, and the run was given none (`harness check --outside-client docker-network|host`)".into(),
     }
 }
 
@@ -247,6 +276,7 @@ pub(crate) fn conclude<O: Serialize + DeserializeOwned>(
 ///     anchor: "cilium-dbg status: wireguard peer-count",
 ///     assumes: "the agent keeps one peer per remote node that publishes a key (all versions)",
 ///     applies: rules::two_nodes,      // optional; the suite's own rule always comes first
+///     outside: true,                  // optional: it probes from the run's outside client
 ///     observe: observe::snapshot,     // async fn(&Fixture, &CheckCtx) -> Result<Observation, KitError>
 ///     judge: judge::peer_count,       // fn(&Observation) -> Verdict, pure
 /// }
@@ -261,6 +291,7 @@ macro_rules! check {
         anchor: $anchor:literal,
         assumes: $assumes:literal,
         $(applies: $rule:expr,)?
+        $(outside: $outside:literal,)?
         observe: $observe:path,
         judge: $judge:path $(,)?
     ) => {
@@ -270,6 +301,7 @@ macro_rules! check {
             anchor: $anchor,
             assumes: $assumes,
             applies: $crate::kit::check::check!(@rule $($rule)?),
+            outside: $crate::kit::check::check!(@outside $($outside)?),
             run: Some($crate::kit::check::run_fn(|f, c| {
                 Box::pin(async move {
                     let fixture = $crate::kit::check::fixture(f)?;
@@ -297,6 +329,7 @@ macro_rules! check {
             anchor: $anchor,
             assumes: $assumes,
             applies: $crate::kit::check::check!(@rule $($rule)?),
+            outside: false,
             run: None,
             judge: None,
         }
@@ -306,6 +339,12 @@ macro_rules! check {
     };
     (@rule $rule:expr) => {
         $rule
+    };
+    (@outside) => {
+        false
+    };
+    (@outside $outside:literal) => {
+        $outside
     };
 }
 

@@ -7,6 +7,10 @@ use super::objects::{
     ANNOTATION_IPS, ANNOTATION_SHARING_KEY, IPS_AVAILABLE, IPS_TOTAL, IPS_USED, POOL_CONFLICT,
     SATISFIED,
 };
+use crate::kit::probe::curl::{self, CurlResult};
+use crate::kit::probe::neigh::{self, Neighbour};
+use crate::kit::retry::{Series, judge_series};
+use crate::kit::topology::NodeInfo;
 use crate::kit::verdict::Verdict;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -281,5 +285,153 @@ pub fn exhaustion(e: &Exhaustion) -> Verdict {
             last.name,
             last.describe()
         )),
+    }
+}
+
+/// The `cilium-l2announce-*` Lease of the announced Service, as read from the API.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseSeen {
+    pub namespace: String,
+    pub name: String,
+    /// The node whose agent announces the address; `None` when nobody holds it.
+    pub holder: Option<String>,
+    pub renew_time: Option<String>,
+}
+
+/// What l2-reachable-from-host saw: the Service, HTTP from the outside client to its address,
+/// and, to explain a failure, the announcement Lease, the outside client's ARP table and the
+/// nodes (to put a name on the MAC that answered).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct L2Reach {
+    /// The block of the outside client's L2 segment the suite's L2 pool serves.
+    pub block: String,
+    pub service: SvcState,
+    /// Requests from the outside client to `http://<address>:<port>/`; `None` when LB IPAM
+    /// gave no address to send them to.
+    pub http: Option<Series<CurlResult>>,
+    /// The Lease it looked for, and what it found under that name.
+    pub lease_name: String,
+    pub lease: Option<LeaseSeen>,
+    /// The outside client's neighbour table after the requests, or why it could not be read.
+    pub neighbours: Result<Vec<Neighbour>, String>,
+    pub nodes: Vec<NodeInfo>,
+}
+
+/// Passes when the Service got an address of the L2 block that answers HTTP from outside (the
+/// retry rule's streak); a failure names the lease holder, who answered ARP, and the Service's
+/// status, so the broken layer (allocation, announcement, ARP, forwarding) shows in one line.
+pub fn l2_reach(o: &L2Reach) -> Verdict {
+    let svc = &o.service;
+    if let Err(why) = granted(svc) {
+        return Verdict::Fail(format!(
+            "service {} got no LoadBalancer address from the L2 block {}: {why}",
+            svc.name, o.block
+        ));
+    }
+    let ip = svc.ingress[0].as_str();
+    if !in_block(ip, &o.block) {
+        return Verdict::Fail(format!(
+            "service {} got {ip}, outside the L2 block {}: another pool served it, so nothing announces it on the outside client's segment",
+            svc.name, o.block
+        ));
+    }
+    let Some(http) = &o.http else {
+        return Verdict::Fail(format!(
+            "service {} has {ip} but no request was sent to it",
+            svc.name
+        ));
+    };
+    let lease = describe_lease(o);
+    let arp = describe_arp(o, ip);
+    match judge_series(http, curl::judge) {
+        Verdict::Pass(m) => Verdict::Pass(format!(
+            "{ip} (service {}) answers from outside the cluster over L2: {m}; {lease}; {arp}",
+            svc.name
+        )),
+        Verdict::Fail(m) => {
+            let mut hints = Vec::new();
+            let holder = o.lease.as_ref().and_then(|l| l.holder.as_deref());
+            let answered_by = answering_node(o, ip);
+            match (holder, &answered_by) {
+                (None, _) => hints.push(
+                    "no agent holds the announcement lease: check l2announcements.enabled, that a CiliumL2AnnouncementPolicy with loadBalancerIPs selects the Service and its nodes, and the agents' logs for the L2 announcer".to_string(),
+                ),
+                (Some(h), Some(Ok(n))) if n != h => hints.push(format!(
+                    "ARP was answered by node {n}, but the lease is held by {h}: a stale announcement; check the agent on {n}"
+                )),
+                (Some(h), None) => hints.push(format!(
+                    "the lease holder {h} did not answer ARP: check that the policy's interfaces match the node's interface on the outside client's network, and `cilium-dbg statedb l2-announce` on {h}"
+                )),
+                _ => {}
+            }
+            let hints = if hints.is_empty() {
+                String::new()
+            } else {
+                format!("; {}", hints.join("; "))
+            };
+            Verdict::Fail(format!(
+                "{ip} (service {}) does not answer from outside the cluster: {m}; {lease}; {arp}; service status: {}{hints}",
+                svc.name,
+                svc.describe()
+            ))
+        }
+    }
+}
+
+fn describe_lease(o: &L2Reach) -> String {
+    match &o.lease {
+        None => format!("no Lease {} exists", o.lease_name),
+        Some(l) => match &l.holder {
+            Some(h) => format!(
+                "announced by node {h} (Lease {}/{}{})",
+                l.namespace,
+                l.name,
+                l.renew_time
+                    .as_deref()
+                    .map(|t| format!(", renewed {t}"))
+                    .unwrap_or_default()
+            ),
+            None => format!("Lease {}/{} has no holder", l.namespace, l.name),
+        },
+    }
+}
+
+/// The node whose MAC answered ARP for `ip`: `Some(Ok(node))`, `Some(Err(mac))` for a MAC no
+/// node entry shares, `None` when nobody answered.
+fn answering_node(o: &L2Reach, ip: &str) -> Option<Result<String, String>> {
+    let table = o.neighbours.as_ref().ok()?;
+    let mac = neigh::find(table, ip)
+        .filter(|n| n.answered())?
+        .lladdr
+        .clone()?;
+    let node = o.nodes.iter().find(|n| {
+        neigh::find(table, &n.internal_ip).and_then(|e| e.lladdr.as_deref()) == Some(mac.as_str())
+    });
+    Some(match node {
+        Some(n) => Ok(n.name.clone()),
+        None => Err(mac),
+    })
+}
+
+fn describe_arp(o: &L2Reach, ip: &str) -> String {
+    let table = match &o.neighbours {
+        Ok(t) => t,
+        Err(why) => return format!("the outside client's ARP table could not be read ({why})"),
+    };
+    match neigh::find(table, ip) {
+        None => format!(
+            "the outside client has no ARP entry for {ip} (the address is not on its link, or no request reached it)"
+        ),
+        Some(n) if n.answered() => {
+            let mac = n.lladdr.as_deref().unwrap_or_default();
+            match answering_node(o, ip) {
+                Some(Ok(node)) => format!("ARP for {ip} answered by {mac} (node {node})"),
+                _ => format!("ARP for {ip} answered by {mac}, which is no node's MAC in the table"),
+            }
+        }
+        Some(n) => format!(
+            "ARP for {ip} not answered (neighbour state {})",
+            n.states.join(" ")
+        ),
     }
 }

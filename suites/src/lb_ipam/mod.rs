@@ -34,6 +34,7 @@
 
 pub mod blocks;
 pub mod judge;
+pub mod l2;
 pub mod objects;
 pub mod observe;
 
@@ -42,7 +43,9 @@ pub use objects::DEFAULT_BLOCK;
 use crate::catalog::{CheckDecl, SuiteDecl, SuiteName};
 use crate::kit::check::{CheckCtx, Env, check};
 use crate::kit::errors::KitError;
-use crate::rules::l2_announcements;
+use crate::rules::l2_from_outside;
+
+const L2_REACHABLE: &str = "l2-reachable-from-host";
 use crate::runner::SuiteImpl;
 
 pub const NAME: SuiteName = SuiteName::new("lb-ipam");
@@ -99,12 +102,14 @@ const CHECKS: &[CheckDecl] = &[
         judge: judge::exhaustion,
     },
     check! {
-        pending,
-        name: "l2-reachable-from-host",
-        proves: "the LoadBalancer IP answers from the Docker host via L2 announcements",
+        name: L2_REACHABLE,
+        proves: "a LoadBalancer IP from a pool on the outside client's L2 segment answers HTTP from outside the cluster via L2 announcements",
         anchor: "Cilium CI (kind) L2 announcement tests",
-        assumes: "with l2announcements.enabled an agent answers ARP for the address on the interfaces of a CiliumL2AnnouncementPolicy; needs a probe from the Docker host, which this crate does not run",
-        applies: l2_announcements,
+        assumes: "with l2announcements.enabled one agent takes the Lease cilium-l2announce-<namespace>-<service> (spec.holderIdentity = its node) and answers ARP for the address with its node's MAC on the interfaces of a CiliumL2AnnouncementPolicy that selects the Service (loadBalancerIPs: true; the Talos-in-Docker overlay's policy selects every Service on eth*); on an existing cluster such a policy must select the suite's Service",
+        applies: l2_from_outside,
+        outside: true,
+        observe: l2::l2_reachable_from_host,
+        judge: judge::l2_reach,
     },
 ];
 
@@ -115,10 +120,10 @@ impl SuiteImpl for LbIpam {
 
     async fn setup(
         env: &Env,
-        _wanted: &[&'static str],
+        wanted: &[&'static str],
         log: &CheckCtx<'_>,
     ) -> Result<observe::LbFixture, KitError> {
-        observe::setup(env, log).await
+        observe::setup(env, wanted.contains(&L2_REACHABLE), log).await
     }
 
     async fn teardown(

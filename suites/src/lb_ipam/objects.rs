@@ -1,8 +1,11 @@
 //! What the lb-ipam suite creates: its own CiliumLoadBalancerIPPool (one small block serving only
-//! the run's Services) and selector-less LoadBalancer Services that ask LB IPAM for addresses.
+//! the run's Services) and selector-less LoadBalancer Services that ask LB IPAM for addresses;
+//! for l2-reachable-from-host a second pool on the outside client's L2 segment and one
+//! LoadBalancer Service in front of an echo pod.
 
 use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::api::{ApiResource, GroupVersionKind};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -30,6 +33,53 @@ pub const SVC_REQUESTED: &str = "lb-requested";
 pub const SVC_SHARE: [&str; 2] = ["lb-share-a", "lb-share-b"];
 pub const SVC_FILL_PREFIX: &str = "lb-fill-";
 pub const SHARING_KEY: &str = "harness-shared";
+
+/// l2-reachable-from-host: a second pool on the outside client's L2 segment serving only the
+/// Service that carries this label (besides the run labels), and that Service, in front of an
+/// echo pod.
+pub const L2_LABEL: (&str, &str) = ("io.harness.lb-ipam/l2", "announced");
+pub const L2_POOL_SUFFIX: &str = "-l2";
+pub const SVC_L2: &str = "lb-l2";
+pub const ECHO_L2: &str = "lb-l2-echo";
+/// The port the L2 Service answers on, in front of the echo pod's 8080.
+pub const L2_PORT: i32 = 80;
+/// Cilium's L2 announcer holds one Lease per announced Service, named
+/// `cilium-l2announce-<namespace>-<service>` (pkg/l2announcer), in Cilium's namespace.
+pub const L2_LEASE_PREFIX: &str = "cilium-l2announce-";
+
+pub fn l2_lease_name(namespace: &str, service: &str) -> String {
+    format!("{L2_LEASE_PREFIX}{namespace}-{service}")
+}
+
+/// The run labels plus [`L2_LABEL`]: what the L2 pool selects.
+pub fn l2_labels(run_labels: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    let mut l = run_labels.clone();
+    l.insert(L2_LABEL.0.into(), L2_LABEL.1.into());
+    l
+}
+
+/// The L2 Service: it asks for `ip` (an address of the L2 block, which only the L2 pool holds,
+/// so the suite's other pool cannot serve it) and forwards to the echo pod.
+pub fn l2_service(run_labels: &BTreeMap<String, String>, ip: &str) -> Service {
+    let mut svc = lb_service(
+        SVC_L2,
+        &l2_labels(run_labels),
+        BTreeMap::from([(ANNOTATION_IPS.to_string(), ip.to_string())]),
+        L2_PORT,
+    );
+    if let Some(spec) = svc.spec.as_mut() {
+        spec.selector = Some(BTreeMap::from([(
+            crate::kit::workload::LABEL_NAME.to_string(),
+            ECHO_L2.to_string(),
+        )]));
+        if let Some(port) = spec.ports.as_mut().and_then(|p| p.first_mut()) {
+            port.target_port = Some(IntOrString::String(
+                crate::kit::workload::HTTP_PORT_NAME.into(),
+            ));
+        }
+    }
+    svc
+}
 
 pub fn pool_resource(version: &str) -> ApiResource {
     ApiResource::from_gvk_with_plural(

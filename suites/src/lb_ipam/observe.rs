@@ -1,6 +1,7 @@
 //! Everything the lb-ipam suite says to the cluster: setup refuses a block that overlaps an
 //! existing pool and creates the suite's pool; each check creates its Services and waits
-//! (bounded, by watch) for LB IPAM to answer; teardown deletes the pool by name.
+//! (bounded, by watch) for LB IPAM to answer; l2-reachable-from-host also probes from the outside
+//! client and reads the announcement Lease; teardown deletes the pools by name.
 
 use super::blocks::{block_size, parse_block, requested_ip};
 use super::judge::{Allocation, Cond, Exhaustion, PoolState, SvcState, count, find, show};
@@ -22,6 +23,17 @@ pub struct LbFixture {
     pub api_version: String,
     pub block: String,
     pub labels: BTreeMap<String, String>,
+    /// The L2 pool and its echo backend, when l2-reachable-from-host was selected.
+    pub l2: Option<L2Fixture>,
+}
+
+/// What l2-reachable-from-host set up. Its failures stay with that check: `ready` holds why the
+/// echo backend is not usable, and the other checks run regardless.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct L2Fixture {
+    pub pool: String,
+    pub block: String,
+    pub ready: Result<(), String>,
 }
 
 /// A pool's status conditions, read from its JSON.
@@ -153,7 +165,10 @@ fn services(ctx: &CheckCtx<'_>) -> Api<Service> {
 }
 
 /// Creates a Service and waits until LB IPAM has written its condition.
-async fn create_and_settle(ctx: &CheckCtx<'_>, svc: &Service) -> Result<SvcState, KitError> {
+pub(crate) async fn create_and_settle(
+    ctx: &CheckCtx<'_>,
+    svc: &Service,
+) -> Result<SvcState, KitError> {
     let api = services(ctx);
     let name = svc.metadata.name.clone().unwrap_or_default();
     api.create(&PostParams::default(), svc)
@@ -352,7 +367,11 @@ pub(crate) async fn pool_exhausted(
     })
 }
 
-pub(crate) async fn setup(env: &Env, log: &CheckCtx<'_>) -> Result<LbFixture, KitError> {
+pub(crate) async fn setup(
+    env: &Env,
+    with_l2: bool,
+    log: &CheckCtx<'_>,
+) -> Result<LbFixture, KitError> {
     parse_block(&env.lb_ipam_block).map_err(|detail| KitError::Parse {
         what: "RunOptions::lb_ipam_block".into(),
         detail,
@@ -377,19 +396,7 @@ pub(crate) async fn setup(env: &Env, log: &CheckCtx<'_>) -> Result<LbFixture, Ki
                 ))(e));
             }
         };
-        let overlaps: Vec<String> = existing
-            .iter()
-            .filter_map(|p| {
-                let blocks = overlapping_blocks(&p.data, &env.lb_ipam_block);
-                (!blocks.is_empty()).then(|| {
-                    format!(
-                        "{} ({})",
-                        p.metadata.name.as_deref().unwrap_or_default(),
-                        blocks.join(", ")
-                    )
-                })
-            })
-            .collect();
+        let overlaps = overlapping_pools(&existing, &env.lb_ipam_block);
         if !overlaps.is_empty() {
             return Err(KitError::Missing {
                 what: format!("a free block for the suite's pool {name}"),
@@ -423,12 +430,19 @@ pub(crate) async fn setup(env: &Env, log: &CheckCtx<'_>) -> Result<LbFixture, Ki
                         .join(","),
                     env.namespace
                 ));
+                let l2 = match (&env.lb_l2_block, with_l2) {
+                    (Some(block), true) => Some(
+                        super::l2::setup(env, &api, version, &existing, block, &uid, log).await?,
+                    ),
+                    _ => None,
+                };
                 return Ok(LbFixture {
                     namespace: env.namespace.clone(),
                     pool: name,
                     api_version: version.into(),
                     block: env.lb_ipam_block.clone(),
                     labels,
+                    l2,
                 });
             }
             Err(e) => {
@@ -447,6 +461,23 @@ pub(crate) async fn setup(env: &Env, log: &CheckCtx<'_>) -> Result<LbFixture, Ki
     })
 }
 
+/// Pools among `existing` with a block sharing an address with `block`, as `name (blocks)`.
+pub(crate) fn overlapping_pools(existing: &[DynamicObject], block: &str) -> Vec<String> {
+    existing
+        .iter()
+        .filter_map(|p| {
+            let blocks = overlapping_blocks(&p.data, block);
+            (!blocks.is_empty()).then(|| {
+                format!(
+                    "{} ({})",
+                    p.metadata.name.as_deref().unwrap_or_default(),
+                    blocks.join(", ")
+                )
+            })
+        })
+        .collect()
+}
+
 /// Deletes the suite's pool by name: the namespace's garbage collection would remove it only
 /// after the namespace finished terminating, and the next run's pool on the same block would
 /// conflict with it until then. A kept namespace keeps its pool, and the cleanup says so.
@@ -461,23 +492,34 @@ pub(crate) async fn teardown(
             "teardown: pool {} (block {}) kept with namespace {}",
             f.pool, f.block, f.namespace
         ));
-        return Ok(vec![format!(
+        let mut kept = vec![format!(
             "the cluster-scoped {POOL_KIND} {} (block {}) is kept with it; delete it (`kubectl delete {POOL_PLURAL}.cilium.io {}`) before the next run on an overlapping block, whose setup stops on the overlap",
             f.pool, f.block, f.pool
-        )]);
+        )];
+        if let Some(l2) = &f.l2 {
+            kept.push(format!(
+                "so is its L2 pool {} (block {}; `kubectl delete {POOL_PLURAL}.cilium.io {}`)",
+                l2.pool, l2.block, l2.pool
+            ));
+        }
+        return Ok(kept);
     }
     let api = Api::<DynamicObject>::all_with(env.client.clone(), &pool_resource(&f.api_version));
-    match api.delete(&f.pool, &DeleteParams::default()).await {
-        Ok(_) => log.note(format!("teardown: pool {} deleted", f.pool)),
-        Err(kube::Error::Api(s)) if s.code == 404 => {
-            log.note(format!("teardown: pool {} was already gone", f.pool));
-        }
-        Err(e) => {
-            return Err(KitError::api(format!(
-                "delete pool {} (cilium.io/{})",
-                f.pool, f.api_version
-            ))(e));
+    let mut errors = Vec::new();
+    for pool in std::iter::once(&f.pool).chain(f.l2.as_ref().map(|l| &l.pool)) {
+        match api.delete(pool, &DeleteParams::default()).await {
+            Ok(_) => log.note(format!("teardown: pool {pool} deleted")),
+            Err(kube::Error::Api(s)) if s.code == 404 => {
+                log.note(format!("teardown: pool {pool} was already gone"));
+            }
+            Err(e) => errors.push(KitError::api(format!(
+                "delete pool {pool} (cilium.io/{})",
+                f.api_version
+            ))(e)),
         }
     }
-    Ok(Vec::new())
+    match errors.into_iter().next() {
+        Some(e) => Err(e),
+        None => Ok(Vec::new()),
+    }
 }

@@ -133,7 +133,7 @@ async fn agent_json(
             Peer::new(a.pod.to_string(), None),
             Peer::new(format!("agent on {}", a.node), None),
         ),
-        pod: a.pod.clone(),
+        origin: a.pod.clone().into(),
         argv,
     };
     let out = ctx.run(&probe).await?;
@@ -226,7 +226,7 @@ pub(crate) async fn handshakes(f: &WgFixture, ctx: &CheckCtx<'_>) -> Result<Hand
                     Peer::new(a.pod.to_string(), None),
                     Peer::new(a.node.clone(), None),
                 ),
-                pod: a.pod.clone(),
+                origin: a.pod.clone().into(),
                 argv: vec!["date".into(), "+%s".into()],
             })
             .await?;
@@ -245,7 +245,7 @@ pub(crate) async fn handshakes(f: &WgFixture, ctx: &CheckCtx<'_>) -> Result<Hand
                     from.source(),
                     Peer::new(&to.name, Some(to.ip.clone())),
                 ),
-                pod: from.pod_ref(),
+                origin: from.pod_ref().into(),
                 argv: ping::argv(&to.ip, None),
             };
             let series = ctx

@@ -485,6 +485,7 @@ pub fn ctx(nodes: u32, external_target: Option<&str>) -> suites::RunContext {
         },
         nodes,
         external_target: external_target.map(String::from),
+        outside: None,
     }
 }
 
@@ -601,4 +602,60 @@ pub fn agent_pod(name: &str, node: &str) -> Value {
            "metadata": {"name": name, "namespace": "kube-system", "labels": {"k8s-app": "cilium"}},
            "spec": {"nodeName": node, "containers": [{"name": "cilium-agent"}]},
            "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}})
+}
+
+type OutsideAnswer = dyn Fn(&[String]) -> Result<ExecOutput, KitError> + Send + Sync;
+
+/// An outside client answering from a function of argv, and recording the calls.
+pub struct ScriptedOutside {
+    pub calls: Mutex<Vec<Vec<String>>>,
+    answer: Box<OutsideAnswer>,
+}
+
+impl ScriptedOutside {
+    pub fn new(
+        answer: impl Fn(&[String]) -> Result<ExecOutput, KitError> + Send + Sync + 'static,
+    ) -> Arc<ScriptedOutside> {
+        Arc::new(ScriptedOutside {
+            calls: Mutex::new(Vec::new()),
+            answer: Box::new(answer),
+        })
+    }
+
+    /// The answers a scripted pod executor gives for commands run in `ns/client`.
+    pub fn like(exec: Arc<ScriptedExec>, ns: &str) -> Arc<ScriptedOutside> {
+        let pod = PodRef {
+            namespace: ns.into(),
+            name: "client".into(),
+            container: "client".into(),
+        };
+        ScriptedOutside::new(move |argv| (exec.answer)(&pod, argv))
+    }
+}
+
+impl suites::kit::OutsideExec for ScriptedOutside {
+    fn peer(&self) -> suites::kit::Peer {
+        suites::kit::Peer::new("outside h1-outside", Some("10.5.0.9".into()))
+    }
+
+    fn exec<'a>(
+        &'a self,
+        argv: &'a [String],
+        _bound: std::time::Duration,
+    ) -> BoxFuture<'a, Result<ExecOutput, KitError>> {
+        self.calls.lock().unwrap().push(argv.to_vec());
+        let r = (self.answer)(argv);
+        Box::pin(async move { r })
+    }
+}
+
+/// [`ctx`] with an outside client on the nodes' docker network and an L2 block.
+pub fn ctx_outside(nodes: u32, l2_block: Option<&str>) -> suites::RunContext {
+    suites::RunContext {
+        outside: Some(suites::OutsideClient {
+            origin: suites::OutsideOrigin::DockerNetwork,
+            l2_block: l2_block.map(|b| suites::L2Block::Cidr(b.into())),
+        }),
+        ..ctx(nodes, None)
+    }
 }

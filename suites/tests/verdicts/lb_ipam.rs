@@ -3,7 +3,11 @@
 
 use crate::common::fixture_json;
 use crate::{Scenario, case};
-use suites::lb_ipam::judge::{Allocation, Exhaustion, PoolState, SvcState};
+use suites::kit::probe::curl::CurlResult;
+use suites::kit::probe::neigh;
+use suites::kit::topology::NodeInfo;
+use suites::lb_ipam::judge::{Allocation, Exhaustion, L2Reach, PoolState, SvcState};
+use suites::lb_ipam::l2::lease_seen;
 use suites::lb_ipam::observe::{pool_conditions, svc_state};
 
 const BLOCK: &str = "172.31.250.0/29";
@@ -40,6 +44,34 @@ fn allocation(block: &str, requested: Option<&str>, service: SvcState) -> Alloca
     }
 }
 
+/// What l2-reachable-from-host records: the L2 Service, three curl answers from outside, the
+/// Lease (if any), the outside client's ARP table and the nodes.
+fn l2(curl: (&str, i32), neigh: &str, holder: Option<&str>) -> L2Reach {
+    let r = CurlResult::parse(&crate::common::fixture_out(curl.0, curl.1).unwrap());
+    let mut lease = lease_seen(
+        &serde_json::from_value(fixture_json("lease-cilium-l2announce-lb-l2.json")).unwrap(),
+    );
+    lease.holder = holder.map(String::from);
+    L2Reach {
+        block: "10.5.0.232/29".into(),
+        service: svc("service-lb-l2-satisfied.json"),
+        http: Some(crate::thrice(r)),
+        lease_name: "cilium-l2announce-harness-lb-ipam-r1-lb-l2".into(),
+        lease: holder.map(|_| lease),
+        neighbours: Ok(neigh::parse(&crate::common::fixture(neigh))),
+        nodes: vec![
+            NodeInfo {
+                name: "w1".into(),
+                internal_ip: "10.5.0.3".into(),
+            },
+            NodeInfo {
+                name: "w2".into(),
+                internal_ip: "10.5.0.4".into(),
+            },
+        ],
+    }
+}
+
 pub fn scenarios() -> Vec<Scenario> {
     let refused = svc("service-lb-out-of-ips.json");
     // A LoadBalancer Service no pool selects, as LB IPAM answers it (here the Gateway's).
@@ -53,6 +85,38 @@ pub fn scenarios() -> Vec<Scenario> {
         ..satisfied()
     };
     vec![
+        case(
+            "l2-reachable-from-host",
+            "answers over L2 from the lease holder",
+            &l2(
+                ("curl-ok-200.txt", 0),
+                "ip-neigh-l2-answered.txt",
+                Some("w1"),
+            ),
+        ),
+        case(
+            "l2-reachable-from-host",
+            "nobody announces: no lease, ARP unanswered",
+            &l2(("curl-timeout-28.txt", 28), "ip-neigh-l2-failed.txt", None),
+        ),
+        case(
+            "l2-reachable-from-host",
+            "the lease holder does not answer ARP",
+            &l2(
+                ("curl-timeout-28.txt", 28),
+                "ip-neigh-l2-failed.txt",
+                Some("w1"),
+            ),
+        ),
+        case(
+            "l2-reachable-from-host",
+            "ARP answered by a node that does not hold the lease",
+            &l2(
+                ("curl-refused-7.txt", 7),
+                "ip-neigh-l2-answered.txt",
+                Some("w2"),
+            ),
+        ),
         case(
             "pool-ready",
             "counts and no conflict",
