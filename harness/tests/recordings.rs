@@ -129,6 +129,7 @@ fn one_cell_plan(profile: &str, checks: &[String]) -> Plan {
         filter: CheckFilter::new(&[], checks).unwrap(),
         nodes: 2,
         external_target: None,
+        outside: Some(harness::plan::talos_in_docker_outside()),
     };
     plan(&cells, excluded, &catalog, &Overlay::embedded(), &opts).unwrap()
 }
@@ -199,6 +200,11 @@ fn build(spec: &Spec) -> (Plan, RunReport) {
         features: cell.features.clone(),
         nodes: spec.nodes,
         external_target: None,
+        // An e2e run's outside client, its L2 block as provisioning picks it on 10.5.0.0/24.
+        outside: Some(suites::OutsideClient {
+            origin: suites::OutsideOrigin::DockerNetwork,
+            l2_block: Some(suites::L2Block::Cidr("10.5.0.232/29".into())),
+        }),
     };
     let phase = |name, secs| PhaseReport {
         name,

@@ -86,12 +86,14 @@ pub struct RunContext {
     /// Host name probed by egress checks; `None` when the run has no egress (CI without internet).
     pub external_target: Option<String>,
     /// The client outside the cluster that north-south checks probe from; `None` when the run
-    /// has none (`harness check --outside-client none`).
+    /// has none (`harness check --outside-client none`). Recordings made before it existed
+    /// had none.
+    #[serde(default)]
     pub outside: Option<OutsideClient>,
 }
 
 /// Where a run's outside probes come from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum OutsideOrigin {
     /// A container on the cluster's docker network that is not a node.
@@ -110,7 +112,7 @@ impl OutsideOrigin {
 }
 
 /// A run's client outside the cluster, and what it can reach over L2.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub struct OutsideClient {
     pub origin: OutsideOrigin,
@@ -120,7 +122,7 @@ pub struct OutsideClient {
 }
 
 /// A block of LoadBalancer addresses on the outside client's L2 segment.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum L2Block {
     /// Taken from the cluster's docker subnet once the cluster exists (a plan of `e2e`).
