@@ -214,7 +214,7 @@ pub async fn run(args: UpgradeArgs) -> Result<Verdict, Error> {
 
     let state_dir = args.state.dir();
     let base = args.cluster.base_spec(&run_id, &state_dir);
-    let deployer = TalosDocker::new(
+    let mut deployer = TalosDocker::new(
         vec![upgrade.before.id.clone()],
         base,
         args.cluster.talos_image_repo.clone(),
@@ -222,6 +222,7 @@ pub async fn run(args: UpgradeArgs) -> Result<Verdict, Error> {
         selection.overlay.clone(),
         args.state.state_dir.is_some(),
     );
+    deployer.outside_image = suite_options.images.client.to_string();
     let spec = deployer
         .spec_unchecked(&upgrade.before)
         .map_err(InputError::from)?;
@@ -314,7 +315,14 @@ async fn live(
         Ok(s) => specs.push(s),
         Err(e) => problems.push(e.into()),
     }
-    problems.extend(preflight::docker_host(&specs, 1).await);
+    // The outside client starts from the probe client image, when a planned check needs one.
+    let outside_images: Vec<String> = [&upgrade.before, &upgrade.after]
+        .into_iter()
+        .any(crate::run::outside::needed)
+        .then(|| deployer.outside_image.clone())
+        .into_iter()
+        .collect();
+    problems.extend(preflight::docker_host(&specs, 1, &outside_images).await);
     if !problems.is_empty() {
         return Err(Refused(problems).into());
     }

@@ -37,6 +37,7 @@ fn start(
         filter: CheckFilter::new(&[], &[]).unwrap(),
         nodes: 2,
         external_target: None,
+        outside: Some(crate::plan::talos_in_docker_outside()),
     };
     let overlay = Overlay::embedded();
     let cell = plan(&cells, vec![], &catalog, &overlay, &options)
