@@ -104,6 +104,7 @@ fn matrix(file: Option<&str>) -> Plan {
         filter: CheckFilter::new(&[], &[]).unwrap(),
         nodes: 2,
         external_target: None,
+        outside: Some(harness::plan::talos_in_docker_outside()),
     };
     plan(&cells, excluded, &catalog, &Overlay::embedded(), &opts).unwrap()
 }

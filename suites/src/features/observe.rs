@@ -60,7 +60,7 @@ async fn in_agent(
             Peer::new(a.pod.to_string(), None),
             Peer::new(format!("agent on {}", a.node), None),
         ),
-        pod: a.pod.clone(),
+        origin: a.pod.clone().into(),
         argv: argv.iter().map(|s| s.to_string()).collect(),
     };
     let out = ctx.run(&probe).await?;
@@ -124,7 +124,7 @@ pub(crate) async fn hubble_relay(
     let started = Timestamp::now().to_string();
     let probe = Probe {
         label: ctx.label("curl", f.client.source(), f.echo.dest(workload::HTTP_PORT)),
-        pod: f.client.pod_ref(),
+        origin: f.client.pod_ref().into(),
         argv: curl_argv(
             &format!("http://{}:{}/", f.echo.ip, workload::HTTP_PORT),
             "GET",
@@ -147,7 +147,7 @@ pub(crate) async fn hubble_relay(
             Peer::new(agent.pod.to_string(), None),
             Peer::new("hubble-relay", Some(relay.clone())),
         ),
-        pod: agent.pod.clone(),
+        origin: agent.pod.clone().into(),
         argv: hubble::observe_argv(&query),
     };
     let flows = match ctx.run(&ask).await {
@@ -181,7 +181,7 @@ pub(crate) async fn hubble_ui(f: &FtFixture, ctx: &CheckCtx<'_>) -> Result<UiPag
             f.client.source(),
             Peer::new(HUBBLE_UI, Some(ui.clone())),
         ),
-        pod: f.client.pod_ref(),
+        origin: f.client.pod_ref().into(),
         argv: curl_argv(&format!("http://{ui}/"), "GET", false),
     };
     let marker = HUBBLE_UI_TITLE.to_string();

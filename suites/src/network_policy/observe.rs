@@ -170,7 +170,7 @@ async fn hubble_record(h: &FlowSource, ctx: &CheckCtx<'_>, a: &Ask<'_>) -> Recor
                 Peer::new(agent.pod.to_string(), None),
                 Peer::new(format!("flows on {node}"), None),
             ),
-            pod: agent.pod.clone(),
+            origin: agent.pod.clone().into(),
             argv: hubble::observe_argv(&query),
         };
         match ctx.run(&probe).await {
@@ -195,7 +195,7 @@ async fn hubble_record(h: &FlowSource, ctx: &CheckCtx<'_>, a: &Ask<'_>) -> Recor
 async fn ask(h: &FlowSource, ctx: &CheckCtx<'_>, a: &Ask<'_>) -> Result<Probed, KitError> {
     let probe = Probe {
         label: ctx.label("curl", a.from.source(), a.to.clone()),
-        pod: a.from.pod_ref(),
+        origin: a.from.pod_ref().into(),
         argv: curl_argv(&a.url, a.method, a.insecure),
     };
     let started = Timestamp::now().to_string();
