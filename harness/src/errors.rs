@@ -1,7 +1,7 @@
 //! Every error a person reads, as types, each naming the problem and the fix.
 //!
-//! A leaf module: it imports nothing from the rest of the crate, so profiles, lint, versions and
-//! the run all use it without import cycles. Which exit status each kind means is decided once,
+//! Nearly a leaf module: it imports nothing from the rest of the crate but the YAML limits (to
+//! name them), so profiles, lint, versions and the run all use it without import cycles. Which exit status each kind means is decided once,
 //! in `main` (2 for [`Error::Refused`], 3 for [`Error::Run`]).
 
 use std::fmt;
@@ -50,7 +50,7 @@ pub enum InputError {
     #[error("the matrix is empty: {0}")]
     EmptyMatrix(String),
 
-    #[error("cannot read {}: {source}", path.display())]
+    #[error("cannot read {}: {source}; pass a file that exists and you can read", path.display())]
     Read {
         path: PathBuf,
         source: std::io::Error,
@@ -94,6 +94,9 @@ pub enum InputError {
 
 impl InputError {
     pub fn yaml(file: &str, err: &serde_saphyr::Error) -> Self {
+        if let Some(breach) = crate::yaml::explain_breach(file, err) {
+            return breach;
+        }
         let (line, column) = err
             .location()
             .map(|l| (l.line(), l.column()))
@@ -102,7 +105,23 @@ impl InputError {
         // saphyr's own text repeats the position; keep only its first line, the problem itself.
         let first = message.lines().next().unwrap_or_default().trim();
         let first = first.strip_prefix("error: ").unwrap_or(first);
-        let message = strip_position(first).to_string();
+        let message = match crate::yaml::original(err) {
+            // saphyr's text advises a parser option of its own API.
+            serde_saphyr::Error::DuplicateMappingKey { key: Some(k), .. } => {
+                format!("the key '{k}' appears twice in one mapping; keep one of them")
+            }
+            serde_saphyr::Error::DuplicateMappingKey { key: None, .. } => {
+                "a key appears twice in one mapping; keep one of them".to_string()
+            }
+            // saphyr's texts for these name functions and options of its own API.
+            serde_saphyr::Error::MultipleDocuments { .. } => {
+                "holds more than one YAML document (a --- separator); this file takes one: keep the one that was meant".to_string()
+            }
+            serde_saphyr::Error::BinaryNotUtf8 { .. } => {
+                "a !!binary value is not UTF-8 text; write the value as plain text".to_string()
+            }
+            _ => strip_trailing_position(strip_position(first)).to_string(),
+        };
         InputError::MalformedYaml {
             file: file.to_string(),
             line,
@@ -132,6 +151,20 @@ fn strip_position(text: &str) -> &str {
             rest
         }
         _ => text,
+    }
+}
+
+/// `unexpected end of input at line 1, column 1` -> `unexpected end of input`: the position is
+/// shown already.
+fn strip_trailing_position(text: &str) -> &str {
+    let Some((head, tail)) = text.rsplit_once(" at line ") else {
+        return text;
+    };
+    let numbers = tail.replace(", column ", "");
+    if !numbers.is_empty() && numbers.bytes().all(|b| b.is_ascii_digit()) {
+        head
+    } else {
+        text
     }
 }
 
@@ -206,6 +239,10 @@ pub enum RunError {
 
     #[error("cannot remove everything: {message}; run `{retry}`")]
     Cleanup { message: String, retry: String },
+
+    /// An exec credential plugin gave no credential (`harness exec-credential`, run by kube).
+    #[error("{0}")]
+    Plugin(String),
 
     /// A pinned tool could not be downloaded or verified; nothing was installed.
     #[error(

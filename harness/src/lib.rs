@@ -24,3 +24,4 @@ pub mod tools;
 pub mod upgrade;
 pub mod values;
 pub mod version;
+pub mod yaml;

@@ -28,6 +28,10 @@ fn exit_status(result: &Result<Verdict, Error>) -> u8 {
 fn main() -> ExitCode {
     // clap exits 2 itself on a malformed command line, before anything else happens.
     let cli = harness::cli::Cli::parse();
+    // kube runs kubeconfig exec plugins through this binary, bounded (see run::exec_plugin).
+    if let Ok(exe) = std::env::current_exe() {
+        harness::run::exec_plugin::set_runner(exe);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -43,7 +47,8 @@ fn main() -> ExitCode {
     // Tasks still running (a signal watcher, a connection) have nothing left to do.
     runtime.shutdown_timeout(Duration::from_secs(1));
     if let Err(e) = &result {
-        eprintln!("error: {e}");
+        // The one redaction, on the way out as everywhere else: no message shows a credential.
+        eprintln!("error: {}", harness::report::redact::redact(&e.to_string()));
     }
     ExitCode::from(exit_status(&result))
 }

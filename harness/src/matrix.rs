@@ -39,7 +39,7 @@ pub struct AxisFlags {
 
 impl MatrixSpec {
     pub fn parse(file: &str, text: &str) -> Result<Self, InputError> {
-        serde_saphyr::from_str(text).map_err(|e| InputError::yaml(file, &e))
+        crate::yaml::from_str(text).map_err(|e| InputError::yaml(file, &e))
     }
 
     /// The matrix `make e2e` runs (`profiles/matrix/default.yaml`).
@@ -52,10 +52,7 @@ impl MatrixSpec {
     pub fn load(file: Option<&Path>, flags: AxisFlags) -> Result<Self, InputError> {
         let mut spec = match file {
             Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|source| InputError::Read {
-                    path: path.to_path_buf(),
-                    source,
-                })?;
+                let text = crate::yaml::read(path)?;
                 Self::parse(&path.display().to_string(), &text)?
             }
             None => Self::embedded_default(),
@@ -194,6 +191,38 @@ fn kubernetes_for(
 }
 
 /// Expand a matrix into cells, in profile-major order.
+/// Every problem with the axes at once (each version malformed or unknown to the release table,
+/// each unknown profile), found the way [`expand`] finds the first one.
+pub fn axis_problems(spec: &MatrixSpec, catalog: &Catalog) -> Vec<InputError> {
+    let mut problems = Vec::new();
+    let mut note = |r: Result<(), InputError>| {
+        if let Err(e) = r
+            && !problems
+                .iter()
+                .any(|p: &InputError| p.to_string() == e.to_string())
+        {
+            problems.push(e);
+        }
+    };
+    for name in &spec.profiles {
+        note(catalog.get(name).map(drop));
+    }
+    for v in &spec.cilium_versions {
+        if v != NEWEST && v != SEED {
+            note(CiliumVersion::parse(v).and_then(|v| v.release().map(drop)));
+        }
+    }
+    for v in &spec.talos_versions {
+        if v != NEWEST {
+            note(TalosVersion::parse(v).and_then(|v| v.release().map(drop)));
+        }
+    }
+    for v in &spec.kubernetes_versions {
+        note(KubernetesVersion::parse(v).map(drop));
+    }
+    problems
+}
+
 pub fn expand(
     spec: &MatrixSpec,
     catalog: &Catalog,

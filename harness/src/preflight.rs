@@ -23,6 +23,9 @@ pub struct Host {
     pub sys_module: PathBuf,
     /// Lists the congestion controls the kernel has ready; a built-in BBR shows only here.
     pub congestion_controls: PathBuf,
+    /// The modules found loaded on the Docker engine's kernel (see [`engine_modules`]), which
+    /// the nodes share; when known, they replace this machine's `/sys/module`.
+    pub engine_modules: Option<Vec<String>>,
 }
 
 impl Host {
@@ -35,11 +38,16 @@ impl Host {
             congestion_controls: PathBuf::from(
                 "/proc/sys/net/ipv4/tcp_available_congestion_control",
             ),
+            engine_modules: None,
         }
     }
 
     fn has_module(&self, module: &str) -> bool {
-        self.sys_module.join(module).exists()
+        let loaded = match &self.engine_modules {
+            Some(on_engine) => on_engine.iter().any(|m| m == module),
+            None => self.sys_module.join(module).exists(),
+        };
+        loaded
             || module == "tcp_bbr"
                 && std::fs::read_to_string(&self.congestion_controls)
                     .is_ok_and(|c| c.split_whitespace().any(|cc| cc == "bbr"))
@@ -164,6 +172,51 @@ impl From<Problem> for InputError {
     fn from(p: Problem) -> Self {
         InputError::problem(p.what, p.fix)
     }
+}
+
+/// The kernel modules the plan's profiles need.
+pub fn required_modules(plan: &Plan) -> Vec<&'static str> {
+    let mut out: Vec<&'static str> = Vec::new();
+    for r in plan.cells.iter().flat_map(|c| &c.host_requirements) {
+        if !out.contains(&r.kernel_module) {
+            out.push(r.kernel_module);
+        }
+    }
+    out
+}
+
+/// Which of the plan's kernel modules the Docker engine's kernel has loaded, asked of the
+/// engine itself (from a container of `image` that is never started), so Docker Desktop,
+/// Colima and a remote `DOCKER_HOST` get the answer for the kernel the nodes will share.
+/// `None` when the plan needs no module.
+pub async fn engine_modules(
+    plan: &Plan,
+    image: &str,
+    run_id: &talos_docker::RunId,
+    timeout: Duration,
+) -> Result<Option<Vec<String>>, InputError> {
+    let wanted = required_modules(plan);
+    if wanted.is_empty() {
+        return Ok(None);
+    }
+    let engine = talos_docker::docker::Engine::connect(timeout)
+        .await
+        .map_err(InputError::from)?;
+    let created = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default();
+    let labels = talos_docker::labels::object(run_id.as_str(), "kernel-probe", created);
+    engine
+        .loaded_modules(image, &wanted, labels, timeout)
+        .await
+        .map(Some)
+        .map_err(|e| {
+            InputError::problem(
+                format!("cannot tell which kernel modules the Docker host has loaded: {e}"),
+                "check the engine with `docker info`, and that it may bind-mount /sys/module",
+            )
+        })
 }
 
 /// Bound on `helm version`.
@@ -332,7 +385,13 @@ pub fn http_url(flag: &str, given: &str) -> Result<(), InputError> {
     } else {
         Err(InputError::problem(
             format!("{flag} '{given}' is not an http(s) URL"),
-            format!("write it like {flag} https://helm.cilium.io"),
+            format!(
+                "write it like {flag} {}",
+                match flag {
+                    "--chart-repo" => "https://helm.cilium.io",
+                    _ => "https://mirror.example/path",
+                }
+            ),
         ))
     }
 }
@@ -465,8 +524,32 @@ mod tests {
             path: vec![bin],
             sys_module: sys,
             congestion_controls: dir.path().join("congestion"),
+            engine_modules: None,
         };
         (dir, host)
+    }
+
+    #[test]
+    fn the_engine_kernel_decides_when_it_is_known() {
+        // This machine has wireguard loaded, the engine's kernel (a Docker Desktop VM) has not.
+        let (_d, mut host) = host_with(&["helm", "curl"], &["wireguard"]);
+        host.engine_modules = Some(vec![]);
+        let p = plan_of(&["vxlan-wireguard-hostfw"]);
+        let problems = check(&p, &needs(), &host);
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(
+            problems[0]
+                .what
+                .contains("wireguard is not loaded on the Docker host")
+        );
+        assert!(
+            problems[1]
+                .what
+                .contains("tcp_bbr is not loaded on the Docker host")
+        );
+        host.engine_modules = Some(vec!["wireguard".into(), "tcp_bbr".into()]);
+        assert!(check(&p, &needs(), &host).is_empty());
+        assert_eq!(required_modules(&p), ["wireguard", "tcp_bbr"]);
     }
 
     fn needs() -> Needs<'static> {

@@ -4,6 +4,7 @@
 
 use harness::errors::{Error, InputError, Refused, RunError, ValueFinding};
 use harness::preflight;
+use harness::run::exec_plugin::PluginError;
 use harness::run::signals::{self, Signal};
 use harness::run::talos_docker::explain;
 use std::path::PathBuf;
@@ -133,6 +134,13 @@ fn every_run_error() -> Vec<RunError> {
             what: "install the SIGINT/SIGTERM handlers",
             source: std::io::Error::from(std::io::ErrorKind::Unsupported),
         },
+        RunError::Plugin(
+            PluginError::Timeout {
+                program: "aws".into(),
+                timeout: std::time::Duration::from_secs(15),
+            }
+            .to_string(),
+        ),
     ];
     for e in &all {
         match e {
@@ -144,7 +152,8 @@ fn every_run_error() -> Vec<RunError> {
             | RunError::Cleanup { .. }
             | RunError::Tool(_)
             | RunError::Images(_)
-            | RunError::Os { .. } => {}
+            | RunError::Os { .. }
+            | RunError::Plugin(_) => {}
         }
     }
     all
@@ -299,4 +308,67 @@ fn notes_on_signals_and_on_runs_that_collide() {
     ]
     .join("\n\n");
     insta::assert_snapshot!(text);
+}
+
+/// What a person reads when a kubeconfig's exec plugin gives no credential: the program's name,
+/// what went wrong and what to do, never its output.
+#[test]
+fn exec_plugin_messages() {
+    let program = || "aws".to_string();
+    let all = vec![
+        PluginError::Start {
+            program: program(),
+            why: "entity not found".into(),
+        },
+        PluginError::Timeout {
+            program: program(),
+            timeout: std::time::Duration::from_secs(15),
+        },
+        PluginError::Failed {
+            program: program(),
+            status: "exit status: 1".into(),
+        },
+        PluginError::NotACredential {
+            program: program(),
+            why: "no status",
+        },
+    ];
+    for e in &all {
+        match e {
+            PluginError::Start { .. }
+            | PluginError::Timeout { .. }
+            | PluginError::Failed { .. }
+            | PluginError::NotACredential { .. } => {}
+        }
+    }
+    insta::assert_snapshot!(listing(all.iter().map(|e| e.to_string())));
+}
+
+/// A YAML file past one of the reading limits: which limit, and how to fix the file.
+#[test]
+fn yaml_limit_messages() {
+    let shown = |text: &str| {
+        let e = harness::yaml::from_str::<serde_json::Value>(text).unwrap_err();
+        InputError::yaml("values.yaml", &e).to_string()
+    };
+    let mut bomb = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+    for i in 1..10 {
+        let p = i - 1;
+        bomb.push_str(&format!(
+            "a{i}: &a{i} [{}]\n",
+            vec![format!("*a{p}"); 10].join(", ")
+        ));
+    }
+    let all = vec![
+        shown(&bomb),
+        shown(&format!("{}1{}", "[".repeat(100), "]".repeat(100))),
+        shown("a: 1\n---\nb: 2\n"),
+        {
+            let e = harness::yaml::from_multiple::<serde_json::Value>(&"---\na: 1\n".repeat(600))
+                .unwrap_err();
+            InputError::yaml("manifests.yaml", &e).to_string()
+        },
+        shown("a: 1\nb: 2\na: 3\n"),
+    ];
+    insta::assert_snapshot!(listing(all));
 }

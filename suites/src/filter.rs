@@ -14,6 +14,14 @@ pub enum FilterError {
         "check filter '{given}' matches no check; use `suite::check` globs such as 'dns::*' or '!connectivity::pod-to-world' (see `harness plan` for every name)"
     )]
     NoMatch { given: String },
+    #[error(
+        "check filter '!' names nothing to leave out; write '!suite::check' or '!glob', e.g. '!connectivity::pod-to-world'"
+    )]
+    EmptyExclusion,
+    #[error(
+        "the check filters {given} leave no check to run; drop a '!' filter or widen an include (see `harness plan` for every name)"
+    )]
+    NothingSelected { given: String },
 }
 
 /// Which checks a run selects. Empty means all.
@@ -44,8 +52,12 @@ impl CheckFilter {
                 Some(rest) => (true, rest),
                 None => (false, raw.as_str()),
             };
-            // A bare word matches a whole suite or a check in any suite.
-            let body = if body.contains("::") {
+            if body.is_empty() {
+                return Err(FilterError::EmptyExclusion);
+            }
+            // A bare word matches a whole suite or a check in any suite; a glob (`*`, `dns*`)
+            // is taken as written, against the whole `suite::check` name.
+            let body = if body.contains("::") || body.contains(['*', '?', '[']) {
                 body.to_string()
             } else {
                 format!("*{body}*")
@@ -62,6 +74,18 @@ impl CheckFilter {
             } else {
                 filter.includes.push(pattern);
             }
+        }
+        let any = CATALOG
+            .iter()
+            .any(|s| s.checks.iter().any(|c| filter.selects(s, c.name)));
+        if !any {
+            return Err(FilterError::NothingSelected {
+                given: checks
+                    .iter()
+                    .map(|c| format!("'{c}'"))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            });
         }
         Ok(filter)
     }

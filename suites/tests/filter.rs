@@ -60,3 +60,36 @@ fn the_network_policy_suite_filters_as_the_others_do() {
     assert!(f.selects(np, "deny-wins"));
     assert!(!f.selects(np, "l7-http"));
 }
+
+#[test]
+fn globs_are_taken_as_written() {
+    let dns = suite("dns");
+    let all = CheckFilter::new(&[], &["*".into()]).unwrap();
+    assert!(all.selects(dns, "pod-a-record"));
+    assert!(all.selects(suite("connectivity"), "pod-to-host"));
+    let f = CheckFilter::new(&[], &["dns*".into()]).unwrap();
+    assert!(f.selects(dns, "pod-a-record"));
+    assert!(!f.selects(suite("connectivity"), "pod-to-host"));
+    let f = CheckFilter::new(&[], &["*::pod-*".into()]).unwrap();
+    assert!(f.selects(dns, "pod-a-record"));
+    assert!(f.selects(suite("connectivity"), "pod-to-host"));
+}
+
+#[test]
+fn a_filter_leaving_nothing_is_an_error() {
+    assert_eq!(
+        CheckFilter::new(&[], &["!".into()]).err(),
+        Some(FilterError::EmptyExclusion)
+    );
+    let err = CheckFilter::new(&[], &["!*".into()]).err().unwrap();
+    assert!(matches!(err, FilterError::NothingSelected { .. }), "{err}");
+    assert!(err.to_string().contains("'!*'"), "{err}");
+    let err = CheckFilter::new(&[], &["dns::*".into(), "!dns*".into()])
+        .err()
+        .unwrap();
+    assert!(matches!(err, FilterError::NothingSelected { .. }), "{err}");
+    let err = CheckFilter::new(&["wireguard".into()], &["dns::*".into()])
+        .err()
+        .unwrap();
+    assert!(matches!(err, FilterError::NothingSelected { .. }), "{err}");
+}

@@ -203,14 +203,15 @@ impl Cluster {
         );
 
         let first_cp = first_cp.to_string();
+        let at = crate::docker::published_address();
         talosctl
-            .set_endpoint(&dir, &format!("127.0.0.1:{talos_port}"), t.talosctl)
+            .set_endpoint(&dir, &at.with_port(talos_port), t.talosctl)
             .await?;
         talosctl.set_node(&dir, &first_cp, t.talosctl).await?;
         tracing::info!("bootstrapping etcd on {first}");
         talosctl.bootstrap(&dir, &first_cp, t.bootstrap).await?;
         talosctl.kubeconfig(&dir, &first_cp, t.kubeconfig).await?;
-        let api_server = format!("https://127.0.0.1:{kube_port}");
+        let api_server = format!("https://{}", at.with_port(kube_port));
         kubeconfig::rewrite_server(&dir, talosctl::KUBECONFIG, &api_server)?;
         dir.tighten()?;
 
@@ -354,12 +355,17 @@ impl Cluster {
         self.nodes.iter().map(|n| n.container_id.as_str()).collect()
     }
 
-    /// Host port (on 127.0.0.1) of apid on the first control plane.
+    /// Where the published ports are (127.0.0.1 for a local engine).
+    pub fn api_host(&self) -> String {
+        crate::docker::published_address().reach
+    }
+
+    /// Host port (on [`Self::api_host`]) of apid on the first control plane.
     pub fn talos_api_port(&self) -> Option<u16> {
         self.talos_api_port
     }
 
-    /// Host port (on 127.0.0.1) of the Kubernetes API server on the first control plane.
+    /// Host port (on [`Self::api_host`]) of the Kubernetes API server on the first control plane.
     pub fn kube_api_port(&self) -> Option<u16> {
         self.kube_api_port
     }

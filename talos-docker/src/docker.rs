@@ -2,7 +2,6 @@
 //! (bollard): testcontainers itself has no network IPAM nor static IPs.
 
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -16,7 +15,8 @@ use crate::bollard::models::{
     MountType, MountVolumeOptions, NetworkCreateRequest, NetworkingConfig, PortBinding,
 };
 use crate::bollard::query_parameters::{
-    CreateContainerOptions, CreateImageOptions, InspectContainerOptions, ListNetworksOptions,
+    ContainerArchiveInfoOptions, CreateContainerOptions, CreateImageOptions,
+    InspectContainerOptions, ListNetworksOptions, RemoveContainerOptions,
 };
 use crate::errors::{Error, PreflightError};
 use crate::spec::{NodePlan, TMPFS_MOUNTS, TalosVersion, Timeouts};
@@ -33,6 +33,67 @@ pub fn docker_host() -> String {
         .ok()
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| DEFAULT_HOST.to_string())
+}
+
+/// Where the ports the engine publishes are, seen from this machine.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PublishedAddress {
+    /// The host address the ports bind to on the engine's machine.
+    pub bind: &'static str,
+    /// The address the harness (and the person) reaches them at.
+    pub reach: String,
+}
+
+impl PublishedAddress {
+    /// `reach:port`, bracketed for IPv6.
+    pub fn with_port(&self, port: u16) -> String {
+        if self.reach.contains(':') {
+            format!("[{}]:{port}", self.reach)
+        } else {
+            format!("{}:{port}", self.reach)
+        }
+    }
+}
+
+/// The engine of `DOCKER_HOST`: a local socket (Linux, and Docker Desktop and Colima, which
+/// forward published ports to this machine's loopback) publishes on 127.0.0.1; a remote engine
+/// (`tcp://`, `ssh://`) publishes on its own machine, so the ports bind to every address there
+/// (the Talos and Kubernetes APIs take mutual TLS) and are reached at the engine's address.
+pub fn published_address() -> PublishedAddress {
+    address_for(&docker_host())
+}
+
+fn address_for(docker_host: &str) -> PublishedAddress {
+    let remote = docker_host
+        .split_once("://")
+        .and_then(|(scheme, rest)| match scheme {
+            "tcp" | "http" | "https" | "ssh" => {
+                let authority = rest.split('/').next().unwrap_or(rest);
+                let authority = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+                match authority.strip_prefix('[') {
+                    Some(v6) => v6.split(']').next(),
+                    None => authority.split(':').next(),
+                }
+            }
+            _ => None,
+        })
+        .filter(|h| !h.is_empty())
+        .filter(|h| {
+            *h != "localhost"
+                && !h
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        });
+    match remote {
+        Some(h) => PublishedAddress {
+            bind: "0.0.0.0",
+            reach: h.to_string(),
+        },
+        None => PublishedAddress {
+            bind: "127.0.0.1",
+            reach: "127.0.0.1".to_string(),
+        },
+    }
 }
 
 /// A connected, version-negotiated engine client.
@@ -228,6 +289,92 @@ impl Engine {
             .map_err(|e| Error::docker(format!("create container {name}"), e))
     }
 
+    /// Which of `modules` the kernel of the engine's machine has loaded: the nodes share that
+    /// kernel, which is not this machine's under Docker Desktop, Colima or a remote engine.
+    /// A container of `image` (present already; never started) with that machine's
+    /// `/sys/module` bind-mounted is asked through the archive API, then removed. `labels` let
+    /// `gc` find it should the harness die in between.
+    pub async fn loaded_modules(
+        &self,
+        image: &str,
+        modules: &[&str],
+        labels: HashMap<String, String>,
+        timeout: Duration,
+    ) -> Result<Vec<String>, Error> {
+        const AT: &str = "/harness-host-sys-module";
+        let name = format!(
+            "harness-kernel-probe-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.subsec_nanos())
+                .unwrap_or_default()
+        );
+        let body = ContainerCreateBody {
+            image: Some(image.to_string()),
+            // Never run: the archive API reads a created container's mounts.
+            cmd: Some(vec!["/harness-never-started".to_string()]),
+            labels: Some(labels),
+            network_disabled: Some(true),
+            host_config: Some(HostConfig {
+                binds: Some(vec![format!("/sys/module:{AT}:ro")]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let probe = async {
+            self.create_container(&name, body).await?;
+            let mut present = Vec::new();
+            for m in modules {
+                let options = ContainerArchiveInfoOptions {
+                    path: format!("{AT}/{m}"),
+                };
+                match self
+                    .docker
+                    .get_container_archive_info(&name, Some(options))
+                    .await
+                {
+                    Ok(_) => present.push(m.to_string()),
+                    Err(DockerError::DockerResponseServerError {
+                        status_code: 404, ..
+                    }) => {}
+                    Err(e) => return Err(Error::docker(format!("look for {AT}/{m} in {name}"), e)),
+                }
+            }
+            Ok(present)
+        };
+        let result = match tokio::time::timeout(timeout, probe).await {
+            Ok(r) => r,
+            Err(_) => Err(Error::WaitTimeout {
+                what: format!("container {name} to show the Docker host's /sys/module"),
+                timeout,
+                last_seen: "no answer from the engine".to_string(),
+            }),
+        };
+        let options = RemoveContainerOptions {
+            force: true,
+            v: true,
+            ..Default::default()
+        };
+        let removed =
+            tokio::time::timeout(timeout, self.docker.remove_container(&name, Some(options))).await;
+        match removed {
+            Ok(Ok(()))
+            | Ok(Err(DockerError::DockerResponseServerError {
+                status_code: 404, ..
+            })) => {}
+            Ok(Err(e)) => return Err(Error::docker(format!("remove container {name}"), e)),
+            Err(_) => {
+                return Err(Error::WaitTimeout {
+                    what: format!("the removal of container {name}"),
+                    timeout,
+                    last_seen: "no answer from the engine".to_string(),
+                });
+            }
+        }
+        result
+    }
+
     pub async fn start_container(&self, name: &str) -> Result<(), Error> {
         self.docker
             .start_container(name, None)
@@ -333,9 +480,10 @@ pub fn node_body(n: &NodeContainer<'_>) -> ContainerCreateBody {
             }),
     );
     let (exposed_ports, port_bindings) = if n.publish {
+        let bind = published_address().bind;
         let loopback = || {
             Some(vec![PortBinding {
-                host_ip: Some(Ipv4Addr::LOCALHOST.to_string()),
+                host_ip: Some(bind.to_string()),
                 // Empty: Docker picks a free port, so clusters never collide on the host.
                 host_port: Some(String::new()),
             }])
@@ -394,7 +542,25 @@ pub fn node_body(n: &NodeContainer<'_>) -> ContainerCreateBody {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ports_are_reached_where_the_engine_publishes_them() {
+        let local = |h| address_for(h).reach == "127.0.0.1" && address_for(h).bind == "127.0.0.1";
+        assert!(local("unix:///var/run/docker.sock"));
+        assert!(local("unix:///Users/me/.colima/default/docker.sock"));
+        assert!(local("tcp://127.0.0.1:2375"));
+        assert!(local("tcp://localhost:2375"));
+        assert!(local("npipe:////./pipe/docker_engine"));
+        let remote = address_for("tcp://10.0.0.7:2376");
+        assert_eq!(remote.reach, "10.0.0.7");
+        assert_eq!(remote.bind, "0.0.0.0");
+        assert_eq!(remote.with_port(6443), "10.0.0.7:6443");
+        assert_eq!(address_for("ssh://me@builder.lan").reach, "builder.lan");
+        let v6 = address_for("tcp://[fd00::7]:2376");
+        assert_eq!(v6.with_port(50000), "[fd00::7]:50000");
+    }
     use crate::spec::NodeRole;
+    use std::net::Ipv4Addr;
 
     #[test]
     fn image_references_split_like_the_engine_expects() {

@@ -368,7 +368,7 @@ pub struct NodePlan {
     pub ip: Ipv4Addr,
 }
 
-fn validate_name(name: &str) -> Result<(), PreflightError> {
+pub fn validate_name(name: &str) -> Result<(), PreflightError> {
     let why = if name.is_empty() {
         Some("it is empty")
     } else if name.len() > MAX_NAME_LEN {

@@ -365,9 +365,13 @@ impl Invocation {
             dir.file(SECRETS).into(),
             "--additional-sans".into(),
             "127.0.0.1".into(),
-            "--talos-version".into(),
-            c.talos_version.minor_tag().into(),
         ];
+        // The API server's certificate must name where a remote engine's ports are reached.
+        let at = crate::docker::published_address();
+        if at.reach != "127.0.0.1" {
+            args.extend(["--additional-sans".into(), at.reach.into()]);
+        }
+        args.extend(["--talos-version".into(), c.talos_version.minor_tag().into()]);
         if let Some(k8s) = c.kubernetes_version {
             let bare = k8s.strip_prefix('v').unwrap_or(k8s);
             args.extend(["--kubernetes-version".into(), bare.into()]);

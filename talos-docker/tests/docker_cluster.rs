@@ -655,3 +655,34 @@ async fn the_engine_api_version_is_negotiated_down_to_the_daemons() {
         .await
         .unwrap();
 }
+
+/// The kernel-module probe asks the engine's own machine: here the engine is local, so its
+/// answer must be this machine's `/sys/module`, for modules that are there and one that is not;
+/// and the probe container is gone afterwards.
+#[tokio::test]
+async fn loaded_modules_are_read_from_the_engine_host_and_the_probe_is_removed() {
+    let Some(engine) = engine_or_skip("loaded_modules").await else {
+        return;
+    };
+    if !talos_docker::docker::docker_host().starts_with("unix://") {
+        eprintln!("skipping the comparison: the engine is not on this machine");
+        return;
+    }
+    let env = TestEnv::new("probe");
+    let mut here: Vec<String> = std::fs::read_dir("/sys/module")
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    here.sort();
+    let mut asked: Vec<&str> = here.iter().take(3).map(String::as_str).collect();
+    asked.push("harness_no_such_module");
+    let labels = talos_docker::labels::object(&env.run_id, "kernel-probe", 0);
+    let found = engine
+        .loaded_modules(&standin("v1.11.5"), &asked, labels, Duration::from_secs(30))
+        .await
+        .unwrap();
+    let expected: Vec<String> = here.iter().take(3).cloned().collect();
+    assert_eq!(found, expected);
+    assert!(leftovers(&engine, &env.run_id).await.is_empty());
+}

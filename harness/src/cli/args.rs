@@ -70,33 +70,40 @@ pub struct Selection {
 }
 
 fn read(path: &Path) -> Result<String, InputError> {
-    std::fs::read_to_string(path).map_err(|source| InputError::Read {
-        path: path.to_path_buf(),
-        source,
-    })
+    crate::yaml::read(path)
 }
 
 impl SelectArgs {
-    /// `nodes`: schedulable nodes per cluster, which decides the cross-node checks.
+    /// `nodes`: schedulable nodes per cluster, which decides the cross-node checks. Every
+    /// values file and the check filter are read, and every problem is returned.
     /// `outside`: the client north-south checks probe from, if the run has one.
     pub fn options(
         &self,
         nodes: u32,
         outside: Option<suites::OutsideClient>,
-    ) -> Result<PlanOptions, InputError> {
-        let values_files = self
-            .values
-            .iter()
-            .map(|p| ValuesFile::parse(&p.display().to_string(), &read(p)?))
-            .collect::<Result<Vec<_>, _>>()?;
+    ) -> Result<PlanOptions, Vec<InputError>> {
+        let mut problems = Vec::new();
+        let mut values_files = Vec::new();
+        for p in &self.values {
+            match read(p).and_then(|text| ValuesFile::parse(&p.display().to_string(), &text)) {
+                Ok(v) => values_files.push(v),
+                Err(e) => problems.push(e),
+            }
+        }
+        let filter = CheckFilter::new(&self.suites, &self.checks)
+            .map_err(|e| problems.push(e.into()))
+            .ok();
         let external_target = (!self.no_external_target).then(|| self.external_target.clone());
-        Ok(PlanOptions {
-            values_files,
-            filter: CheckFilter::new(&self.suites, &self.checks)?,
-            nodes,
-            external_target,
-            outside,
-        })
+        match filter {
+            Some(filter) if problems.is_empty() => Ok(PlanOptions {
+                values_files,
+                filter,
+                nodes,
+                external_target,
+                outside,
+            }),
+            _ => Err(problems),
+        }
     }
 
     /// The external target is a host name pods can look up (checked apart from the plan, so a
@@ -109,21 +116,25 @@ impl SelectArgs {
     }
 
     /// The plan for the Talos-in-Docker clusters the harness builds (with their outside client).
-    pub fn select(&self, nodes: u32) -> Result<Selection, InputError> {
+    pub fn select(&self, nodes: u32) -> Result<Selection, Vec<InputError>> {
         self.select_on(nodes, None, Some(crate::plan::talos_in_docker_outside()))
     }
 
     /// The plan for cells on `cluster` (`None`: the Talos-in-Docker cluster the harness builds),
     /// whose facts the values are linted against; `outside`: the client north-south checks
-    /// probe from, if the run has one.
+    /// probe from, if the run has one. Or every problem found with the selection (catalog,
+    /// values files, filters, matrix, each axis entry) at once.
     pub fn select_on(
         &self,
         nodes: u32,
         cluster: Option<&crate::cluster::ClusterDescription>,
         outside: Option<suites::OutsideClient>,
-    ) -> Result<Selection, InputError> {
-        let catalog = Catalog::with_dir(self.catalog.profiles_dir.as_deref())?;
-        let options = self.options(nodes, outside)?;
+    ) -> Result<Selection, Vec<InputError>> {
+        let mut problems = Vec::new();
+        let catalog = Catalog::with_dir(self.catalog.profiles_dir.as_deref())
+            .map_err(|e| problems.push(e))
+            .ok();
+        let options = self.options(nodes, outside).map_err(|e| problems.extend(e)).ok();
         let spec = MatrixSpec::load(
             self.matrix.as_deref(),
             AxisFlags {
@@ -132,13 +143,24 @@ impl SelectArgs {
                 talos_versions: self.talos_versions.clone(),
                 kubernetes_versions: self.kubernetes_versions.clone(),
             },
-        )?;
-        let (cells, excluded) = expand(&spec, &catalog)?;
+        )
+        .map_err(|e| problems.push(e))
+        .ok();
+        if let (Some(spec), Some(catalog)) = (&spec, &catalog) {
+            problems.extend(crate::matrix::axis_problems(spec, catalog));
+        }
+        let (Some(catalog), Some(options), Some(spec), true) =
+            (catalog, options, spec, problems.is_empty())
+        else {
+            return Err(problems);
+        };
+        let (cells, excluded) = expand(&spec, &catalog).map_err(|e| vec![e])?;
         let overlay = Overlay::embedded();
         let plan = match cluster {
-            Some(c) => crate::plan::plan_on(&cells, excluded, &catalog, &overlay, c, &options)?,
-            None => plan(&cells, excluded, &catalog, &overlay, &options)?,
-        };
+            Some(c) => crate::plan::plan_on(&cells, excluded, &catalog, &overlay, c, &options),
+            None => plan(&cells, excluded, &catalog, &overlay, &options),
+        }
+        .map_err(|e| vec![e])?;
         Ok(Selection {
             plan,
             overlay,
@@ -253,13 +275,13 @@ pub struct ClusterArgs {
     #[arg(long, value_name = "PATH")]
     pub talosctl: Option<PathBuf>,
     /// How long `talosctl bootstrap` may keep being retried.
-    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "5m", value_parser = crate::cli::args::parse_duration)]
     pub bootstrap_timeout: Duration,
     /// How long the API server may take to list every node after bootstrap.
-    #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "10m", value_parser = crate::cli::args::parse_duration)]
     pub ready_timeout: Duration,
     /// How long pulling an absent image may take.
-    #[arg(long, default_value = "15m", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "15m", value_parser = crate::cli::args::parse_duration)]
     pub pull_timeout: Duration,
     /// Nodes pull through this registry: `URL` for every registry or `REGISTRY=URL` for one
     /// (e.g. quay.io=http://10.5.0.1:5001); repeatable. `make cache` starts pull-through ones.
@@ -300,7 +322,7 @@ impl ClusterArgs {
 pub struct RunArgs {
     /// Label everything this run makes with this id (e.g. the CI job id), for `harness gc
     /// --run-id` [default: generated].
-    #[arg(long)]
+    #[arg(long, env = "HARNESS_RUN_ID")]
     pub run_id: Option<String>,
     /// Keep what a failed run made (its cluster; on an existing cluster, its test namespaces)
     /// for debugging. An interrupt (SIGINT/SIGTERM) still removes it.
@@ -396,6 +418,12 @@ impl ReportArgs {
 
 fn parse_mirror(s: &str) -> Result<crate::registry_mirror::Mirror, String> {
     crate::registry_mirror::Mirror::parse(s).map_err(|e| e.to_string())
+}
+
+/// A duration as humantime reads it (`90s`, `10m`, `1h30m`), refused in words with examples.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s)
+        .map_err(|_| format!("'{s}' is not a duration; write it like 90s, 10m or 1h30m"))
 }
 
 /// `512`, `512MiB`, `512M`, `2GiB`, `2G` → MiB.

@@ -129,9 +129,9 @@ pub async fn run(args: CheckArgs) -> Result<Verdict, Error> {
             eprintln!("{line}");
         }
     }
-    let selection = note(
-        &mut problems,
-        args.select.select_on(
+    let selection = args
+        .select
+        .select_on(
             PLANNED_NODES,
             Some(
                 cluster
@@ -139,8 +139,9 @@ pub async fn run(args: CheckArgs) -> Result<Verdict, Error> {
                     .unwrap_or(&ClusterDescription::given(&Default::default())),
             ),
             outside.clone(),
-        ),
-    );
+        )
+        .map_err(|e| problems.extend(e))
+        .ok();
     if let Some(s) = &selection
         && s.plan.cells.len() != 1
     {

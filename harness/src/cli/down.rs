@@ -17,6 +17,16 @@ pub struct DownArgs {
 }
 
 pub async fn run(args: DownArgs) -> Result<Verdict, Error> {
+    // A name no cluster can have is a typo (or a flag in the wrong place), not "nothing to do".
+    if let Err(talos_docker::PreflightError::InvalidName { why, .. }) =
+        talos_docker::spec::validate_name(&args.cluster)
+    {
+        return Err(crate::errors::InputError::problem(
+            format!("no cluster can be named '{}': {why}", args.cluster),
+            "pass a cluster name as `harness ls` shows it",
+        )
+        .into());
+    }
     let engine = connect().await?;
     let result = cleanup::remove(&engine, &Selector::cluster(&args.cluster), |_| true)
         .await

@@ -46,8 +46,19 @@ pub struct E2eArgs {
     #[arg(long, value_name = "hash:K/N", value_parser = crate::partition::Partition::parse)]
     pub partition: Option<crate::partition::Partition>,
     /// Bound on each install wait (CRDs, rollouts, nodes Ready).
-    #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "10m", value_parser = crate::cli::args::parse_duration)]
     pub install_timeout: Duration,
+}
+
+/// The problems inside a refusal.
+fn e_problems(e: Error) -> Vec<InputError> {
+    match e {
+        Error::Refused(Refused(problems)) => problems,
+        Error::Run(r) => vec![InputError::problem(
+            r.to_string(),
+            "check the engine with `docker info`",
+        )],
+    }
 }
 
 /// Keeps the first error of each step and goes on, so every problem is reported at once.
@@ -58,10 +69,11 @@ fn note<T>(problems: &mut Vec<InputError>, r: Result<T, impl Into<InputError>>) 
 pub async fn run(args: E2eArgs) -> Result<Verdict, Error> {
     super::init_logging();
     let mut problems = Vec::new();
-    let mut selection = note(
-        &mut problems,
-        args.select.select(args.cluster.sizes.workers.workers),
-    );
+    let mut selection = args
+        .select
+        .select(args.cluster.sizes.workers.workers)
+        .map_err(|e| problems.extend(e))
+        .ok();
     if let (Some(s), Some(p)) = (&mut selection, &args.partition) {
         note(
             &mut problems,
@@ -82,22 +94,7 @@ pub async fn run(args: E2eArgs) -> Result<Verdict, Error> {
             preflight::http_url("--chart-repo", &args.chart.chart_repo),
         );
     }
-    let host = Host::current();
-    if let Some(s) = &selection {
-        let needs = Needs {
-            helm: &args.chart.helm,
-            gateway_api_dir: args.gateway_api_dir.as_deref(),
-            chart: args.chart.chart.as_deref(),
-        };
-        problems.extend(
-            preflight::check(&s.plan, &needs, &host)
-                .into_iter()
-                .map(Into::into),
-        );
-    }
-    if let Some(helm) = host.find(&args.chart.helm) {
-        note(&mut problems, preflight::helm_runs(&helm).await);
-    }
+    let mut host = Host::current();
 
     let jobs = args.jobs.jobs(
         args.cluster.sizes.cluster_size(),
@@ -143,14 +140,53 @@ pub async fn run(args: E2eArgs) -> Result<Verdict, Error> {
             } else {
                 Vec::new()
             };
-            problems.extend(preflight::docker_host(&specs, jobs.jobs, &outside_images).await);
+            let docker_problems = preflight::docker_host(&specs, jobs.jobs, &outside_images).await;
+            // The nodes share the engine's kernel: ask it, once the engine and image are known good.
+            if docker_problems.is_empty()
+                && let Some(spec) = specs.first()
+            {
+                match preflight::engine_modules(&s.plan, &spec.image(), id, spec.timeouts.docker)
+                    .await
+                {
+                    Ok(modules) => host.engine_modules = modules,
+                    Err(e) => problems.push(e),
+                }
+            }
+            problems.extend(docker_problems);
             for m in &args.cluster.registry_mirrors {
                 note(&mut problems, crate::registry_mirror::answers(m).await);
             }
             Some(deployer)
         }
-        _ => None,
+        _ => {
+            // No cells to size: still say what is wrong with the node sizes and the engine,
+            // so one run reports every problem.
+            let id = run_id.clone().unwrap_or_else(talos_docker::RunId::generate);
+            let spec = args.cluster.base_spec(&id, &state_dir);
+            if let Err(e) = spec.validate() {
+                problems.push(e.into());
+            }
+            if let Err(e) = super::connect().await {
+                problems.extend(e_problems(e));
+            }
+            None
+        }
     };
+    if let Some(s) = &selection {
+        let needs = Needs {
+            helm: &args.chart.helm,
+            gateway_api_dir: args.gateway_api_dir.as_deref(),
+            chart: args.chart.chart.as_deref(),
+        };
+        problems.extend(
+            preflight::check(&s.plan, &needs, &host)
+                .into_iter()
+                .map(Into::into),
+        );
+    }
+    if let Some(helm) = host.find(&args.chart.helm) {
+        note(&mut problems, preflight::helm_runs(&helm).await);
+    }
     let (Some(selection), Some(run_id), Some(mut suite_options), Some(deployer), true) = (
         selection,
         run_id,

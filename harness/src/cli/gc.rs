@@ -16,7 +16,7 @@ pub struct GcArgs {
     #[arg(long)]
     pub run_id: Option<String>,
     /// Only objects at least this old, e.g. 2h.
-    #[arg(long, value_parser = humantime::parse_duration)]
+    #[arg(long, value_parser = crate::cli::args::parse_duration)]
     pub older_than: Option<Duration>,
     /// Also remove matching run directories left here.
     #[command(flatten)]

@@ -65,7 +65,7 @@ impl ImagesArgs {
     async fn list(&self) -> Result<images::ImageList, Error> {
         let mut problems: Vec<InputError> = Vec::new();
         // The list does not depend on node counts beyond the plan's own.
-        let selection = self.select.select(2).map_err(|e| problems.push(e)).ok();
+        let selection = self.select.select(2).map_err(|e| problems.extend(e)).ok();
         if let Err(e) = self.select.check_external_target() {
             problems.push(e);
         }

@@ -68,6 +68,9 @@ pub enum Command {
     /// Install the pinned helm and talosctl into the project (`make tools`).
     #[command(subcommand)]
     Tools(crate::tools::ToolsCommand),
+    /// Runs a kubeconfig's exec credential plugin for kube: non-interactive, bounded, quiet.
+    #[command(name = "exec-credential", hide = true)]
+    ExecCredential(crate::run::exec_plugin::ExecCredentialArgs),
 }
 
 /// Runs a parsed command line.
@@ -87,6 +90,7 @@ pub async fn run(cli: Cli) -> Result<Verdict, Error> {
         Command::Gc(args) => gc::run(args).await,
         Command::Images(command) => images::run(command).await,
         // The downloads use a blocking HTTP client, which must not run on the runtime's threads.
+        Command::ExecCredential(args) => crate::run::exec_plugin::run(args).await,
         Command::Tools(command) => tokio::task::spawn_blocking(move || crate::tools::run(command))
             .await
             .expect("the tools command does not panic"),
@@ -99,11 +103,27 @@ pub(crate) fn init_logging() {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("talos_docker=info"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| RedactedStderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .without_time()
         .try_init();
+}
+
+/// Log lines pass through the one redaction on their way to stderr (the fmt layer writes each
+/// event with one `write`).
+struct RedactedStderr;
+
+impl std::io::Write for RedactedStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let text = crate::report::redact::redact(&String::from_utf8_lossy(buf));
+        std::io::stderr().write_all(text.as_bytes())?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
 }
 
 const DOCKER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);

@@ -47,12 +47,17 @@ pub fn run(args: &PlanArgs) -> Result<Verdict, Error> {
             "--shards only applies to --output github-matrix; add that or drop --shards".into(),
         ));
     }
+    if let Some(dir) = &args.render
+        && let Err(e) = crate::preflight::output_dir("--render", dir)
+    {
+        problems.push(e);
+    }
     let mut selection = match args.select.select(args.sizes.workers.workers) {
         Ok(s) if problems.is_empty() => s,
         Ok(_) => return Err(Refused(problems).into()),
-        Err(e) => {
-            problems.insert(0, e);
-            return Err(Refused(problems).into());
+        Err(mut found) => {
+            found.extend(problems);
+            return Err(Refused(found).into());
         }
     };
     if let Some(p) = &args.partition {

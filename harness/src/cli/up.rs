@@ -143,12 +143,14 @@ impl UpArgs {
 fn patch_is_yaml(flag: &str, patch: &ConfigPatch) -> Result<(), InputError> {
     let (name, text) = match &patch.source {
         PatchSource::Inline(yaml) => (format!("{flag} (inline)"), yaml.clone()),
-        PatchSource::File(path) => match std::fs::read_to_string(path) {
+        PatchSource::File(path) => match crate::yaml::read(path) {
             Ok(text) => (path.display().to_string(), text),
-            Err(_) => return Ok(()),
+            // A missing file is reported by the spec's own validation.
+            Err(InputError::Read { .. }) => return Ok(()),
+            Err(e) => return Err(e),
         },
     };
-    match serde_saphyr::from_multiple::<serde_json::Value>(&text) {
+    match crate::yaml::from_multiple::<serde_json::Value>(&text) {
         Ok(docs) if docs.iter().any(|d| d.is_object()) => Ok(()),
         Ok(_) => Err(InputError::problem(
             format!("{name}: is not a Talos config patch (no YAML mapping in it)"),
@@ -274,7 +276,8 @@ fn print_up(cluster: &Cluster) {
     println!("kubeconfig:  {}", cluster.kubeconfig().display());
     println!("talosconfig: {}", cluster.talosconfig().display());
     if let (Some(talos), Some(kube)) = (cluster.talos_api_port(), cluster.kube_api_port()) {
-        println!("talos api:   127.0.0.1:{talos}    kubernetes api: https://127.0.0.1:{kube}");
+        let host = cluster.api_host();
+        println!("talos api:   {host}:{talos}    kubernetes api: https://{host}:{kube}");
     }
     print_nodes(cluster);
     println!(
@@ -303,8 +306,9 @@ fn kept(cluster: &Cluster) -> String {
     out.push_str(&format!("  talosconfig: {}\n", note(cluster.talosconfig())));
     if let Some(port) = cluster.talos_api_port() {
         out.push_str(&format!(
-            "  reach it:    talosctl --talosconfig {} -e 127.0.0.1:{port} -n {} dmesg\n",
+            "  reach it:    talosctl --talosconfig {} -e {}:{port} -n {} dmesg\n",
             cluster.talosconfig().display(),
+            cluster.api_host(),
             cluster
                 .nodes()
                 .first()

@@ -28,7 +28,7 @@ pub struct ValuesFile {
 
 impl ValuesFile {
     pub fn parse(name: &str, text: &str) -> Result<Self, InputError> {
-        let values: Value = serde_saphyr::from_str(text).map_err(|e| InputError::yaml(name, &e))?;
+        let values: Value = crate::yaml::from_str(text).map_err(|e| InputError::yaml(name, &e))?;
         if !values.is_object() {
             return Err(InputError::InvalidFile {
                 file: name.to_string(),

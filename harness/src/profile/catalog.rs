@@ -49,7 +49,7 @@ pub struct Catalog {
 
 /// Parse one profile; `file` names it in messages.
 pub fn parse_profile(file: &str, text: &str) -> Result<Profile, InputError> {
-    let profile: Profile = serde_saphyr::from_str(text).map_err(|e| InputError::yaml(file, &e))?;
+    let profile: Profile = crate::yaml::from_str(text).map_err(|e| InputError::yaml(file, &e))?;
     let stem = Path::new(file)
         .file_stem()
         .and_then(|s| s.to_str())
@@ -106,10 +106,7 @@ impl Catalog {
             .collect();
         paths.sort();
         for path in paths {
-            let text = std::fs::read_to_string(&path).map_err(|source| InputError::Read {
-                path: path.clone(),
-                source,
-            })?;
+            let text = crate::yaml::read(&path)?;
             let p = parse_profile(&path.display().to_string(), &text)?;
             catalog.profiles.insert(p.name.clone(), p);
         }

@@ -1,5 +1,11 @@
-//! Keeping secrets out of reports: transcripts may echo a kubeconfig, talosconfig or secrets
-//! bundle, so PEM blocks and the values of credential keys are blanked before writing.
+//! Keeping secrets out of everything the harness writes or prints (reports, artifacts, log
+//! lines, error messages): transcripts may echo a kubeconfig, talosconfig or secrets bundle,
+//! a server URL may carry `user:token@`, a header `Bearer <token>`; so PEM blocks, the values
+//! of credential keys, URL user info and bearer tokens are blanked. One function, [`redact`],
+//! applied at every exit.
+
+use regex::Regex;
+use std::sync::LazyLock;
 
 const SECRET_KEYS: &[&str] = &[
     "client-key-data",
@@ -14,8 +20,24 @@ const SECRET_KEYS: &[&str] = &[
     "bootstraptoken",
     "secretboxencryptionsecret",
     "aescbcencryptionsecret",
+    // ExecCredential status (JSON, camelCase) and OIDC auth-provider config.
+    "clientkeydata",
+    "clientcertificatedata",
+    "access-token",
+    "id-token",
+    "refresh-token",
+    "client-secret",
     "authorization",
 ];
+
+/// `scheme://user:password@` (or `scheme://token@`) in any URL.
+static URL_USERINFO: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@'\x22<>]+@").expect("a valid pattern")
+});
+/// An `Authorization: Bearer ...` or `Basic ...` value.
+static AUTH_SCHEME: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)\b(bearer|basic)(\s+)[A-Za-z0-9._~+/=-]{8,}").expect("a valid pattern")
+});
 
 const REDACTED: &str = "<redacted>";
 
@@ -39,7 +61,10 @@ pub fn redact(text: &str) -> String {
         }
         out.push_str(&redact_line(line));
     }
-    out
+    let out = URL_USERINFO.replace_all(&out, "${1}<redacted>@");
+    AUTH_SCHEME
+        .replace_all(&out, "${1}${2}<redacted>")
+        .into_owned()
 }
 
 /// Redacts a JSON document in place, for recordings: every string as [`redact`] does, the
@@ -186,6 +211,31 @@ mod tests {
         assert!(text.contains("kept="), "{text}");
         assert_eq!(v["headers"], "Authorization: <redacted>\nAccept: */*");
         assert_eq!(v["stdout"], "<redacted>\nok\n");
+    }
+
+    #[test]
+    fn url_user_info_and_bearer_tokens_are_blanked() {
+        assert_eq!(
+            redact("GET https://admin:s3cr3t@10.5.0.2:6443/version failed"),
+            "GET https://<redacted>@10.5.0.2:6443/version failed"
+        );
+        assert_eq!(
+            redact("proxy http://tok3n@proxy:3128 and mail a@b.example"),
+            "proxy http://<redacted>@proxy:3128 and mail a@b.example"
+        );
+        assert_eq!(
+            redact("Authorization: Bearer eyJhbGciOi.abc.def"),
+            "Authorization: <redacted>"
+        );
+        assert_eq!(
+            redact("sent header bearer eyJhbGciOi.abc.def"),
+            "sent header bearer <redacted>"
+        );
+        let exec = r#"{"kind":"ExecCredential","status":{"clientCertificateData":"CERT","clientKeyData":"KEY"}}"#;
+        let out = redact(exec);
+        assert!(!out.contains("CERT") && !out.contains("KEY\""), "{out}");
+        let oidc = "auth-provider: {config: {id-token: abc, refresh-token: def}}";
+        assert!(!redact(oidc).contains("abc") && !redact(oidc).contains("def"));
     }
 
     #[test]

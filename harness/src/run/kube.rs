@@ -1,7 +1,9 @@
 //! The one way the harness builds a Kubernetes client: from a kubeconfig (or a `:`-separated
 //! list of them, merged as kubectl does) and an optional context, proven by asking the API
-//! server its version within a bound.
+//! server its version within a bound. Exec credential plugins run non-interactively and
+//! bounded (see [`super::exec_plugin`]); no message quotes a credential.
 
+use crate::report::redact::redact;
 use kube::Client;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use std::path::{Path, PathBuf};
@@ -47,14 +49,24 @@ impl KubeAccess {
             if path.as_os_str().is_empty() {
                 continue;
             }
-            if !path.is_file() {
+            if !path.exists() {
                 return Err(self.error(if path == self.kubeconfig {
                     "there is no such file".to_string()
                 } else {
-                    format!("{} (in the list) is not a file", path.display())
+                    format!("{} (in the list) does not exist", path.display())
                 }));
             }
-            let one = Kubeconfig::read_from(&path).map_err(|e| self.error(e))?;
+            // Read through the harness's YAML limits first: kube's own parse errors quote the
+            // text around the problem, which in a kubeconfig is often a credential.
+            let text = crate::yaml::read(&path).map_err(|e| self.error(e))?;
+            crate::yaml::from_multiple::<serde_json::Value>(&text).map_err(|e| {
+                self.error(crate::errors::InputError::yaml(
+                    &path.display().to_string(),
+                    &e,
+                ))
+            })?;
+            let one =
+                Kubeconfig::read_from(&path).map_err(|e| self.error(redact(&e.to_string())))?;
             merged = Some(match merged {
                 None => one,
                 Some(m) => m.merge(one).map_err(|e| self.error(e))?,
@@ -63,23 +75,41 @@ impl KubeAccess {
         merged.ok_or_else(|| self.error("no file named"))
     }
 
-    /// The client configuration the kubeconfig gives; nothing is sent yet.
+    /// The client configuration the kubeconfig gives, its exec plugins made non-interactive
+    /// and bounded; nothing is sent yet.
     pub async fn config(&self) -> Result<kube::Config, KubeError> {
-        let kc = self.read()?;
+        let mut kc = self.read()?;
+        super::exec_plugin::prepare(&mut kc);
         let opts = KubeConfigOptions {
             context: self.context.clone(),
             ..Default::default()
         };
         kube::Config::from_custom_kubeconfig(kc, &opts)
             .await
-            .map_err(|e| self.error(e))
+            .map_err(|e| self.error(redact(&e.to_string())))
     }
 
-    /// A client; nothing is sent yet.
+    /// A client; nothing is sent yet, but an exec plugin has run once (kube runs it when the
+    /// client is built).
     pub async fn client(&self) -> Result<(Client, String), KubeError> {
         let config = self.config().await?;
         let server = shown_url(&config.cluster_url);
-        let client = Client::try_from(config).map_err(|e| self.error(e))?;
+        // kube runs the plugin synchronously here: off the runtime's threads, and bounded even
+        // when this binary is not the runner that bounds the plugin itself.
+        let bound = super::exec_plugin::PLUGIN_TIMEOUT + Duration::from_secs(5);
+        let built = tokio::time::timeout(
+            bound,
+            tokio::task::spawn_blocking(move || Client::try_from(config)),
+        )
+        .await
+        .map_err(|_| {
+            self.error(format!(
+                "building the client did not finish within {}s (an exec credential plugin that does not answer?)",
+                bound.as_secs()
+            ))
+        })?
+        .map_err(|e| self.error(format!("building the client failed: {e}")))?;
+        let client = built.map_err(|e| self.error(describe(&e)))?;
         Ok((client, server))
     }
 
@@ -88,13 +118,42 @@ impl KubeAccess {
         let (client, server) = self.client().await?;
         match tokio::time::timeout(timeout, client.apiserver_version()).await {
             Ok(Ok(v)) => Ok((client, format!("{server} (Kubernetes {})", v.git_version))),
-            Ok(Err(e)) => Err(self.error(format!("the API server at {server} refused: {e}"))),
+            Ok(Err(e)) => Err(self.error(format!(
+                "the API server at {server} refused: {}",
+                describe(&e)
+            ))),
             Err(_) => Err(self.error(format!(
                 "the API server at {server} did not answer within {}s",
                 timeout.as_secs()
             ))),
         }
     }
+}
+
+/// A kube error in words: an exec plugin's failure as the plugin runner put it; anything else
+/// with its causes (kube's own text for a refused connection is `ServiceError: client error
+/// (Connect)`, the cause says `Connection refused`), redacted, since kube's texts can quote a
+/// plugin's output.
+pub fn describe(e: &kube::Error) -> String {
+    let auth = match e {
+        kube::Error::Auth(a) => Some(a),
+        kube::Error::Service(s) => s.downcast_ref::<kube::client::AuthError>(),
+        _ => None,
+    };
+    if let Some(text) = auth.and_then(super::exec_plugin::explain) {
+        return text;
+    }
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        let said = c.to_string();
+        if !text.contains(&said) {
+            text.push_str(": ");
+            text.push_str(&said);
+        }
+        cause = c.source();
+    }
+    redact(&text)
 }
 
 /// The server URL without any `user:password@` part.

@@ -6,6 +6,7 @@
 //! orchestration is tested without Docker or a cluster.
 
 pub mod deployer;
+pub mod exec_plugin;
 pub mod existing;
 pub mod kube;
 pub mod outside;

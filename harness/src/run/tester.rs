@@ -3,6 +3,7 @@
 
 use super::Tester;
 use crate::plan::{CellPlan, SuitePlan};
+use crate::report::redact::redact;
 use crate::report::{CheckReport, Outcome, SuiteReport};
 use k8s_openapi::api::core::v1::{Event, Pod};
 use kube::api::ListParams;
@@ -150,7 +151,7 @@ impl Tester for KubeTester {
                 st.pod_ip.unwrap_or_default()
             );
         }
-        std::fs::write(dir.join("pods.txt"), text).map_err(|e| e.to_string())?;
+        std::fs::write(dir.join("pods.txt"), redact(&text)).map_err(|e| e.to_string())?;
         let events: Api<Event> = Api::all(target.client.clone());
         let mut text = String::new();
         for e in events
@@ -168,7 +169,7 @@ impl Tester for KubeTester {
                 e.message.unwrap_or_default()
             );
         }
-        std::fs::write(dir.join("events.txt"), text).map_err(|e| e.to_string())?;
+        std::fs::write(dir.join("events.txt"), redact(&text)).map_err(|e| e.to_string())?;
         Ok(dir.display().to_string())
     }
 }

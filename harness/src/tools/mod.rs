@@ -48,7 +48,7 @@ pub struct InstallArgs {
     )]
     pub helm_releases_url: String,
     /// Bound on each download.
-    #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "10m", value_parser = crate::cli::args::parse_duration)]
     pub timeout: Duration,
 }
 
@@ -57,6 +57,8 @@ pub struct InstallArgs {
 pub enum ToolsError {
     #[error(transparent)]
     Input(#[from] InputError),
+    #[error(transparent)]
+    Refused(crate::errors::Refused),
     #[error(transparent)]
     Download(#[from] upstream::Error),
     #[error("{0}")]
@@ -263,8 +265,7 @@ fn replace_symlink(target: &Path, link: &Path) -> std::io::Result<()> {
 
 /// Install everything or nothing; returns the lock that was written.
 pub fn install(args: &InstallArgs) -> Result<Lock, ToolsError> {
-    let platform = Platform::host()?;
-    let talos = talos_versions(args)?;
+    let (platform, talos) = checked(args)?;
     let client = Client::new(args.timeout)?;
     let created = !args.dir.exists();
     std::fs::create_dir_all(&args.dir).map_err(io(&args.dir))?;
@@ -275,6 +276,40 @@ pub fn install(args: &InstallArgs) -> Result<Lock, ToolsError> {
         let _ = std::fs::remove_dir(&args.dir);
     }
     result
+}
+
+/// Every flag checked before the first request, every problem reported at once.
+fn checked(args: &InstallArgs) -> Result<(Platform, Vec<TalosVersion>), ToolsError> {
+    let mut problems = Vec::new();
+    let platform = Platform::host().map_err(|e| problems.push(e)).ok();
+    let talos = talos_versions(args).map_err(|e| problems.push(e)).ok();
+    let v = args
+        .helm_version
+        .strip_prefix('v')
+        .unwrap_or(&args.helm_version);
+    if !args.helm_version.starts_with('v') || semver::Version::parse(v).is_err() {
+        problems.push(InputError::MalformedVersion {
+            what: "helm",
+            given: args.helm_version.clone(),
+            why: "it needs v and major.minor.patch, as helm's releases are named".into(),
+            example: "v3.19.0",
+        });
+    }
+    for (flag, url) in [
+        ("--talos-releases-url", &args.talos_releases_url),
+        ("--helm-releases-url", &args.helm_releases_url),
+    ] {
+        if let Err(e) = crate::preflight::http_url(flag, url) {
+            problems.push(e);
+        }
+    }
+    if let Err(e) = crate::preflight::output_dir("--dir", &args.dir) {
+        problems.push(e);
+    }
+    match (platform, talos) {
+        (Some(p), Some(t)) if problems.is_empty() => Ok((p, t)),
+        _ => Err(ToolsError::Refused(crate::errors::Refused(problems))),
+    }
 }
 
 /// Everything is downloaded and verified into a staging directory (removed when dropped)
@@ -358,6 +393,7 @@ pub fn run(command: ToolsCommand) -> Result<crate::run::Verdict, crate::errors::
                 Ok(crate::run::Verdict::Passed)
             }
             Err(ToolsError::Input(e)) => Err(e.into()),
+            Err(ToolsError::Refused(r)) => Err(r.into()),
             Err(e) => Err(crate::errors::RunError::Tool(e.to_string()).into()),
         },
     }

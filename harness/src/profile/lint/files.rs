@@ -228,10 +228,7 @@ pub fn report(args: &LintArgs) -> Result<Report, InputError> {
     let mut parsed = Vec::new();
     for path in &args.files {
         let name = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| InputError::Read {
-            path: path.clone(),
-            source,
-        })?;
+        let text = crate::yaml::read(path)?;
         let docs = documents(&text).map_err(|e| InputError::yaml(&name, &e))?;
         parsed.push((name, docs));
     }

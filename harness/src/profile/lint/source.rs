@@ -171,7 +171,7 @@ fn flatten(node: Node, path: &str, positions: &mut HashMap<String, Position>) ->
 
 /// Every document of a YAML stream, with positions. Empty documents are dropped.
 pub fn documents(text: &str) -> Result<Vec<Document>, serde_saphyr::Error> {
-    let nodes: Vec<Spanned<Node>> = serde_saphyr::from_multiple(text)?;
+    let nodes: Vec<Spanned<Node>> = crate::yaml::from_multiple(text)?;
     Ok(nodes
         .into_iter()
         .filter_map(|n| {
