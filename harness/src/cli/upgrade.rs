@@ -156,10 +156,11 @@ pub async fn run(args: UpgradeArgs) -> Result<Verdict, Error> {
     super::init_logging();
     let mut problems = Vec::new();
     let targets = args.targets(&mut problems);
-    let selection = note(
-        &mut problems,
-        args.select.select(args.cluster.sizes.workers.workers),
-    );
+    let selection = args
+        .select
+        .select(args.cluster.sizes.workers.workers)
+        .map_err(|e| problems.extend(e))
+        .ok();
     if let Some(s) = &selection
         && s.plan.cells.len() != 1
     {
