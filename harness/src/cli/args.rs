@@ -134,7 +134,10 @@ impl SelectArgs {
         let catalog = Catalog::with_dir(self.catalog.profiles_dir.as_deref())
             .map_err(|e| problems.push(e))
             .ok();
-        let options = self.options(nodes, outside).map_err(|e| problems.extend(e)).ok();
+        let options = self
+            .options(nodes, outside)
+            .map_err(|e| problems.extend(e))
+            .ok();
         let spec = MatrixSpec::load(
             self.matrix.as_deref(),
             AxisFlags {
