@@ -134,12 +134,14 @@ pub async fn run(args: E2eArgs) -> Result<Verdict, Error> {
                 deployer.outside_image = o.images.client.to_string();
             }
             deployer.api_wait = !args.cluster.no_api_wait;
-            // The outside client starts from the probe client image, when a cell needs one.
-            let outside_images: Vec<String> = if s.plan.cells.iter().any(outside::needed) {
-                vec![deployer.outside_image.clone()]
-            } else {
-                Vec::new()
-            };
+            // The outside client starts from the probe client image, when a cell needs one; with
+            // the probe images refused (reported above) there is no image to look for yet.
+            let outside_images: Vec<String> =
+                if suite_options.is_some() && s.plan.cells.iter().any(outside::needed) {
+                    vec![deployer.outside_image.clone()]
+                } else {
+                    Vec::new()
+                };
             let docker_problems = preflight::docker_host(&specs, jobs.jobs, &outside_images).await;
             // The nodes share the engine's kernel: ask it, once the engine and image are known good.
             if docker_problems.is_empty()
