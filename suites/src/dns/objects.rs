@@ -7,7 +7,7 @@ use crate::kit::check::Env;
 use crate::kit::workload::{self, HTTP_PORT, HTTP_PORT_NAME, Placement};
 use k8s_openapi::api::core::v1::{
     ContainerPort, HTTPGetAction, Pod, PodDNSConfig, PodDNSConfigOption, Probe as K8sProbe,
-    Service, ServicePort, ServiceSpec,
+    Service, ServiceSpec,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -106,13 +106,7 @@ pub fn backend_spec(cluster_ip: Option<&str>) -> ServiceSpec {
             COMPONENT.to_string(),
             BACKEND.to_string(),
         )])),
-        ports: Some(vec![ServicePort {
-            name: Some(HTTP_PORT_NAME.into()),
-            port: HTTP_PORT,
-            target_port: Some(IntOrString::String(HTTP_PORT_NAME.into())),
-            protocol: Some("TCP".into()),
-            ..ServicePort::default()
-        }]),
+        ports: Some(vec![workload::http_service_port()]),
         ..ServiceSpec::default()
     }
 }

@@ -203,16 +203,21 @@ pub fn echo_service(name: &str, run_labels: &BTreeMap<String, String>, pod_name:
                 LABEL_NAME.to_string(),
                 pod_name.to_string(),
             )])),
-            ports: Some(vec![ServicePort {
-                name: Some(HTTP_PORT_NAME.into()),
-                port: HTTP_PORT,
-                target_port: Some(IntOrString::String(HTTP_PORT_NAME.into())),
-                protocol: Some("TCP".into()),
-                ..ServicePort::default()
-            }]),
+            ports: Some(vec![http_service_port()]),
             ..ServiceSpec::default()
         }),
         ..Service::default()
+    }
+}
+
+/// The Service port every probe target serves: HTTP on the echo container's named port.
+pub fn http_service_port() -> ServicePort {
+    ServicePort {
+        name: Some(HTTP_PORT_NAME.into()),
+        port: HTTP_PORT,
+        target_port: Some(IntOrString::String(HTTP_PORT_NAME.into())),
+        protocol: Some("TCP".into()),
+        ..ServicePort::default()
     }
 }
 
